@@ -1,0 +1,1 @@
+"""Software-defined assets: the nine raw export tables (and, downstream, the analytics built on them)."""

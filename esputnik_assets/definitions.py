@@ -1,0 +1,120 @@
+"""The one map from environment to Definitions: which datasets, which warehouse, which account, which time zone.
+
+Read when Dagster loads the code location (never at import), so tests can build Definitions from a plain dict.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import dagster as dg
+
+from esputnik_assets.assets.raw import GROUP, IO_MANAGER_KEY, build_raw_assets
+from esputnik_assets.contracts import DATASET_NAMES
+from esputnik_assets.schedules import DAILY_JOB, build_daily_schedule
+from esputnik_assets.source.resource import DEFAULT_API_URL, EsputnikResource
+from esputnik_assets.warehouse.io_manager import DuckDBIOManager
+
+DEFAULT_START_DATE = "2026-01-01"
+WAREHOUSES = ("duckdb", "bigquery")
+
+
+class SettingsError(ValueError):
+    """An environment variable with a value this project cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The environment, parsed and checked once."""
+
+    timezone: str = "UTC"
+    start_date: date = date.fromisoformat(DEFAULT_START_DATE)
+    datasets: tuple[str, ...] = DATASET_NAMES
+    warehouse: str = "duckdb"
+    lookback_days: int = 3
+    max_partitions_per_run: int = 31
+    max_requests_per_second: float = 1.0
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> Settings:
+        def get(name: str, default: str) -> str:
+            return _get(env, name, default)
+
+        timezone = get("ESPUTNIK_TIMEZONE", "UTC")
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise SettingsError(f"ESPUTNIK_TIMEZONE={timezone!r} is not an IANA time zone name") from exc
+        datasets = tuple(d.strip() for d in get("ESPUTNIK_DATASETS", ",".join(DATASET_NAMES)).split(",") if d.strip())
+        unknown = sorted(set(datasets) - set(DATASET_NAMES))
+        if unknown or not datasets:
+            raise SettingsError(f"ESPUTNIK_DATASETS names {unknown or 'nothing'}; choose from {', '.join(DATASET_NAMES)}")
+        warehouse = get("ESPUTNIK_WAREHOUSE", "duckdb").lower()
+        if warehouse not in WAREHOUSES:
+            raise SettingsError(f"ESPUTNIK_WAREHOUSE={warehouse!r}: use one of {', '.join(WAREHOUSES)}")
+        try:
+            start = date.fromisoformat(get("ESPUTNIK_START_DATE", DEFAULT_START_DATE))
+            rate = float(get("ESPUTNIK_MAX_REQUESTS_PER_SECOND", "1"))
+            lookback = int(get("ESPUTNIK_LOOKBACK_DAYS", "3"))
+        except ValueError as exc:
+            raise SettingsError(f"bad setting: {exc}") from exc
+        if rate < 0 or lookback < 0:
+            raise SettingsError("ESPUTNIK_MAX_REQUESTS_PER_SECOND and ESPUTNIK_LOOKBACK_DAYS must be >= 0")
+        return cls(
+            timezone=timezone,
+            start_date=start,
+            datasets=tuple(d for d in DATASET_NAMES if d in datasets),
+            warehouse=warehouse,
+            lookback_days=lookback,
+            max_requests_per_second=rate,
+        )
+
+
+def _get(env: Mapping[str, str], name: str, default: str) -> str:
+    return (env.get(name) or default).strip()
+
+
+def build_resources(env: Mapping[str, str], settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """Resources for this environment; the API key stays an EnvVar so its value never lands in config or the UI."""
+    esputnik = EsputnikResource(
+        api_key=dg.EnvVar("ESPUTNIK_API_KEY") if env.get("ESPUTNIK_API_KEY") else None,
+        api_url=_get(env, "ESPUTNIK_API_URL", DEFAULT_API_URL),
+        timezone=settings.timezone,
+        max_requests_per_second=settings.max_requests_per_second,
+    )
+    if settings.warehouse == "bigquery":
+        raise SettingsError("ESPUTNIK_WAREHOUSE=bigquery is not available in this version yet; use duckdb")
+    io_manager = DuckDBIOManager(
+        path=_get(env, "ESPUTNIK_DUCKDB_PATH", "data/warehouse.duckdb"),
+        dataset=_get(env, "ESPUTNIK_DATASET", "esputnik"),
+        timezone=settings.timezone,
+    )
+    return {"esputnik": esputnik, IO_MANAGER_KEY: io_manager}
+
+
+def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
+    settings = Settings.from_environ(env)
+    partitions = dg.DailyPartitionsDefinition(
+        start_date=settings.start_date.isoformat(), timezone=settings.timezone, end_offset=0
+    )
+    backfill = dg.BackfillPolicy.multi_run(max_partitions_per_run=settings.max_partitions_per_run)
+    raw_assets = build_raw_assets(settings.datasets, partitions, backfill)
+    daily_job = dg.define_asset_job(
+        DAILY_JOB, selection=dg.AssetSelection.groups(GROUP), partitions_def=partitions,
+        description="All eSputnik tables for a range of days",
+    )
+    return dg.Definitions(
+        assets=raw_assets,
+        jobs=[daily_job],
+        schedules=[build_daily_schedule(daily_job, settings.timezone, settings.lookback_days, settings.start_date)],
+        resources=build_resources(env, settings),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(os.environ)

@@ -1,0 +1,70 @@
+"""Vectorised, checked parsing of API pages: JSON bytes straight into polars, then strict typed casts."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+
+import polars as pl
+import polars.exceptions as plx
+
+from esputnik_assets.shaping.errors import AnswerFormatError, BadValueError
+
+# Answer date-times: `YYYY-MM-DDTHH:mm:ss`, sometimes with milliseconds.
+ANSWER_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
+
+
+def read_page(body: bytes, dataset: str, answer_schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """Parse one answer page; scalar fields arrive as text so that a wrong type is reported, not coerced."""
+    head = body.lstrip()[:1]
+    if head != b"[":
+        preview = body[:80].decode("utf-8", errors="replace")
+        raise AnswerFormatError(dataset, f"expected '[' but the answer starts with {preview!r}")
+    try:
+        frame = pl.read_json(io.BytesIO(body), schema=dict(answer_schema))
+    except (plx.ComputeError, plx.PolarsError, ValueError) as exc:
+        raise AnswerFormatError(dataset, str(exc).splitlines()[0]) from exc
+    return frame
+
+
+def _first_failure(raw: pl.Series, parsed: pl.Series) -> tuple[object, int] | None:
+    failed = raw.is_not_null() & parsed.is_null()
+    bad = int(failed.sum())
+    if bad == 0:
+        return None
+    return raw.filter(failed)[0], bad
+
+
+def cast_checked(frame: pl.DataFrame, dataset: str, field: str, dtype: pl.DataType, timezone: str) -> pl.Series:
+    """Cast one text column to its contract type; the first value that fails is named in the error."""
+    raw = frame.get_column(field)
+    base = dtype.inner if isinstance(dtype, pl.List) else dtype
+    if isinstance(dtype, pl.List):
+        parsed = raw.cast(pl.List(base), strict=False)
+        exploded_raw, exploded = raw.explode(), parsed.explode()
+        failure = _first_failure(exploded_raw, exploded)
+    elif isinstance(base, pl.Datetime):
+        parsed = parse_local_datetimes(raw, timezone)
+        failure = _first_failure(raw, parsed)
+    else:
+        parsed = raw if base == pl.String() else raw.cast(base, strict=False)
+        failure = _first_failure(raw, parsed)
+    if failure is not None:
+        value, bad_rows = failure
+        raise BadValueError(dataset, field, value, _type_label(dtype, timezone), bad_rows)
+    return parsed.alias(field)
+
+
+def parse_local_datetimes(raw: pl.Series, timezone: str) -> pl.Series:
+    """Naive account-local answer times -> true UTC instants (a time that does not exist locally becomes null)."""
+    naive = raw.str.strptime(pl.Datetime("us"), ANSWER_DATETIME_FORMAT, strict=False)
+    local = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+    return local.dt.convert_time_zone("UTC")
+
+
+def _type_label(dtype: pl.DataType, timezone: str) -> str:
+    if isinstance(dtype, pl.List):
+        return f"list of {_type_label(dtype.inner, timezone)}"
+    if isinstance(dtype, pl.Datetime):
+        return f"date-time YYYY-MM-DDTHH:mm:ss[.fff] in time zone {timezone}"
+    return {pl.Int64(): "integer", pl.Float64(): "number"}.get(dtype, str(dtype))

@@ -1,0 +1,170 @@
+"""Fetch one source for a window, shape every page, and spool each table's rows to a Parquet file in bounded batches.
+
+The spool is what the warehouse loads: DuckDB reads it with read_parquet, BigQuery with a load job; a day is never
+held whole in memory, and nothing reaches a table until the whole read has succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from esputnik_assets.shaping.columns import ShapeContext, TypedPage
+from esputnik_assets.shaping.errors import BadValueError
+from esputnik_assets.source.client import EsputnikClient
+from esputnik_assets.source.errors import EsputnikError
+from esputnik_assets.source.paging import ActivityWindowing, ReadStats, read_activity, read_v1
+from esputnik_assets.source.windows import LocalWindow
+from esputnik_assets.specs import DatasetSpec, Paging, SourceSpec, WriteMode
+
+log = logging.getLogger(__name__)
+
+SEQ_COLUMN = "_seq"  # arrival order: among rows with equal keys the latest read wins
+
+
+@dataclass
+class SpooledDataset:
+    """One table's rows for one read, waiting in a Parquet file for the warehouse."""
+
+    dataset: str
+    path: Path
+    rows: int
+    window: LocalWindow | None  # the local days it replaces (facts), None for a full scan (entities)
+    out_of_window_rows: int = 0
+    read: dict[str, int] = field(default_factory=dict)
+    allow_empty_days: bool = False  # a run may confirm that days which held rows are empty now
+
+    def discard(self) -> None:
+        """Remove the spool file, and its folder once the last table of the read is written."""
+        self.path.unlink(missing_ok=True)
+        try:
+            self.path.parent.rmdir()
+        except OSError:
+            pass
+
+
+class _SpoolWriter:
+    """Buffers shaped pages and writes row groups of about `batch_rows` rows."""
+
+    def __init__(self, path: Path, batch_rows: int) -> None:
+        self.path, self.batch_rows = path, batch_rows
+        self.rows = 0
+        self._buffer: list[pl.DataFrame] = []
+        self._buffered = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._schema: pa.Schema | None = None
+
+    def add(self, frame: pl.DataFrame) -> None:
+        if frame.height == 0:
+            return
+        frame = frame.with_columns(pl.int_range(self.rows, self.rows + frame.height, dtype=pl.Int64).alias(SEQ_COLUMN))
+        self.rows += frame.height
+        self._buffer.append(frame)
+        self._buffered += frame.height
+        if self._buffered >= self.batch_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        table = pl.concat(self._buffer, rechunk=True).to_arrow()
+        if self._writer is None:
+            self._schema = table.schema
+            self._writer = pq.ParquetWriter(self.path, self._schema, compression="zstd")
+        self._writer.write_table(table.cast(self._schema))
+        self._buffer, self._buffered = [], 0
+
+    def close(self) -> None:
+        self.flush()
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _pages(
+    client: EsputnikClient,
+    source: SourceSpec,
+    path: str,
+    window: LocalWindow | None,
+    v1_page_rows: int,
+    windowing: ActivityWindowing,
+    stats: ReadStats,
+) -> Iterator[pl.DataFrame]:
+    if source.paging is Paging.ACTIVITY_CURSOR:
+        assert window is not None, "the activity endpoint is always read for a window"
+        yield from read_activity(client, source.name, path, source.answer_schema, window, windowing, stats)
+        return
+    params = window.query() if (source.date_window and window is not None) else {}
+    variants = source.variants or (("", {}),)
+    for variant, literals in variants:
+        variant_path = path.replace("{type}", variant)
+        for page in read_v1(
+            client, source.name, variant_path, source.answer_schema, page_rows=v1_page_rows, params=params, stats=stats
+        ):
+            yield page.with_columns(pl.lit(v, dtype=pl.String).alias(k) for k, v in literals.items())
+
+
+def _inside(frame: pl.DataFrame, spec: DatasetSpec, bounds: tuple[datetime, datetime]) -> tuple[pl.DataFrame, int]:
+    """Rows whose event time lies in the window; a row with no event time cannot be placed on a day."""
+    column = frame.get_column(spec.partition_column)
+    if column.null_count():
+        raise BadValueError(spec.name, spec.partition_column, None, "date-time (the table is partitioned by it)", column.null_count())
+    start, end = bounds
+    kept = frame.filter((pl.col(spec.partition_column) >= start) & (pl.col(spec.partition_column) < end))
+    return kept, frame.height - kept.height
+
+
+def extract(
+    client: EsputnikClient,
+    source: SourceSpec,
+    datasets: Sequence[DatasetSpec],
+    *,
+    window: LocalWindow | None,
+    timezone: str,
+    spool_dir: Path,
+    path: str | None = None,
+    v1_page_rows: int = 500,
+    windowing: ActivityWindowing | None = None,
+    batch_rows: int = 50_000,
+) -> list[SpooledDataset]:
+    """Read `source` once and spool every requested table it feeds."""
+    if source.date_window and window is None:
+        raise ValueError(f"{source.name} is read by date: a window is required")
+    windowing = windowing or ActivityWindowing()
+    stats = ReadStats()
+    writers = {d.name: _SpoolWriter(spool_dir / f"{d.name}.parquet", batch_rows) for d in datasets}
+    dropped = {d.name: 0 for d in datasets}
+    bounds = window.utc_bounds(timezone) if window is not None else None
+    try:
+        for page in _pages(client, source, path or source.path, window, v1_page_rows, windowing, stats):
+            for spec in datasets:
+                shaped = spec.shape(TypedPage(page, ShapeContext(spec.name, timezone)))
+                if spec.write_mode is WriteMode.REPLACE_DAYS and bounds is not None:
+                    shaped, outside = _inside(shaped, spec, bounds)
+                    dropped[spec.name] += outside
+                writers[spec.name].add(shaped)
+    except EsputnikError as exc:
+        raise type(exc)(f"{', '.join(d.name for d in datasets)}: {exc}") from exc
+    finally:
+        for writer in writers.values():
+            writer.close()
+    for name, count in dropped.items():
+        if count:
+            log.warning("%s: %d row(s) answered for %s lie outside it and were left for their own day", name, count, window)
+    return [
+        SpooledDataset(
+            dataset=spec.name,
+            path=writers[spec.name].path,
+            rows=writers[spec.name].rows,
+            window=window if spec.write_mode is WriteMode.REPLACE_DAYS else None,
+            out_of_window_rows=dropped[spec.name],
+            read=stats.as_metadata(),
+        )
+        for spec in datasets
+    ]

@@ -1,0 +1,99 @@
+"""The eSputnik resource: a live account when an API key is configured, the built-in demo account otherwise."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+import dagster as dg
+from pydantic import Field
+
+from esputnik_assets.source.client import EsputnikClient, RetryPolicy
+from esputnik_assets.source.paging import ActivityWindowing
+from esputnik_assets.specs import SourceSpec
+
+DEFAULT_API_URL = "https://esputnik.com/api"
+DEMO_NOTICE = "demo account (synthetic data served in-process; set ESPUTNIK_API_KEY to read your account)"
+
+
+@dataclass
+class ApiSession:
+    """An open client plus what the run should say about where its data came from."""
+
+    client: EsputnikClient
+    is_demo: bool
+    resource: EsputnikResource
+
+    @property
+    def source_label(self) -> str:
+        return DEMO_NOTICE if self.is_demo else f"eSputnik account at {self.client.base_url}"
+
+
+class EsputnikResource(dg.ConfigurableResource):
+    """Connection settings for eSputnik's API. Leave api_key unset to use the demo account."""
+
+    api_key: str | None = Field(default=None, description="API key (ESPUTNIK_API_KEY); unset = demo account")
+    api_url: str = Field(default=DEFAULT_API_URL, description="Base URL; paths /v1/..., /v2/... below it")
+    timezone: str = Field(default="UTC", description="The account's IANA time zone (ESPUTNIK_TIMEZONE)")
+    max_requests_per_second: float = Field(default=1.0, description="Pacing of API calls; 0 = no pacing")
+    connect_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 120.0
+    max_attempts: int = Field(default=6, description="Attempts per request on 429/5xx/connection errors")
+    max_total_retry_wait_seconds: float = 900.0
+    endpoint_paths: dict[str, str] = Field(
+        default_factory=dict,
+        description="Path per source for this account, e.g. {'orders': '/v1/orders'}; assumed endpoints may differ",
+    )
+    activity_max_window_hours: float = Field(default=24.0, description="Longest activity window (the API misbehaves past a day)")
+    activity_window_row_limit: int = Field(default=50_000, description="Rows after which an activity window is split")
+    demo_contacts: int = 2_000
+    demo_activities_per_day: int = 5_000
+    demo_orders_per_day: int = 120
+    demo_events_per_day: int = 1_500
+
+    def path_for(self, source: SourceSpec) -> str:
+        return self.endpoint_paths.get(source.name, source.path)
+
+    def windowing(self) -> ActivityWindowing:
+        hours = min(24.0, self.activity_max_window_hours)
+        return ActivityWindowing(max_window=timedelta(hours=hours), window_row_limit=self.activity_window_row_limit)
+
+    def _client(self, base_url: str, api_key: str, requests_per_second: float) -> EsputnikClient:
+        return EsputnikClient(
+            base_url,
+            api_key,
+            requests_per_second=requests_per_second,
+            connect_timeout=self.connect_timeout_seconds,
+            read_timeout=self.read_timeout_seconds,
+            retry=RetryPolicy(max_attempts=self.max_attempts, max_total_wait=self.max_total_retry_wait_seconds),
+        )
+
+    @contextlib.contextmanager
+    def open(self, log: logging.Logger | None = None) -> Iterator[ApiSession]:
+        """A client for the configured account, or for a demo server started for the duration of the block."""
+        log = log or logging.getLogger(__name__)
+        if self.api_key:
+            client = self._client(self.api_url, self.api_key, self.max_requests_per_second)
+            try:
+                yield ApiSession(client, False, self)
+            finally:
+                client.close()
+            return
+        from esputnik_assets.demo import DemoAccount, DemoServer  # the demo is only loaded when it is used
+
+        account = DemoAccount(
+            contacts=self.demo_contacts,
+            activities_per_day=self.demo_activities_per_day,
+            orders_per_day=self.demo_orders_per_day,
+            events_per_day=self.demo_events_per_day,
+        )
+        with DemoServer(account) as server:
+            log.warning("ESPUTNIK_API_KEY is not set: reading the built-in %s at %s", DEMO_NOTICE, server.url)
+            client = self._client(server.url, server.api_key, 0.0)
+            try:
+                yield ApiSession(client, True, self)
+            finally:
+                client.close()

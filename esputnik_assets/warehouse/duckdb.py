@@ -1,0 +1,206 @@
+"""The embedded warehouse: a DuckDB file, tables in schema `esputnik` named after the datasets.
+
+Every write is one transaction: a replaced day is deleted and re-inserted together, an upsert deletes the keys it
+brings and inserts them together, so a failure half-way leaves the table exactly as it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from esputnik_assets.contracts import Column, DatasetContract
+from esputnik_assets.source.extract import SEQ_COLUMN, SpooledDataset
+from esputnik_assets.specs import DatasetSpec
+from esputnik_assets.warehouse.base import (
+    DayBounds,
+    SchemaConflictError,
+    WarehouseError,
+    WriteResult,
+    check_empty_days,
+)
+from esputnik_assets.warehouse.sql import column_list, latest_per_key, quote, same_key
+
+_TYPES = {"int": "BIGINT", "string": "VARCHAR", "float": "DOUBLE", "timestamp": "TIMESTAMP WITH TIME ZONE", "json": "JSON"}
+
+
+def duckdb_type(column: Column) -> str:
+    base = _TYPES[column.type]
+    return f"{base}[]" if column.repeated else base
+
+
+class DuckDBWarehouse:
+    """Writes spooled reads into a DuckDB file; one short connection per operation so parallel steps can share it."""
+
+    def __init__(self, path: str, schema: str = "esputnik", *, lock_timeout: float = 300.0, memory_limit: str = "1GB"):
+        self.path, self.schema = path, schema
+        self.lock_timeout, self.memory_limit = lock_timeout, memory_limit
+
+    def table(self, name: str) -> str:
+        return f"{quote(self.schema)}.{quote(name)}"
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection, waiting while another process holds the file's write lock."""
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                con = duckdb.connect(self.path)
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.05, 0.5))
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            con.execute(f"SET memory_limit = '{self.memory_limit}'")
+            yield con
+        finally:
+            con.close()
+
+    # -- schema -------------------------------------------------------------------------------------------------
+
+    def ensure_table(self, con: duckdb.DuckDBPyConnection, contract: DatasetContract) -> None:
+        """Create the schema and table on first use; add contract columns that are new; refuse a changed type."""
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
+        columns = ", ".join(f"{quote(c.name)} {duckdb_type(c)}" for c in contract.columns)
+        con.execute(f"CREATE TABLE IF NOT EXISTS {self.table(contract.name)} ({columns})")
+        existing = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ?",
+                [self.schema, contract.name],
+            ).fetchall()
+        )
+        for column in contract.columns:
+            wanted = duckdb_type(column)
+            found = existing.get(column.name)
+            if found is None:
+                con.execute(f"ALTER TABLE {self.table(contract.name)} ADD COLUMN {quote(column.name)} {wanted}")
+            elif found.upper() != wanted:
+                raise SchemaConflictError(
+                    f"{contract.name}.{column.name} is {found} in {self.path} but the contract says {wanted}; "
+                    "the table was not changed (migrate it by hand)"
+                )
+
+    # -- writes -------------------------------------------------------------------------------------------------
+
+    def replace_days(
+        self,
+        spec: DatasetSpec,
+        contract: DatasetContract,
+        spooled: SpooledDataset,
+        days: Sequence[DayBounds],
+        allow_empty_days: bool,
+    ) -> WriteResult:
+        """Swap whole local days of a fact table in one transaction: readers see the old days or the new ones."""
+        column = quote(spec.partition_column)
+        start, end = days[0].start, days[-1].end
+        with self.connect() as con:
+            self.ensure_table(con, contract)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                old = self._day_counts(con, self.table(contract.name), column, days, [])
+                new = self._day_counts(con, "read_parquet(?)", column, days, [str(spooled.path)]) if spooled.rows else {}
+                if not allow_empty_days:
+                    check_empty_days(contract.name, days, old, new)
+                replaced = self._delete_days(con, contract, column, start, end)
+                written = self._insert_latest(con, spec, contract, spooled) if spooled.rows else 0
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return WriteResult(
+            rows_staged=spooled.rows,
+            rows_written=written,
+            duplicates_dropped=spooled.rows - written,
+            rows_replaced=replaced,
+        )
+
+    def _day_counts(
+        self, con: duckdb.DuckDBPyConnection, relation: str, column: str, days: Sequence[DayBounds], params: list
+    ) -> dict[int, int]:
+        rows = con.execute(
+            f"SELECT d.i, count(*) FROM {relation} AS t "
+            "JOIN (SELECT unnest(?) AS s, unnest(?) AS e, unnest(?) AS i) AS d "
+            f"ON t.{column} >= d.s AND t.{column} < d.e GROUP BY d.i",
+            [*params, [d.start for d in days], [d.end for d in days], list(range(len(days)))],
+        ).fetchall()
+        return {int(i): int(n) for i, n in rows}
+
+    def _delete_days(
+        self, con: duckdb.DuckDBPyConnection, contract: DatasetContract, column: str, start: datetime, end: datetime
+    ) -> int:
+        return con.execute(
+            f"DELETE FROM {self.table(contract.name)} WHERE {column} >= ? AND {column} < ?", [start, end]
+        ).fetchone()[0]
+
+    def _insert_latest(
+        self, con: duckdb.DuckDBPyConnection, spec: DatasetSpec, contract: DatasetContract, spooled: SpooledDataset
+    ) -> int:
+        names = column_list(contract.column_names)
+        return con.execute(
+            f"INSERT INTO {self.table(contract.name)} ({names}) SELECT {names} FROM read_parquet(?) "
+            f"{latest_per_key(spec.key, SEQ_COLUMN)}",
+            [str(spooled.path)],
+        ).fetchone()[0]
+
+    def upsert(self, spec: DatasetSpec, contract: DatasetContract, spooled: SpooledDataset) -> WriteResult:
+        """Current state by key: rows whose key exists replace it, the rest are added; one transaction."""
+        if spooled.rows == 0:
+            with self.connect() as con:
+                self.ensure_table(con, contract)
+            return WriteResult(0, 0, 0)
+        target, names = self.table(contract.name), column_list(contract.column_names)
+        with self.connect() as con:
+            self.ensure_table(con, contract)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(
+                    f"CREATE TEMP TABLE fresh AS SELECT {names} FROM read_parquet(?) {latest_per_key(spec.key, SEQ_COLUMN)}",
+                    [str(spooled.path)],
+                )
+                matched = f"EXISTS (SELECT 1 FROM fresh WHERE {same_key('fresh', 't', spec.key)})"
+                updated = con.execute(f"DELETE FROM {target} AS t WHERE {matched}").fetchone()[0]
+                written = self._insert_fresh(con, target, names)
+                con.execute("DROP TABLE fresh")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return WriteResult(
+            rows_staged=spooled.rows,
+            rows_written=written,
+            duplicates_dropped=spooled.rows - written,
+            rows_updated=updated,
+            rows_inserted=written - updated,
+        )
+
+    def _insert_fresh(self, con: duckdb.DuckDBPyConnection, target: str, names: str) -> int:
+        return con.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM fresh").fetchone()[0]
+
+    # -- reads --------------------------------------------------------------------------------------------------
+
+    def read(
+        self, contract: DatasetContract, column: str | None, bounds: tuple[datetime, datetime] | None
+    ) -> pl.DataFrame:
+        """Rows of a table (within UTC bounds on its event time), typed exactly as the contract says."""
+        query = f"SELECT {column_list(contract.column_names)} FROM {self.table(contract.name)}"
+        params: list = []
+        if column is not None and bounds is not None:
+            query += f" WHERE {quote(column)} >= ? AND {quote(column)} < ?"
+            params = list(bounds)
+        with self.connect() as con:
+            self.ensure_table(con, contract)
+            frame = pl.from_arrow(con.sql(query, params=params).to_arrow_table())
+        if not isinstance(frame, pl.DataFrame):
+            raise WarehouseError(f"{contract.name}: unexpected read result")
+        return frame.cast(dict(contract.polars_schema))

@@ -189,7 +189,7 @@ class DemoAccount:
     def rows(self, dataset: str, day: date | None = None) -> pl.DataFrame:
         """Answer rows of a dataset (API field names; datetimes as the answer's text); a fact dataset needs a day."""
         if dataset in ENTITY_DATASETS:
-            frame = self._cached(dataset, None, getattr(self, f"_build_{dataset}"))
+            frame = self.entity_frame(dataset)
         elif dataset in FACT_DATASETS:
             if day is None:
                 raise ValueError(f"{dataset} is a day fact: pass a day")
@@ -288,7 +288,8 @@ class DemoAccount:
             pl.when("_has_email").then("_status").alias("emailStatus"),
             api_datetime(pl.col("_last_sent")).alias("lastSentDate"),
             api_datetime(pl.col("_last_sent") + 2000).alias("lastReceivedDate"),
-            api_datetime(pl.when(pl.col("totalViewed") > 0).then(pl.col("_last_sent") + 250_250)).alias("lastViewedDate"),
+            api_datetime(pl.when(pl.col("totalViewed") > 0).then(pl.col("_last_sent") + 250_250))
+            .alias("lastViewedDate"),
             api_datetime(
                 pl.when((pl.col("totalClicked") > 0) & pl.col("_clicked_seen")).then(pl.col("_last_sent") + 300_000)
             ).alias("lastClickedDate"),
@@ -397,7 +398,8 @@ class DemoAccount:
         frame = pl.DataFrame({
             "deviceId": pl.Series(np.frombuffer(rng.bytes(8 * n).hex().encode(), dtype="S16")).cast(pl.String),
             "contactId": who["id"] if who is not None else pl.Series([None] * n, dtype=pl.Int64),
-            "externalCustomerId": who["externalCustomerId"] if who is not None else pl.Series([None] * n, dtype=pl.String),
+            "externalCustomerId": (
+                who["externalCustomerId"] if who is not None else pl.Series([None] * n, dtype=pl.String)),
             "appId": _pick([42, 43, 77], rng.integers(0, 3, n)),
             "appVersion": _pick(["5.3.1", "5.4.0", "6.0.0-beta"], rng.integers(0, 3, n)),
             "category": _pick(["phone", "tablet"], (rng.random(n) < 0.15).astype(np.int64)),
@@ -414,7 +416,8 @@ class DemoAccount:
             pl.when("_ios").then(pl.lit("IOS")).otherwise(pl.lit("ANDROID")).alias("os"),
             pl.when("_ios").then(pl.lit("17.5")).otherwise(pl.lit("15")).alias("osVersion"),
             "locale",
-            pl.when("_ios").then(pl.format("apns:{}", "_token")).otherwise(pl.format("fcm:{}", "_token")).alias("token"),
+            pl.when("_ios").then(pl.format("apns:{}", "_token")).otherwise(pl.format("fcm:{}", "_token"))
+            .alias("token"),
             "timeZone",
         ).sort("deviceId")
 
@@ -641,9 +644,10 @@ class DemoAccount:
         activities = self.day_frame("contactActivities", day)
         rng = self._rng(S_REVENUE, day.toordinal())
         credited = orders.filter(pl.Series(rng.random(orders.height) < 0.4))
-        candidates = activities.filter(pl.col("mediaType").is_in(REVENUE_MEDIA) & (pl.col("activityStatus") == "CLICKED"))
+        creditable = pl.col("mediaType").is_in(REVENUE_MEDIA)
+        candidates = activities.filter(creditable & (pl.col("activityStatus") == "CLICKED"))
         if candidates.height == 0:
-            candidates = activities.filter(pl.col("mediaType").is_in(REVENUE_MEDIA))
+            candidates = activities.filter(creditable)
         if candidates.height == 0:
             credited = credited.head(0)
         # Credit an activity that happened before the order where there is one.

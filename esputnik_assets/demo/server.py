@@ -157,7 +157,9 @@ class DemoServer:
         self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="esputnik-demo", daemon=True)
+        # A short poll interval keeps stop() fast: tests start and stop many servers.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), name="esputnik-demo", daemon=True)
         self._thread.start()
         return self
 
@@ -297,6 +299,8 @@ class DemoServer:
             int(np.searchsorted(p["offset"].to_numpy(), cursor, "right")) for p in parts)
         if cursor is not None and served >= self.faults.activity_cursor_depth:
             return _json(pl.DataFrame())  # quirk: the live cursor gives up deep into a window
+        if served >= sum(p.height for p in parts):
+            return _json(pl.DataFrame())  # nothing new: never repeat rows then, or a reader would loop forever
         first = served - self._repeat(query, served, rows)
         return _json(_slice_parts(parts, first, rows))
 

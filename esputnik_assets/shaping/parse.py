@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from collections.abc import Mapping
 
 import polars as pl
@@ -56,10 +57,20 @@ def cast_checked(frame: pl.DataFrame, dataset: str, field: str, dtype: pl.DataTy
 
 
 def parse_local_datetimes(raw: pl.Series, timezone: str) -> pl.Series:
-    """Naive account-local answer times -> true UTC instants (a time that does not exist locally becomes null)."""
+    """Naive account-local answer times -> true UTC instants, read as Python's zoneinfo reads them (PEP 495, fold=0).
+
+    A repeated hour (clocks going back) is its first occurrence; a skipped hour (clocks going forward) keeps the
+    offset from before the jump, so 03:30 on a spring-forward night is 04:30 on the new clock.
+    """
     naive = raw.str.strptime(pl.Datetime("us"), ANSWER_DATETIME_FORMAT, strict=False)
-    local = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
-    return local.dt.convert_time_zone("UTC")
+    local = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.convert_time_zone("UTC")
+    skipped = local.is_null() & naive.is_not_null()
+    if not skipped.any():
+        return local
+    before_jump = (naive - timedelta(hours=3)).dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+    offset = before_jump.dt.base_utc_offset() + before_jump.dt.dst_offset()
+    shifted = (naive - offset).dt.replace_time_zone("UTC")
+    return pl.select(pl.when(skipped).then(shifted).otherwise(local)).to_series().alias(raw.name)
 
 
 def _type_label(dtype: pl.DataType, timezone: str) -> str:

@@ -1,0 +1,89 @@
+"""A loopback HTTP server whose answers a test scripts, for the ugly cases a real account produces now and then."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes | list | str = b"[]"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class Seen:
+    path: str
+    query: dict[str, str]
+    password: str | None
+
+
+class ScriptedServer:
+    """Answers each GET with `script(seen_request)`; records every request."""
+
+    def __init__(self, script: Callable[[Seen], Reply]) -> None:
+        self.script, self.seen = script, []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                url = urlsplit(self.path)
+                auth = self.headers.get("Authorization", "")
+                password = base64.b64decode(auth[6:]).decode().split(":", 1)[1] if auth.startswith("Basic ") else None
+                seen = Seen(url.path, dict(parse_qsl(url.query)), password)
+                owner.seen.append(seen)
+                reply = owner.script(seen)
+                if reply.delay:
+                    time.sleep(reply.delay)
+                body = reply.body
+                if isinstance(body, list):
+                    body = json.dumps(body).encode()
+                elif isinstance(body, str):
+                    body = body.encode()
+                try:
+                    self.send_response(reply.status)
+                    for k, v in reply.headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/api"
+
+    def __enter__(self) -> ScriptedServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def sequence(*replies: Reply) -> Callable[[Seen], Reply]:
+    """Replies in order; the last one repeats."""
+    queue = list(replies)
+
+    def script(_: Seen) -> Reply:
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    return script

@@ -1,0 +1,218 @@
+"""The nine assets, materialized from the demo account's server into a real DuckDB file, checked against its truth."""
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import polars as pl
+import pytest
+
+from esputnik_assets.contracts import DATASET_NAMES, load_contracts
+from esputnik_assets.specs import DATASETS, WriteMode
+from esputnik_assets.warehouse.duckdb import DuckDBWarehouse, duckdb_type
+from esputnik_assets_tests.conftest import TIMEZONE, Pipeline, failure_text
+from esputnik_assets_tests.scripted_server import Reply, ScriptedServer
+
+DAYS = [date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)]
+FACTS = [d for d, s in DATASETS.items() if s.write_mode is WriteMode.REPLACE_DAYS]
+ENTITIES = [d for d, s in DATASETS.items() if s.write_mode is WriteMode.UPSERT]
+
+
+def local_day_counts(frame: pl.DataFrame, column: str) -> dict[date, int]:
+    days = frame.get_column(column).dt.convert_time_zone(TIMEZONE).dt.date()
+    return dict(days.value_counts().iter_rows())
+
+
+def sorted_table(pipeline: Pipeline, dataset: str) -> pl.DataFrame:
+    frame = pipeline.table(dataset)
+    return frame.sort(frame.columns, nulls_last=True)
+
+
+def test_nine_tables_with_the_exact_schema_and_the_accounts_rows(pipeline, account):
+    result = pipeline.run("2026-11-20", "2026-11-22")
+    assert result.success
+    with pipeline.warehouse.connect() as con:
+        for name in DATASET_NAMES:
+            found = con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'esputnik' "
+                "AND table_name = ? ORDER BY ordinal_position",
+                [name],
+            ).fetchall()
+            contract = load_contracts()[name]
+            assert found == [(c.name, duckdb_type(c)) for c in contract.columns], name
+    for name in FACTS:
+        frame = pipeline.table(name)
+        assert frame.schema == load_contracts()[name].polars_schema
+        expected = {day: account.expected_count(name, day) for day in DAYS}
+        assert local_day_counts(frame, DATASETS[name].partition_column) == expected, name
+    for name in ENTITIES:
+        frame = pipeline.table(name)
+        assert frame.height == account.expected_count(name, None), name
+        key = [k for k in DATASETS[name].key]
+        assert frame.select(key).is_duplicated().sum() == 0
+
+
+def test_values_match_the_contract_mapping(pipeline, account):
+    pipeline.run("2026-11-21")
+    activities = pipeline.table("contactActivities")
+    assert "READ" not in activities["activityStatus"].to_list()
+    assert (activities["activity"] == activities["activityStatus"]).all()
+    assert (activities["started"] == activities["activityDateTime"]).all()
+    assert set(activities["campaignType"].unique()) <= {"IM", "Group"}
+    assert (activities.filter(pl.col("broadcastId").is_null())["campaignType"] == "IM").all()
+    orders = pipeline.table("orders")
+    assert not set(orders["Status"].unique()) & {"IN_PROGRESS", "CANCELLED"}
+    raw_orders = account.rows("orders", date(2026, 11, 21))
+    order_one = raw_orders.row(0, named=True)
+    stored = orders.filter(pl.col("orderId") == int(order_one["orderId"])).row(0, named=True)
+    assert stored["totalCost"] == pytest.approx(float(order_one["totalCost"]))
+    local = datetime.fromisoformat(order_one["date"]).replace(tzinfo=ZoneInfo(TIMEZONE))
+    assert stored["orderDate"] == local.astimezone(ZoneInfo("UTC"))
+    events = pipeline.table("events")
+    assert events["paramsJson"].map_elements(lambda s: len(__import__("json").loads(s)) <= 50, return_dtype=pl.Boolean).all()
+
+
+def test_rerunning_a_day_is_idempotent(pipeline):
+    pipeline.run("2026-11-20", "2026-11-21")
+    before = {name: sorted_table(pipeline, name) for name in DATASET_NAMES}
+    pipeline.run("2026-11-21")
+    pipeline.run("2026-11-20", "2026-11-21")
+    for name in DATASET_NAMES:
+        assert sorted_table(pipeline, name).equals(before[name]), name
+
+
+def test_revenue_and_entities_changed_by_esputnik_are_updated_not_duplicated(pipeline, account):
+    pipeline.run("2026-11-20")
+    revenue_before, contacts_before = pipeline.table("revenue"), pipeline.table("contacts")
+    account.revision = 1
+    result = pipeline.run("2026-11-20")
+    revenue_after, contacts_after = pipeline.table("revenue"), pipeline.table("contacts")
+    assert revenue_after.height == revenue_before.height == account.expected_count("revenue", date(2026, 11, 20))
+    changed = revenue_before.join(revenue_after, on=["orderId", "messageInstanceId"], suffix="_new").filter(
+        pl.col("totalCost") != pl.col("totalCost_new")
+    )
+    assert changed.height > 0
+    truth = account.rows("revenue", date(2026, 11, 20)).select(
+        pl.col("orderId").cast(pl.Int64), pl.col("totalCost").cast(pl.Float64)
+    )
+    assert sorted(revenue_after.select("orderId", "totalCost").rows()) == sorted(truth.rows())
+    assert contacts_after.height == contacts_before.height
+    assert not contacts_after.sort("contactId").equals(contacts_before.sort("contactId"))
+    meta = {e.asset_key.path[-1]: e.event_specific_data.materialization.metadata for e in result.get_asset_materialization_events()}
+    assert meta["contacts"]["rows_updated"].value == contacts_before.height
+    assert meta["revenue"]["rows_replaced"].value == revenue_before.height
+
+
+def test_a_failure_half_way_through_a_write_leaves_the_day_as_it_was(pipeline, account, monkeypatch):
+    pipeline.run("2026-11-20", "2026-11-21")
+    before = sorted_table(pipeline, "orders")
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full (injected after the delete)")
+
+    monkeypatch.setattr(DuckDBWarehouse, "_insert_latest", crash)
+    account.revision = 2
+    result = pipeline.run("2026-11-21", raise_on_error=False, selection=["orders"])
+    assert not result.success
+    assert sorted_table(pipeline, "orders").equals(before)
+
+
+def test_a_failed_upsert_leaves_the_entities_as_they_were(pipeline, account, monkeypatch):
+    pipeline.run("2026-11-20", selection=["contacts"])
+    before = sorted_table(pipeline, "contacts")
+    monkeypatch.setattr(DuckDBWarehouse, "_insert_fresh", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    account.revision = 3
+    assert not pipeline.run("2026-11-20", raise_on_error=False, selection=["contacts"]).success
+    assert sorted_table(pipeline, "contacts").equals(before)
+
+
+def empty_events_server():
+    def script(seen):
+        return Reply(body=[])
+
+    return ScriptedServer(script)
+
+
+def test_an_empty_answer_for_a_day_that_held_rows_is_refused_unless_confirmed(pipeline, tmp_path):
+    pipeline.run("2026-11-20", selection=["events"])
+    held = pipeline.table("events").height
+    with empty_events_server() as server:
+        empty = Pipeline(server.url, "k", pipeline.duckdb_path)
+        result = empty.run("2026-11-20", raise_on_error=False, selection=["events"])
+        assert not result.success
+        assert "no rows for 2026-11-20" in failure_text(result) and "allow_empty_days" in failure_text(result)
+        assert pipeline.table("events").height == held
+        confirmed = empty.run(
+            "2026-11-20", selection=["events"], run_config={"ops": {"esputnik_events": {"config": {"allow_empty_days": True}}}}
+        )
+        assert confirmed.success and pipeline.table("events").height == 0
+
+
+def test_bad_rows_fail_the_run_naming_dataset_field_and_value(tmp_path):
+    bad = [{"orderId": 1, "date": "2026-11-20T10:00:00", "totalCost": "12,5", "items": []}]
+    with ScriptedServer(lambda seen: Reply(body=bad)) as server:
+        result = Pipeline(server.url, "k", tmp_path / "w.duckdb").run("2026-11-20", raise_on_error=False, selection=["orders"])
+    message = failure_text(result)
+    assert "orders: field 'totalCost' has value '12,5'" in message
+
+
+def test_an_assumed_endpoint_missing_on_the_account_says_how_to_switch_it_off(tmp_path):
+    with ScriptedServer(lambda seen: Reply(404, "Not Found")) as server:
+        result = Pipeline(server.url, "k", tmp_path / "w.duckdb").run("2026-11-20", raise_on_error=False, selection=["devices"])
+    message = failure_text(result)
+    assert "devices" in message and "ESPUTNIK_DATASETS" in message and "endpoint_paths" in message
+
+
+def test_endpoint_paths_are_configurable(demo_server, tmp_path):
+    seen = []
+
+    def proxy(request):
+        seen.append(request.path)
+        return Reply(body=[{"deviceId": "d1", "contactId": 1}])
+
+    with ScriptedServer(proxy) as server:
+        result = Pipeline(server.url, "k", tmp_path / "w.duckdb").run(
+            "2026-11-20", selection=["devices"], endpoint_paths={"devices": "/v2/mobile/devices"}
+        )
+    assert result.success and seen == ["/api/v2/mobile/devices"]
+
+
+def test_rows_outside_the_asked_window_are_counted_and_left_for_their_day(tmp_path):
+    rows = [{"eventId": 1, "occurred": "2026-11-20T12:00:00"}, {"eventId": 2, "occurred": "2026-11-21T00:00:00"}]
+    with ScriptedServer(lambda seen: Reply(body=rows)) as server:
+        pipe = Pipeline(server.url, "k", tmp_path / "w.duckdb")
+        result = pipe.run("2026-11-20", selection=["events"])
+    [event] = result.get_asset_materialization_events()
+    assert event.event_specific_data.materialization.metadata["out_of_window_rows"].value == 1
+    assert pipe.table("events")["eventId"].to_list() == [1]
+
+
+def test_without_a_key_the_built_in_demo_account_is_used_and_said(tmp_path):
+    pipe = Pipeline("https://unused.invalid/api", None, tmp_path / "w.duckdb")
+    result = pipe.run("2026-11-20", selection=["broadcasts", "orders"])
+    sources = {e.event_specific_data.materialization.metadata["source"].value for e in result.get_asset_materialization_events()}
+    assert len(sources) == 1 and sources.pop().startswith("demo account")
+    assert pipe.table("orders").height > 0
+
+
+def test_the_api_key_never_reaches_metadata_or_logs(pipeline, demo_server):
+    result = pipeline.run("2026-11-20", selection=["orders", "contacts"])
+    for event in result.all_events:
+        assert demo_server.api_key not in str(event), event.event_type_value
+
+
+def test_a_multi_day_backfill_reads_each_entity_once(pipeline, demo_server):
+    pipeline.run("2026-11-01", "2026-11-22", selection=["contacts", "orders"])
+    contact_pages = demo_server.requests_served("/v1/contacts")
+    order_pages = demo_server.requests_served("/v1/orders")
+    assert contact_pages == 300 // 500 + 1
+    assert order_pages == (22 * 40) // 500 + 1
+
+
+@pytest.mark.parametrize("day", ["2026-10-25", "2026-03-29"])
+def test_daylight_saving_days_have_their_23_or_25_hours(pipeline, account, day):
+    pipeline.run(day, selection=["contactActivities"])
+    local = date.fromisoformat(day)
+    frame = pipeline.table("contactActivities")
+    assert local_day_counts(frame, "activityDateTime") == {local: account.expected_count("contactActivities", local)}
+    hours = (frame["activityDateTime"].max() - frame["activityDateTime"].min()) / timedelta(hours=1)
+    assert hours > 20

@@ -1,0 +1,113 @@
+"""The whole Definitions object, as Dagster loads it, from placeholder environments; and the CLI a user types."""
+
+import os
+import subprocess
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import duckdb
+import pytest
+
+from esputnik_assets.contracts import DATASET_NAMES
+from esputnik_assets.definitions import Settings, SettingsError, build_definitions
+from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG, daily_range
+
+PLACEHOLDERS = {
+    "ESPUTNIK_API_KEY": "placeholder-key",
+    "ESPUTNIK_API_URL": "https://esputnik.example/api",
+    "ESPUTNIK_TIMEZONE": "Europe/Kyiv",
+    "ESPUTNIK_START_DATE": "2025-06-01",
+    "ESPUTNIK_DUCKDB_PATH": "/tmp/placeholder.duckdb",
+}
+BIN = Path(sys.executable).parent
+
+
+def test_definitions_load_with_placeholder_env():
+    defs = build_definitions(PLACEHOLDERS)
+    specs = {spec.key: spec for spec in defs.resolve_all_asset_specs()}
+    assert set(specs) == {dg.AssetKey(["esputnik", name]) for name in DATASET_NAMES}
+    for key, spec in specs.items():
+        assert spec.group_name == "esputnik"
+        assert spec.description and "Source: GET /v" in spec.description
+        schema = spec.metadata["dagster/column_schema"]
+        assert len(schema.columns) > 0 and all(c.description for c in schema.columns)
+        partitions = spec.partitions_def
+        assert isinstance(partitions, dg.DailyPartitionsDefinition) and partitions.timezone == "Europe/Kyiv"
+        assert partitions.start == datetime(2025, 6, 1, tzinfo=ZoneInfo("Europe/Kyiv"))
+    schedule = defs.resolve_schedule_def("esputnik_daily_schedule")
+    assert schedule.execution_timezone == "Europe/Kyiv"
+    assert defs.resolve_job_def("esputnik_daily")
+
+
+def test_the_api_key_stays_an_env_var_in_config():
+    resource = build_definitions(PLACEHOLDERS).resources["esputnik"]
+    assert isinstance(resource.api_key, dg.EnvVar) and resource.api_key.env_var_name == "ESPUTNIK_API_KEY"
+    assert build_definitions({}).resources["esputnik"].api_key is None  # no key: the demo account
+
+
+def test_a_subset_of_datasets_builds_only_their_sources():
+    defs = build_definitions({"ESPUTNIK_DATASETS": "orderItems, contacts"})
+    keys = {spec.key.path[-1] for spec in defs.resolve_all_asset_specs()}
+    assert keys == {"orderItems", "contacts"}
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"ESPUTNIK_TIMEZONE": "Mars/Olympus"}, "not an IANA time zone"),
+        ({"ESPUTNIK_DATASETS": "orders,clicks"}, "clicks"),
+        ({"ESPUTNIK_WAREHOUSE": "snowflake"}, "duckdb, bigquery"),
+        ({"ESPUTNIK_MAX_REQUESTS_PER_SECOND": "-1"}, ">= 0"),
+        ({"ESPUTNIK_START_DATE": "yesterday"}, "bad setting"),
+    ],
+)
+def test_bad_settings_are_named(env, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_environ(env)
+
+
+def test_the_schedule_asks_for_yesterday_and_a_lookback_in_the_accounts_time_zone():
+    # 00:30 in Kyiv on the 25th is still the 24th in UTC: the account's day decides
+    now = datetime(2026, 11, 25, 0, 30, tzinfo=ZoneInfo("Europe/Kyiv"))
+    assert daily_range(now, "Europe/Kyiv", 3, date(2026, 1, 1)) == (date(2026, 11, 21), date(2026, 11, 24))
+    assert daily_range(now, "Europe/Kyiv", 3, date(2026, 11, 23)) == (date(2026, 11, 23), date(2026, 11, 24))
+    assert daily_range(now, "Europe/Kyiv", 3, date(2026, 11, 25)) is None
+
+    defs = build_definitions(PLACEHOLDERS | {"ESPUTNIK_LOOKBACK_DAYS": "2"})
+    schedule = defs.resolve_schedule_def("esputnik_daily_schedule")
+    with dg.build_schedule_context(scheduled_execution_time=now) as context:
+        [request] = schedule.evaluate_tick(context).run_requests
+    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-11-22", "2026-11-24")
+
+
+def _cli(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ESPUTNIK_")}
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    return subprocess.run(
+        [str(BIN / "dagster"), *args], cwd=tmp_path, env=clean | {"DAGSTER_HOME": str(home)} | env,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_dagster_definitions_validate_is_clean(tmp_path):
+    result = _cli(["definitions", "validate", "-m", "esputnik_assets"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "All code locations passed validation" in result.stderr + result.stdout
+
+
+def test_the_cli_materializes_the_nine_tables_for_a_day(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    args = ["asset", "materialize", "-m", "esputnik_assets", "--select", "group:esputnik", "--partition", "2026-11-20"]
+    result = _cli(args, tmp_path, ESPUTNIK_DUCKDB_PATH=str(path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = dict(con.execute(
+            "SELECT table_name, estimated_size FROM duckdb_tables() WHERE schema_name = 'esputnik'"
+        ).fetchall())  # fmt: skip
+        assert set(tables) == set(DATASET_NAMES)
+        for name in DATASET_NAMES:
+            assert con.execute(f'SELECT count(*) FROM esputnik."{name}"').fetchone()[0] > 0, name

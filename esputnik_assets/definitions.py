@@ -17,10 +17,12 @@ from esputnik_assets.assets.raw import GROUP, IO_MANAGER_KEY, build_raw_assets
 from esputnik_assets.contracts import DATASET_NAMES
 from esputnik_assets.schedules import DAILY_JOB, build_daily_schedule
 from esputnik_assets.source.resource import DEFAULT_API_URL, EsputnikResource
-from esputnik_assets.warehouse.io_manager import DuckDBIOManager
+from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
+from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOManager, WarehouseIOManager
 
 DEFAULT_START_DATE = "2026-01-01"
 WAREHOUSES = ("duckdb", "bigquery")
+CREDENTIALS_VARIABLE = "BIGQUERY_CREDENTIALS_BASE64"  # a service-account key, base64-encoded, as dagster-gcp takes it
 
 
 class SettingsError(ValueError):
@@ -86,13 +88,22 @@ def build_resources(env: Mapping[str, str], settings: Settings) -> dict[str, dg.
         timezone=settings.timezone,
         max_requests_per_second=settings.max_requests_per_second,
     )
+    dataset = _get(env, "ESPUTNIK_DATASET", "esputnik")
+    io_manager: WarehouseIOManager
     if settings.warehouse == "bigquery":
-        raise SettingsError("ESPUTNIK_WAREHOUSE=bigquery is not available in this version yet; use duckdb")
-    io_manager = DuckDBIOManager(
-        path=_get(env, "ESPUTNIK_DUCKDB_PATH", "data/warehouse.duckdb"),
-        dataset=_get(env, "ESPUTNIK_DATASET", "esputnik"),
-        timezone=settings.timezone,
-    )
+        if not env.get("BIGQUERY_PROJECT"):
+            raise SettingsError("ESPUTNIK_WAREHOUSE=bigquery needs BIGQUERY_PROJECT (the Google Cloud project id)")
+        bigquery = EsputnikBigQueryResource(
+            project=_get(env, "BIGQUERY_PROJECT", ""),
+            location=env.get("BIGQUERY_LOCATION") or None,
+            gcp_credentials=dg.EnvVar(CREDENTIALS_VARIABLE) if env.get(CREDENTIALS_VARIABLE) else None,
+            emulator_host=env.get("BIGQUERY_EMULATOR_HOST") or None,
+        )
+        io_manager = BigQueryIOManager(bigquery=bigquery, dataset=dataset, timezone=settings.timezone)
+    else:
+        io_manager = DuckDBIOManager(
+            path=_get(env, "ESPUTNIK_DUCKDB_PATH", "data/warehouse.duckdb"), dataset=dataset, timezone=settings.timezone
+        )
     return {"esputnik": esputnik, IO_MANAGER_KEY: io_manager}
 
 

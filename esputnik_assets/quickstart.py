@@ -11,6 +11,7 @@ import dagster as dg
 from esputnik_assets.assets.raw import IO_MANAGER_KEY
 from esputnik_assets.contracts import load_contracts
 from esputnik_assets.definitions import Settings, build_definitions
+from esputnik_assets.warehouse.io_manager import DuckDBIOManager
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,17 +29,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     io_manager = defs.resources[IO_MANAGER_KEY]
-    warehouse = io_manager.warehouse()
     print(f"\nMaterialized {len(settings.datasets)} tables for {args.day} into {io_manager.location()}:")
-    with warehouse.connect() as con:
+    with io_manager.open_warehouse() as warehouse:
         for name in settings.datasets:
-            rows = con.execute(f"SELECT count(*) FROM {warehouse.table(name)}").fetchone()[0]
-            print(f"  {warehouse.schema}.{name:<18} {rows:>8} rows  ({len(load_contracts()[name].columns)} columns)")
-    print(
-        f"\nQuery them:  python -c \"import duckdb; print(duckdb.connect('{warehouse.path}', read_only=True)"
-        f".sql('FROM {warehouse.schema}.orders LIMIT 5'))\""
-        "\nSee the lineage, schedule and backfills in the UI:  dagster dev   (then http://127.0.0.1:3000)"
-    )
+            columns = len(load_contracts()[name].columns)
+            print(f"  {name:<18} {warehouse.row_count(name):>8} rows  ({columns} columns)  {warehouse.table(name)}")
+    if isinstance(io_manager, DuckDBIOManager):
+        print(
+            f"\nQuery them:  python -c \"import duckdb; print(duckdb.connect('{io_manager.path}', read_only=True)"
+            f".sql('FROM {io_manager.dataset}.orders LIMIT 5'))\""
+        )
+    print("See the lineage, schedule and backfills in the UI:  dagster dev   (then http://127.0.0.1:3000)")
     return 0
 
 

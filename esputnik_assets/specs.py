@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -55,7 +55,7 @@ class DatasetSpec:
     key: tuple[str, ...]  # rows with equal keys are one row (dedupe inside a read; upsert key of entities)
     partition_column: str | None = None  # event time of a fact table: a day of it is replaced at once
     description: str = ""
-    tags: dict[str, str] = field(default_factory=dict)
+    cluster_by: tuple[str, ...] = ()  # BigQuery clustering: the columns analyses filter on most
 
 
 def _scalars(*names: str) -> dict[str, pl.DataType]:
@@ -179,7 +179,7 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             "contactActivities", ACTIVITY, shape.shape_contact_activities, WriteMode.REPLACE_DAYS, ("_iid",),
-            partition_column="activityDateTime",
+            partition_column="activityDateTime", cluster_by=("activityStatus", "mediaType", "broadcastId"),
             description="Every message activity (sent, delivered, opened, clicked, ...) by its day of activity.",
         ),
         DatasetSpec(
@@ -192,7 +192,7 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             "events", EVENTS, shape.shape_events, WriteMode.REPLACE_DAYS, ("eventId",),
-            partition_column="occured",
+            partition_column="occured", cluster_by=("eventTypeKey", "contactId"),
             description="Custom events sent to eSputnik, by their day of occurrence.",
         ),
         DatasetSpec(
@@ -201,17 +201,17 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             "orderItems", ORDERS, shape.shape_order_items, WriteMode.REPLACE_DAYS, ("orderId", "_item"),
-            partition_column="orderDate",
+            partition_column="orderDate", cluster_by=("externalProductId",),
             description="Items of each order, by the order's day (read from the same scan as orders).",
         ),
         DatasetSpec(
             "orders", ORDERS, shape.shape_orders, WriteMode.REPLACE_DAYS, ("orderId",),
-            partition_column="orderDate",
+            partition_column="orderDate", cluster_by=("Status", "contactId"),
             description="Orders, by order day; re-read days pick up status and total changes.",
         ),
         DatasetSpec(
             "revenue", REVENUE, shape.shape_revenue, WriteMode.REPLACE_DAYS, ("orderId", "messageInstanceId"),
-            partition_column="orderDate",
+            partition_column="orderDate", cluster_by=("mediaType", "broadcastId"),
             description="Orders credited to message activities, by order day; eSputnik's later updates replace rows.",
         ),
     )  # fmt: skip

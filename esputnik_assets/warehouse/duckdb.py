@@ -189,6 +189,10 @@ class DuckDBWarehouse:
 
     # -- reads --------------------------------------------------------------------------------------------------
 
+    def row_count(self, name: str) -> int:
+        with self.connect() as con:
+            return con.execute(f"SELECT count(*) FROM {self.table(name)}").fetchone()[0]
+
     def read(
         self, contract: DatasetContract, column: str | None, bounds: tuple[datetime, datetime] | None
     ) -> pl.DataFrame:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -12,6 +14,8 @@ from esputnik_assets.contracts import load_contracts
 from esputnik_assets.source.extract import SpooledDataset
 from esputnik_assets.specs import DATASETS, WriteMode
 from esputnik_assets.warehouse.base import Warehouse, day_bounds
+from esputnik_assets.warehouse.bigquery import BigQueryWarehouse
+from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
 
 
@@ -20,7 +24,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
 
     timezone: str = Field(default="UTC", description="The account's time zone: a partition is a local day")
 
-    def warehouse(self) -> Warehouse:
+    def open_warehouse(self) -> contextlib.AbstractContextManager[Warehouse]:
         raise NotImplementedError
 
     def location(self) -> str:
@@ -31,32 +35,33 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a spooled read, got {type(obj).__name__}")
         spec, contract = DATASETS[obj.dataset], load_contracts()[obj.dataset]
         try:
-            if spec.write_mode is WriteMode.REPLACE_DAYS:
-                assert obj.window is not None, f"{obj.dataset} is replaced by day and needs its window"
-                days = day_bounds(obj.window, self.timezone)
-                result = self.warehouse().replace_days(spec, contract, obj, days, obj.allow_empty_days)
-                replaced = f"{days[0].day} .. {days[-1].day}" if len(days) > 1 else str(days[0].day)
-                extra = {"days_replaced": replaced, "out_of_window_rows": obj.out_of_window_rows}
-            else:
-                result = self.warehouse().upsert(spec, contract, obj)
-                extra = {}
+            with self.open_warehouse() as warehouse:
+                if spec.write_mode is WriteMode.REPLACE_DAYS:
+                    assert obj.window is not None, f"{obj.dataset} is replaced by day and needs its window"
+                    days = day_bounds(obj.window, self.timezone)
+                    result = warehouse.replace_days(spec, contract, obj, days, obj.allow_empty_days)
+                    replaced = f"{days[0].day} .. {days[-1].day}" if len(days) > 1 else str(days[0].day)
+                    extra = {"days_replaced": replaced, "out_of_window_rows": obj.out_of_window_rows}
+                else:
+                    result = warehouse.upsert(spec, contract, obj)
+                    extra = {}
         finally:
             obj.discard()
         context.add_output_metadata(
-            result.as_metadata() | extra | {"table": f"{self.location()}.{obj.dataset}", "dagster/row_count": result.rows_written}
+            result.as_metadata()
+            | extra
+            | {"table": f"{self.location()}.{obj.dataset}", "dagster/row_count": result.rows_written}
         )
-
-    def _bounds(self, context: dg.InputContext) -> tuple[datetime, datetime] | None:
-        if not context.has_asset_partitions:
-            return None
-        window = context.asset_partitions_time_window
-        return window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc)
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         dataset = context.asset_key.path[-1]
         spec, contract = DATASETS[dataset], load_contracts()[dataset]
-        bounded = spec.write_mode is WriteMode.REPLACE_DAYS
-        return self.warehouse().read(contract, spec.partition_column if bounded else None, self._bounds(context) if bounded else None)
+        bounds: tuple[datetime, datetime] | None = None
+        if spec.write_mode is WriteMode.REPLACE_DAYS and context.has_asset_partitions:
+            window = context.asset_partitions_time_window
+            bounds = window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc)
+        with self.open_warehouse() as warehouse:
+            return warehouse.read(contract, spec.partition_column if bounds else None, bounds)
 
 
 class DuckDBIOManager(WarehouseIOManager):
@@ -65,8 +70,24 @@ class DuckDBIOManager(WarehouseIOManager):
     path: str = Field(default="data/warehouse.duckdb", description="DuckDB file (ESPUTNIK_DUCKDB_PATH)")
     dataset: str = Field(default="esputnik", description="Schema of the nine tables (ESPUTNIK_DATASET)")
 
-    def warehouse(self) -> DuckDBWarehouse:
-        return DuckDBWarehouse(self.path, self.dataset)
+    @contextlib.contextmanager
+    def open_warehouse(self) -> Iterator[DuckDBWarehouse]:
+        yield DuckDBWarehouse(self.path, self.dataset)
 
     def location(self) -> str:
         return f"{self.path}:{self.dataset}"
+
+
+class BigQueryIOManager(WarehouseIOManager):
+    """Production: one BigQuery dataset, credentials and client handled by dagster-gcp's BigQueryResource."""
+
+    bigquery: EsputnikBigQueryResource
+    dataset: str = Field(default="esputnik", description="BigQuery dataset of the nine tables (ESPUTNIK_DATASET)")
+
+    @contextlib.contextmanager
+    def open_warehouse(self) -> Iterator[BigQueryWarehouse]:
+        with self.bigquery.get_client() as client:
+            yield BigQueryWarehouse(client, self.dataset, self.bigquery.location)
+
+    def location(self) -> str:
+        return f"{self.bigquery.project}.{self.dataset}"

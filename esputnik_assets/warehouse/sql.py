@@ -15,9 +15,12 @@ def column_list(names: Sequence[str], quote_fn=quote) -> str:
 
 
 def latest_per_key(key: Sequence[str], order_column: str, quote_fn=quote) -> str:
-    """QUALIFY clause keeping the last-read row of each key (equal keys inside one read are one row)."""
+    """Filter keeping the last-read row of each key (equal keys inside one read are one row).
+
+    `WHERE TRUE` because BigQuery accepts QUALIFY only beside a WHERE, GROUP BY or HAVING clause.
+    """
     return (
-        f"QUALIFY row_number() OVER (PARTITION BY {column_list(key, quote_fn)} "
+        f"WHERE TRUE QUALIFY row_number() OVER (PARTITION BY {column_list(key, quote_fn)} "
         f"ORDER BY {quote_fn(order_column)} DESC) = 1"
     )
 

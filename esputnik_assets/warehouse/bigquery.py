@@ -1,0 +1,271 @@
+"""The production warehouse: BigQuery tables named after the datasets, fact tables partitioned by day.
+
+A write loads the spooled Parquet file into a staging table (a load job, no pandas), then changes the target in
+one statement or one transaction:
+
+- facts: `BEGIN TRANSACTION; DELETE the days; INSERT the staged rows; COMMIT TRANSACTION` (see `_swap_days`),
+  so readers see the old days or the new ones, never an empty or half day;
+- entities: one `MERGE` by key (see `_merge`).
+
+The staging table is dropped afterwards, also after a failure, and expires by itself after a day in case the
+process dies before it can drop it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+
+import polars as pl
+from google.cloud import bigquery
+
+from esputnik_assets.contracts import Column, DatasetContract
+from esputnik_assets.source.extract import SEQ_COLUMN, SpooledDataset
+from esputnik_assets.specs import DatasetSpec, WriteMode
+from esputnik_assets.warehouse.base import DayBounds, SchemaConflictError, WriteResult, check_empty_days
+from esputnik_assets.warehouse.sql import column_list, latest_per_key, same_key
+
+_TYPES = {"int": "INT64", "string": "STRING", "float": "FLOAT64", "timestamp": "TIMESTAMP", "json": "JSON"}
+_PRIVATE_TYPES = {pl.Int64: "INT64", pl.String: "STRING"}
+STAGING_TTL = timedelta(days=1)
+
+
+def bq_quote(identifier: str) -> str:
+    """A backtick-quoted BigQuery identifier."""
+    return "`" + identifier.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def schema_field(column: Column) -> bigquery.SchemaField:
+    return bigquery.SchemaField(
+        column.name,
+        _TYPES[column.type],
+        mode="REPEATED" if column.repeated else "NULLABLE",
+        description=column.description[:1024],
+    )
+
+
+def _staged_expression(column: Column) -> str:
+    """JSON is staged as text (Parquet has no JSON type) and parsed on the way into the table."""
+    name = bq_quote(column.name)
+    return f"PARSE_JSON({name})" if column.type == "json" else name
+
+
+class BigQueryWarehouse:
+    """Writes spooled reads into one BigQuery dataset with the same semantics as the DuckDB warehouse."""
+
+    def __init__(self, client: bigquery.Client, dataset: str, location: str | None = None) -> None:
+        self.client, self.dataset, self.location = client, dataset, location
+        self.project = client.project
+
+    def table_id(self, name: str) -> str:
+        return f"{self.project}.{self.dataset}.{name}"
+
+    def table(self, name: str) -> str:
+        return ".".join(bq_quote(part) for part in (self.project, self.dataset, name))
+
+    def _run(self, sql: str, params: Sequence[bigquery.ScalarQueryParameter] = ()) -> bigquery.table.RowIterator:
+        config = bigquery.QueryJobConfig(query_parameters=list(params))
+        return self.client.query(sql, job_config=config, location=self.location).result()
+
+    # -- schema -------------------------------------------------------------------------------------------------
+
+    def ensure_dataset(self) -> None:
+        dataset = bigquery.Dataset(f"{self.project}.{self.dataset}")
+        if self.location:
+            dataset.location = self.location
+        self.client.create_dataset(dataset, exists_ok=True)
+
+    def ensure_table(self, spec: DatasetSpec, contract: DatasetContract) -> None:
+        """Create the table with the contract schema on first use; add new contract columns; refuse changed types."""
+        self.ensure_dataset()
+        table = bigquery.Table(self.table_id(contract.name), schema=[schema_field(c) for c in contract.columns])
+        table.description = spec.description
+        if spec.write_mode is WriteMode.REPLACE_DAYS:
+            table.time_partitioning = bigquery.TimePartitioning(
+                type_=bigquery.TimePartitioningType.DAY, field=spec.partition_column
+            )
+            table.clustering_fields = list(spec.cluster_by) or None
+        existing = self.client.create_table(table, exists_ok=True)
+        fields = {f.name: f for f in existing.schema}
+        for column in contract.columns:
+            wanted = schema_field(column)
+            found = fields.get(column.name)
+            if found is None:
+                repeated = "ARRAY<" + wanted.field_type + ">" if column.repeated else wanted.field_type
+                self._run(f"ALTER TABLE {self.table(contract.name)} ADD COLUMN {bq_quote(column.name)} {repeated}")
+            elif (found.field_type, found.mode) != (wanted.field_type, wanted.mode):
+                raise SchemaConflictError(
+                    f"{contract.name}.{column.name} is {found.mode} {found.field_type} in {self.table_id(contract.name)} "
+                    f"but the contract says {wanted.mode} {wanted.field_type}; the table was not changed"
+                )
+
+    # -- staging ------------------------------------------------------------------------------------------------
+
+    def _stage(self, contract: DatasetContract, spooled: SpooledDataset) -> str:
+        """Load the spooled Parquet file into a fresh staging table; returns its id."""
+        staging_id = self.table_id(f"_staging_{contract.name}_{uuid.uuid4().hex[:12]}")
+        private = pl.read_parquet_schema(spooled.path)
+        schema = [
+            bigquery.SchemaField(c.name, "STRING", mode="NULLABLE") if c.type == "json" else schema_field(c)
+            for c in contract.columns
+        ] + [
+            bigquery.SchemaField(name, _PRIVATE_TYPES[type(dtype)], mode="NULLABLE")
+            for name, dtype in private.items()
+            if name.startswith("_")
+        ]
+        table = bigquery.Table(staging_id, schema=schema)
+        table.expires = datetime.now(timezone.utc) + STAGING_TTL
+        self.client.create_table(table)
+        config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET,
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+            schema=schema,
+        )
+        config.parquet_options = bigquery.ParquetOptions()
+        config.parquet_options.enable_list_inference = True
+        with open(spooled.path, "rb") as handle:
+            self.client.load_table_from_file(handle, staging_id, job_config=config, location=self.location).result()
+        return staging_id
+
+    def _drop(self, table_id: str) -> None:
+        self.client.delete_table(table_id, not_found_ok=True)
+
+    def _latest_staged(self, spec: DatasetSpec, contract: DatasetContract, staging_id: str) -> str:
+        staged = ", ".join(_staged_expression(c) for c in contract.columns)
+        return (
+            f"SELECT {staged} FROM {self._quote_id(staging_id)} "
+            f"{latest_per_key(spec.key, SEQ_COLUMN, bq_quote)}"
+        )
+
+    @staticmethod
+    def _quote_id(table_id: str) -> str:
+        return ".".join(bq_quote(part) for part in table_id.split("."))
+
+    # -- writes -------------------------------------------------------------------------------------------------
+
+    def _day_counts(self, relation: str, column: str, days: Sequence[DayBounds]) -> dict[int, int]:
+        """Rows per day in one scan: one COUNTIF per day, bounds bound as parameters."""
+        counts = ", ".join(
+            f"COUNTIF({bq_quote(column)} >= @s{i} AND {bq_quote(column)} < @e{i}) AS d{i}" for i in range(len(days))
+        )
+        params = [p for i, d in enumerate(days) for p in (
+            bigquery.ScalarQueryParameter(f"s{i}", "TIMESTAMP", d.start),
+            bigquery.ScalarQueryParameter(f"e{i}", "TIMESTAMP", d.end),
+        )]  # fmt: skip
+        row = next(iter(self._run(f"SELECT {counts} FROM {relation}", params)))
+        return {i: int(row[f"d{i}"] or 0) for i in range(len(days))}
+
+    def replace_days(
+        self,
+        spec: DatasetSpec,
+        contract: DatasetContract,
+        spooled: SpooledDataset,
+        days: Sequence[DayBounds],
+        allow_empty_days: bool,
+    ) -> WriteResult:
+        self.ensure_table(spec, contract)
+        staging_id = self._stage(contract, spooled) if spooled.rows else None
+        try:
+            column = spec.partition_column
+            old = self._day_counts(self.table(contract.name), column, days)
+            new = self._day_counts(self._quote_id(staging_id), column, days) if staging_id else {}
+            if not allow_empty_days:
+                check_empty_days(contract.name, days, old, new)
+            written = self._swap_days(spec, contract, staging_id, days[0].start, days[-1].end)
+        finally:
+            if staging_id:
+                self._drop(staging_id)
+        return WriteResult(
+            rows_staged=spooled.rows,
+            rows_written=written,
+            duplicates_dropped=spooled.rows - written,
+            rows_replaced=sum(old.values()),
+        )
+
+    def _swap_days(
+        self, spec: DatasetSpec, contract: DatasetContract, staging_id: str | None, start: datetime, end: datetime
+    ) -> int:
+        """THE atomic swap: the days' old rows go and the staged rows come in one transaction."""
+        target, column = self.table(contract.name), bq_quote(spec.partition_column)
+        statements = [f"DELETE FROM {target} WHERE {column} >= @start AND {column} < @end;"]
+        if staging_id:
+            statements.append(
+                f"INSERT INTO {target} ({column_list(contract.column_names, bq_quote)}) "
+                f"{self._latest_staged(spec, contract, staging_id)};"
+            )
+        script = "BEGIN TRANSACTION;\n" + "\n".join(statements) + "\nCOMMIT TRANSACTION;"
+        self._run(script, [
+            bigquery.ScalarQueryParameter("start", "TIMESTAMP", start),
+            bigquery.ScalarQueryParameter("end", "TIMESTAMP", end),
+        ])  # fmt: skip
+        return self._count_rows(target, column, start, end) if staging_id else 0
+
+    def _count_rows(self, target: str, column: str, start: datetime, end: datetime) -> int:
+        sql = f"SELECT COUNT(*) AS n FROM {target} WHERE {column} >= @start AND {column} < @end"
+        params = [
+            bigquery.ScalarQueryParameter("start", "TIMESTAMP", start),
+            bigquery.ScalarQueryParameter("end", "TIMESTAMP", end),
+        ]
+        return int(next(iter(self._run(sql, params)))["n"])
+
+    def upsert(self, spec: DatasetSpec, contract: DatasetContract, spooled: SpooledDataset) -> WriteResult:
+        self.ensure_table(spec, contract)
+        if spooled.rows == 0:
+            return WriteResult(0, 0, 0)
+        staging_id = self._stage(contract, spooled)
+        try:
+            fresh = self._latest_staged(spec, contract, staging_id)
+            distinct = int(next(iter(self._run(f"SELECT COUNT(*) AS n FROM ({fresh})")))["n"])
+            matched = int(next(iter(self._run(
+                f"SELECT COUNT(*) AS n FROM {self.table(contract.name)} AS t JOIN ({fresh}) AS s "
+                f"ON {same_key('s', 't', spec.key, bq_quote)}"
+            )))["n"])  # fmt: skip
+            self._merge(spec, contract, fresh)
+        finally:
+            self._drop(staging_id)
+        return WriteResult(
+            rows_staged=spooled.rows,
+            rows_written=distinct,
+            duplicates_dropped=spooled.rows - distinct,
+            rows_updated=matched,
+            rows_inserted=distinct - matched,
+        )
+
+    def _merge(self, spec: DatasetSpec, contract: DatasetContract, fresh: str) -> None:
+        """THE atomic upsert: one MERGE statement by key."""
+        names = contract.column_names
+        updates = ", ".join(f"{bq_quote(n)} = s.{bq_quote(n)}" for n in names if n not in spec.key)
+        self._run(
+            f"MERGE {self.table(contract.name)} AS t USING ({fresh}) AS s ON {same_key('s', 't', spec.key, bq_quote)} "
+            f"WHEN MATCHED THEN UPDATE SET {updates} "
+            f"WHEN NOT MATCHED THEN INSERT ({column_list(names, bq_quote)}) "
+            f"VALUES ({', '.join('s.' + bq_quote(n) for n in names)})"
+        )
+
+    # -- reads --------------------------------------------------------------------------------------------------
+
+    def row_count(self, name: str) -> int:
+        return int(next(iter(self._run(f"SELECT COUNT(*) AS n FROM {self.table(name)}")))["n"])
+
+    def read(
+        self, contract: DatasetContract, column: str | None, bounds: tuple[datetime, datetime] | None
+    ) -> pl.DataFrame:
+        names = ", ".join(
+            f"TO_JSON_STRING({bq_quote(c.name)}) AS {bq_quote(c.name)}" if c.type == "json" else bq_quote(c.name)
+            for c in contract.columns
+        )
+        sql = f"SELECT {names} FROM {self.table(contract.name)}"
+        params = []
+        if column is not None and bounds is not None:
+            sql += f" WHERE {bq_quote(column)} >= @start AND {bq_quote(column)} < @end"
+            params = [
+                bigquery.ScalarQueryParameter("start", "TIMESTAMP", bounds[0]),
+                bigquery.ScalarQueryParameter("end", "TIMESTAMP", bounds[1]),
+            ]
+        arrow = self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params)).to_arrow(
+            create_bqstorage_client=False
+        )
+        frame = pl.from_arrow(arrow)
+        assert isinstance(frame, pl.DataFrame)
+        return frame.cast(dict(contract.polars_schema))

@@ -40,6 +40,7 @@ class Settings:
     lookback_days: int = 3
     max_partitions_per_run: int = 31
     max_requests_per_second: float = 1.0
+    max_concurrent_requests: int = 1
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> Settings:
@@ -62,10 +63,14 @@ class Settings:
             start = date.fromisoformat(get("ESPUTNIK_START_DATE", DEFAULT_START_DATE))
             rate = float(get("ESPUTNIK_MAX_REQUESTS_PER_SECOND", "1"))
             lookback = int(get("ESPUTNIK_LOOKBACK_DAYS", "3"))
+            concurrent = int(get("ESPUTNIK_MAX_CONCURRENT_REQUESTS", "1"))
         except ValueError as exc:
             raise SettingsError(f"bad setting: {exc}") from exc
-        if rate < 0 or lookback < 0:
-            raise SettingsError("ESPUTNIK_MAX_REQUESTS_PER_SECOND and ESPUTNIK_LOOKBACK_DAYS must be >= 0")
+        if rate < 0 or lookback < 0 or concurrent < 1:
+            raise SettingsError(
+                "ESPUTNIK_MAX_REQUESTS_PER_SECOND and ESPUTNIK_LOOKBACK_DAYS must be >= 0, "
+                "ESPUTNIK_MAX_CONCURRENT_REQUESTS >= 1"
+            )
         return cls(
             timezone=timezone,
             start_date=start,
@@ -73,6 +78,7 @@ class Settings:
             warehouse=warehouse,
             lookback_days=lookback,
             max_requests_per_second=rate,
+            max_concurrent_requests=concurrent,
         )
 
 
@@ -87,6 +93,7 @@ def build_resources(env: Mapping[str, str], settings: Settings) -> dict[str, dg.
         api_url=_get(env, "ESPUTNIK_API_URL", DEFAULT_API_URL),
         timezone=settings.timezone,
         max_requests_per_second=settings.max_requests_per_second,
+        max_concurrent_requests=settings.max_concurrent_requests,
     )
     dataset = _get(env, "ESPUTNIK_DATASET", "esputnik")
     io_manager: WarehouseIOManager

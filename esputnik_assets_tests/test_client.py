@@ -17,7 +17,7 @@ from esputnik_assets.source.errors import (
     PagingError,
     TransientError,
 )
-from esputnik_assets.source.paging import ActivityWindowing, ReadStats, read_activity, read_v1
+from esputnik_assets.source.paging import ActivityWindowing, ReadStats, concurrently, read_activity, read_v1
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import ACTIVITY, CONTACTS
 from esputnik_assets_tests.scripted_server import Reply, ScriptedServer, sequence
@@ -181,14 +181,56 @@ def test_activity_cursor_pages_a_day_in_one_window():
     assert client.stats.requests == 5 and stats.windows == 1 and stats.windows_split == 0
 
 
-def test_full_window_is_split_and_nothing_is_lost():
+def test_a_full_window_reads_on_from_its_last_second_and_nothing_is_lost():
     account = DemoAccount(activities_per_day=6_000)
-    faults = FaultPlan(activity_cursor_depth=2_000)
-    with DemoServer(account, faults=faults) as server:
+    with DemoServer(account, faults=FaultPlan(activity_cursor_depth=2_000)) as server:
         frame, stats, client = activity_day(server, ActivityWindowing(window_row_limit=2_000))
     assert frame["iid"].n_unique() == 6_000
-    assert stats.windows_split >= 1 and stats.windows > 3
-    assert frame["iid"].n_unique() == frame.height  # whole windows re-read, never glued to partial ones
+    assert stats.windows_split == 3 and stats.windows == 1
+    assert client.stats.requests == 7  # 6 full pages and a closing one: the minimum the paging allows
+    assert frame.height - 6_000 < 20  # only the rows of the seconds where a window was resumed come back
+
+
+def test_concurrent_windows_read_the_same_rows():
+    account = DemoAccount(activities_per_day=5_000)
+    with DemoServer(account) as server:
+        frame, stats, _ = activity_day(server, ActivityWindowing(concurrency=4))
+    assert frame["iid"].n_unique() == frame.height == 5_000 and stats.windows == 4
+
+
+def out_of_order_activity_server(total: int, depth: int):
+    """Offsets do not follow time here, and the cursor returns nothing past `depth` rows of a window."""
+    import random
+
+    rng = random.Random(3)
+    day = datetime(2026, 11, 20)
+    rows = sorted(
+        ({"iid": f"i{n}", "offset": n, "activityDateTime": (day + timedelta(seconds=rng.randrange(86_400))).isoformat()}
+         for n in range(total)),
+        key=lambda r: r["offset"],
+    )  # fmt: skip
+
+    def script(seen):
+        start, end = seen.query["dateFrom"], seen.query["dateTo"]
+        inside = [r for r in rows if start <= r["activityDateTime"] < end]
+        after = int(seen.query.get("offset", -1))
+        served_before = sum(1 for r in inside if r["offset"] <= after)
+        page = [r for r in inside if r["offset"] > after][: int(seen.query["maxrows"])]
+        return Reply(body=page[: max(0, depth - served_before)])
+
+    return ScriptedServer(script)
+
+
+def test_a_full_window_out_of_time_order_is_read_again_in_halves():
+    with out_of_order_activity_server(total=60, depth=10) as server:
+        client = EsputnikClient(server.url, KEY, requests_per_second=0)
+        stats = ReadStats()
+        window = LocalWindow(datetime(2026, 11, 20), datetime(2026, 11, 21))
+        windowing = ActivityWindowing(window_row_limit=10, page_rows=5)
+        pages = list(read_activity(client, "contactActivities", ACTIVITY.path, ACTIVITY.answer_schema, window, windowing, stats))
+    frame = pl.concat(pages)
+    assert frame["iid"].n_unique() == 60
+    assert stats.windows_split >= 3
 
 
 def test_duplicate_activities_come_back_and_are_left_for_the_key():
@@ -206,3 +248,16 @@ def test_window_lists_are_exact_local_windows():
     ]
     halves = LocalWindow(datetime(2026, 1, 1), datetime(2026, 1, 1, 0, 0, 3)).split()
     assert [(w.start.second, w.end.second) for w in halves] == [(0, 1), (1, 3)]
+
+
+def test_concurrent_reads_hand_on_errors_and_stop_cleanly():
+    def read(item):
+        yield pl.DataFrame({"x": [item]})
+        if item == 3:
+            raise RuntimeError("window 3 failed")
+        yield pl.DataFrame({"x": [item]})
+
+    with pytest.raises(RuntimeError, match="window 3 failed"):
+        list(concurrently(list(range(8)), read, 3))
+    first = next(concurrently(list(range(50)), read, 3))  # a consumer that stops early does not hang the pool
+    assert first.height == 1

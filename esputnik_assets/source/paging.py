@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import queue
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import polars as pl
 
@@ -16,20 +20,26 @@ from esputnik_assets.source.errors import PagingError
 from esputnik_assets.source.windows import QUERY_FORMAT, LocalWindow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
 class ReadStats:
-    """What a read cost and found, for run metadata."""
+    """What a read cost and found, for run metadata; safe to update from reader threads."""
 
     pages: int = 0
     rows: int = 0
     windows: int = 0
     windows_split: int = 0
-    discarded_rows: int = 0  # rows of full windows that were re-read after a split
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
 
     def as_metadata(self) -> dict[str, int]:
-        return {k: v for k, v in vars(self).items()}
+        return {"pages": self.pages, "rows": self.rows, "windows": self.windows, "windows_split": self.windows_split}
 
 
 def read_v1(
@@ -44,7 +54,7 @@ def read_v1(
 ) -> Iterator[pl.DataFrame]:
     """`startindex`/`maxrows` paging until a short (or empty) page; a repeated full page means the server ignores paging."""
     stats = stats if stats is not None else ReadStats()
-    stats.windows += 1
+    stats.add(windows=1)
     start, previous_digest = 1, b""
     while True:
         body = client.get(path, {**(params or {}), "startindex": start, "maxrows": page_rows})
@@ -55,8 +65,7 @@ def read_v1(
                 f"{dataset}: GET {path} returned the same full page for startindex {start - page_rows} and {start}; "
                 "the server is not honouring startindex, so reading on would loop or duplicate rows"
             )
-        stats.pages += 1
-        stats.rows += page.height
+        stats.add(pages=1, rows=page.height)
         if page.height:
             yield page
         if page.height < page_rows:
@@ -65,21 +74,21 @@ def read_v1(
         previous_digest = digest
 
 
-@dataclass
+@dataclass(frozen=True)
 class ActivityWindowing:
-    """How the activity endpoint is read: windows of at most a day, cursor pages, and a depth that splits a window.
+    """How the activity endpoint is read: windows of at most a day, cursor pages, a depth that ends a window.
 
     The live cursor is reported unreliable deep into a window and on windows over a day. A window whose rows reach
-    `window_row_limit` "came back full": it is re-read in smaller windows sized from the density just seen
-    (aiming at `target_fill` of the limit), so that a busy account pays for one full window per run, not per day.
-    Sparse windows let the size grow back towards `max_window`.
+    `window_row_limit` "came back full". When its rows arrived in time order (eSputnik's offsets follow the
+    activity time), reading goes on with a new window from the second the last row was in, so nothing is read
+    twice but that second; otherwise the window is split in halves and both are read again. Duplicates either way
+    are dropped by `iid` when the day is written. `concurrency` windows are read at once, under the client's pacer.
     """
 
     max_window: timedelta = timedelta(days=1)
     window_row_limit: int = 50_000
     page_rows: int = 1000
-    min_window: timedelta = timedelta(seconds=1)
-    target_fill: float = 0.5
+    concurrency: int = 1
 
 
 def read_activity(
@@ -91,53 +100,23 @@ def read_activity(
     windowing: ActivityWindowing,
     stats: ReadStats | None = None,
 ) -> Iterator[pl.DataFrame]:
-    """Every activity row in `window`, window by window with the `offset` cursor (duplicates are left to the key)."""
+    """Every activity row in `window` (with repeats, left to the key), a day or less at a time."""
     stats = stats if stats is not None else ReadStats()
-    pending = list(reversed(window.chunks(windowing.max_window)))
-    size = windowing.max_window
-    while pending:
-        current = pending.pop()
-        if current.length > size:
-            parts = current.chunks(size)
-            pending.extend(reversed(parts[1:]))
-            current = parts[0]
-        pages, full = _read_activity_window(client, dataset, path, schema, current, windowing, stats)
-        rows = sum(p.height for p in pages)
-        if not full:
-            stats.windows += 1
-            yield from pages
-            if rows < windowing.window_row_limit * windowing.target_fill / 2:
-                size = min(windowing.max_window, size * 2)
-            continue
-        if current.length <= windowing.min_window:
-            raise PagingError(
-                f"{dataset}: {windowing.window_row_limit} or more activities in the window {current.start}; "
-                "raise window_row_limit (the server's cursor depth) to read it"
-            )
-        stats.windows_split += 1
-        stats.discarded_rows += rows
-        size = _size_after_full_window(pages, current, windowing)
-        log.info("%s: window %s..%s came back full (%d rows); re-reading it in windows of %s",
-                 dataset, current.start, current.end, rows, size)
-        pending.extend(reversed(current.chunks(size)))
+    windows = window.chunks(windowing.max_window)
+    if windowing.concurrency > 1:
+        windows = [part for day in windows for part in day.split(windowing.concurrency)]
+
+    def read(part: LocalWindow) -> Iterator[pl.DataFrame]:
+        return _read_window(client, dataset, path, schema, part, windowing, stats)
+
+    if windowing.concurrency <= 1:
+        for part in windows:
+            yield from read(part)
+    else:
+        yield from concurrently(windows, read, windowing.concurrency)
 
 
-def _size_after_full_window(pages: list[pl.DataFrame], window: LocalWindow, windowing: ActivityWindowing) -> timedelta:
-    """The window length that should hold `target_fill` of the limit, judged by the time the full window's rows span."""
-    latest = pl.concat([p.select("activityDateTime") for p in pages]).get_column("activityDateTime").max()
-    covered = window.length
-    if isinstance(latest, str):
-        try:
-            seen_until = datetime.strptime(latest[:19], QUERY_FORMAT)
-            if window.start < seen_until <= window.end:
-                covered = seen_until - window.start
-        except ValueError:
-            pass
-    seconds = min(covered.total_seconds() * windowing.target_fill, window.length.total_seconds() / 2)
-    return max(windowing.min_window, timedelta(seconds=max(1, int(seconds))))
-
-
-def _read_activity_window(
+def _read_window(
     client: EsputnikClient,
     dataset: str,
     path: str,
@@ -145,25 +124,95 @@ def _read_activity_window(
     window: LocalWindow,
     windowing: ActivityWindowing,
     stats: ReadStats,
-) -> tuple[list[pl.DataFrame], bool]:
-    """One window's pages, or (pages so far, True) once it reaches the row limit and must be split."""
-    pages: list[pl.DataFrame] = []
-    rows, cursor = 0, None
+) -> Iterator[pl.DataFrame]:
+    start = window.start
     while True:
-        params: dict[str, object] = {**window.query(), "maxrows": windowing.page_rows}
-        if cursor is not None:
-            params["offset"] = cursor
-        page = read_page(client.get(path, params), dataset, schema)
-        stats.pages += 1
-        stats.rows += page.height
-        if page.height:
-            pages.append(page)
+        current = LocalWindow(start, window.end)
+        rows, cursor, latest, ordered = 0, None, "", True
+        while True:
+            params: dict[str, object] = {**current.query(), "maxrows": windowing.page_rows}
+            if cursor is not None:
+                params["offset"] = cursor
+            page = read_page(client.get(path, params), dataset, schema)
+            stats.add(pages=1, rows=page.height)
+            if page.height:
+                times = page.get_column("activityDateTime")
+                ordered = ordered and not times.has_nulls() and times.is_sorted() and times[0] >= latest
+                latest = max(latest, times.max() or "")
+                yield page
+            if page.height < windowing.page_rows:
+                stats.add(windows=1)
+                return
             rows += page.height
-        if rows >= windowing.window_row_limit:
-            return pages, True
-        if page.height < windowing.page_rows:
-            return pages, False
-        last = page.get_column("offset")[-1]
-        if last is None or (cursor is not None and int(last) <= cursor):
-            raise PagingError(f"{dataset}: the activity cursor did not advance past offset {cursor} in {window}")
-        cursor = int(last)
+            if rows >= windowing.window_row_limit:
+                break
+            last = page.get_column("offset")[-1]
+            if last is None or (cursor is not None and int(last) <= cursor):
+                raise PagingError(f"{dataset}: the activity cursor did not advance past offset {cursor} in {current}")
+            cursor = int(last)
+        stats.add(windows_split=1)
+        resume = _second_of(latest)
+        if ordered and resume is not None and current.start < resume < current.end:
+            log.info("%s: window %s came back full; reading on from %s", dataset, current, resume)
+            start = resume
+            continue
+        if current.length <= timedelta(seconds=1):
+            raise PagingError(
+                f"{dataset}: {windowing.window_row_limit} or more activities in the second {current.start}; "
+                "raise activity_window_row_limit up to the server's cursor depth to read it"
+            )
+        log.info("%s: window %s came back full and out of time order; reading it again in halves", dataset, current)
+        for half in current.split(2):
+            yield from _read_window(client, dataset, path, schema, half, windowing, stats)
+        return
+
+
+def _second_of(answer_time: str) -> datetime | None:
+    try:
+        return datetime.strptime(answer_time[:19], QUERY_FORMAT)
+    except ValueError:
+        return None
+
+
+def concurrently(
+    items: Sequence[T], read: Callable[[T], Iterator[pl.DataFrame]], workers: int
+) -> Iterator[pl.DataFrame]:
+    """Run `read` over items in a few threads and yield their pages as they come; at most a few pages wait."""
+    handoff: queue.Queue = queue.Queue(maxsize=workers * 2)
+    stop = threading.Event()
+    done = object()
+
+    def hand_over(thing: object) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(thing, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def work(item: T) -> None:
+        try:
+            for page in read(item):
+                if not hand_over(page):
+                    return
+        except BaseException as exc:  # the consumer re-raises it
+            hand_over(exc)
+        finally:
+            hand_over(done)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="esputnik-read") as pool:
+        for item in items:
+            pool.submit(work, item)
+        remaining = len(items)
+        try:
+            while remaining:
+                got = handoff.get()
+                if got is done:
+                    remaining -= 1
+                elif isinstance(got, BaseException):
+                    raise got
+                else:
+                    yield got
+        finally:
+            stop.set()

@@ -48,7 +48,12 @@ class EsputnikResource(dg.ConfigurableResource):
         description="Path per source for this account, e.g. {'orders': '/v1/orders'}; assumed endpoints may differ",
     )
     activity_max_window_hours: float = Field(default=24.0, description="Longest activity window (the API misbehaves past a day)")
-    activity_window_row_limit: int = Field(default=50_000, description="Rows after which an activity window is split")
+    activity_window_row_limit: int = Field(
+        default=50_000, description="Rows after which an activity window counts as full (at most the cursor's depth)"
+    )
+    max_concurrent_requests: int = Field(
+        default=1, description="Activity windows read at once; raise it when the account allows several requests a second"
+    )
     demo_contacts: int = 2_000
     demo_activities_per_day: int = 5_000
     demo_orders_per_day: int = 120
@@ -59,7 +64,11 @@ class EsputnikResource(dg.ConfigurableResource):
 
     def windowing(self) -> ActivityWindowing:
         hours = min(24.0, self.activity_max_window_hours)
-        return ActivityWindowing(max_window=timedelta(hours=hours), window_row_limit=self.activity_window_row_limit)
+        return ActivityWindowing(
+            max_window=timedelta(hours=hours),
+            window_row_limit=self.activity_window_row_limit,
+            concurrency=max(1, self.max_concurrent_requests),
+        )
 
     def _client(self, base_url: str, api_key: str, requests_per_second: float) -> EsputnikClient:
         return EsputnikClient(

@@ -163,7 +163,7 @@ def test_bad_values_fail_naming_dataset_field_and_value(dataset, row, field, val
         shape(dataset, [row, row])
     message = str(caught.value)
     assert dataset in message and repr(field) in message and repr(value) in message
-    assert "1 more bad value" in message
+    assert "1 more bad value(s) in the same batch" in message
 
 
 def test_a_skipped_local_hour_reads_like_zoneinfo_fold_0():

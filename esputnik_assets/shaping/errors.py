@@ -12,7 +12,7 @@ class BadValueError(ShapingError):
 
     def __init__(self, dataset: str, field: str, value: object, expected: str, bad_rows: int) -> None:
         self.dataset, self.field, self.value, self.expected, self.bad_rows = dataset, field, value, expected, bad_rows
-        more = f" ({bad_rows - 1} more bad value(s) in this page)" if bad_rows > 1 else ""
+        more = f" ({bad_rows - 1} more bad value(s) in the same batch)" if bad_rows > 1 else ""
         super().__init__(f"{dataset}: field {field!r} has value {value!r}, which is not a valid {expected}{more}")
 
 

@@ -13,11 +13,14 @@ process dies before it can drop it.
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 from google.cloud import bigquery
 
 from esputnik_assets.contracts import Column, DatasetContract
@@ -43,6 +46,22 @@ def schema_field(column: Column) -> bigquery.SchemaField:
         mode="REPEATED" if column.repeated else "NULLABLE",
         description=column.description[:1024],
     )
+
+
+def _one_file(parts: Sequence[Path], target: Path) -> Path:
+    """One load job per read: the spool's parts, streamed batch by batch into a single Parquet file."""
+    if len(parts) == 1:
+        return parts[0]
+    writer: pq.ParquetWriter | None = None
+    try:
+        for part in parts:
+            for batch in pq.ParquetFile(part).iter_batches():
+                writer = writer or pq.ParquetWriter(target, batch.schema, compression="snappy")
+                writer.write_batch(batch)
+    finally:
+        if writer is not None:
+            writer.close()
+    return target
 
 
 def _staged_expression(column: Column) -> str:
@@ -105,7 +124,7 @@ class BigQueryWarehouse:
     def _stage(self, contract: DatasetContract, spooled: SpooledDataset) -> str:
         """Load the spooled Parquet file into a fresh staging table; returns its id."""
         staging_id = self.table_id(f"_staging_{contract.name}_{uuid.uuid4().hex[:12]}")
-        private = pl.read_parquet_schema(spooled.path)
+        private = pl.read_parquet_schema(spooled.parts[0])
         schema = [
             bigquery.SchemaField(c.name, "STRING", mode="NULLABLE") if c.type == "json" else schema_field(c)
             for c in contract.columns
@@ -124,19 +143,18 @@ class BigQueryWarehouse:
         )
         config.parquet_options = bigquery.ParquetOptions()
         config.parquet_options.enable_list_inference = True
-        with open(spooled.path, "rb") as handle:
-            self.client.load_table_from_file(handle, staging_id, job_config=config, location=self.location).result()
+        with tempfile.TemporaryDirectory(prefix="esputnik-load-") as scratch:
+            upload = _one_file(spooled.parts, Path(scratch) / "load.parquet")
+            with open(upload, "rb") as handle:
+                self.client.load_table_from_file(handle, staging_id, job_config=config, location=self.location).result()
         return staging_id
 
     def _drop(self, table_id: str) -> None:
         self.client.delete_table(table_id, not_found_ok=True)
 
     def _latest_staged(self, spec: DatasetSpec, contract: DatasetContract, staging_id: str) -> str:
-        staged = ", ".join(_staged_expression(c) for c in contract.columns)
-        return (
-            f"SELECT {staged} FROM {self._quote_id(staging_id)} "
-            f"{latest_per_key(spec.key, SEQ_COLUMN, bq_quote)}"
-        )
+        staged, relation = ", ".join(_staged_expression(c) for c in contract.columns), self._quote_id(staging_id)
+        return f"SELECT {staged} FROM {relation} {latest_per_key(relation, spec.key, SEQ_COLUMN, bq_quote)}"
 
     @staticmethod
     def _quote_id(table_id: str) -> str:

@@ -31,6 +31,10 @@ from esputnik_assets.warehouse.sql import column_list, latest_per_key, quote, sa
 _TYPES = {"int": "BIGINT", "string": "VARCHAR", "float": "DOUBLE", "timestamp": "TIMESTAMP WITH TIME ZONE", "json": "JSON"}
 
 
+def _files(spooled: SpooledDataset) -> list[str]:
+    return [str(part) for part in spooled.parts]
+
+
 def duckdb_type(column: Column) -> str:
     base = _TYPES[column.type]
     return f"{base}[]" if column.repeated else base
@@ -39,7 +43,7 @@ def duckdb_type(column: Column) -> str:
 class DuckDBWarehouse:
     """Writes spooled reads into a DuckDB file; one short connection per operation so parallel steps can share it."""
 
-    def __init__(self, path: str, schema: str = "esputnik", *, lock_timeout: float = 300.0, memory_limit: str = "1GB"):
+    def __init__(self, path: str, schema: str = "esputnik", *, lock_timeout: float = 300.0, memory_limit: str = "128MB"):
         self.path, self.schema = path, schema
         self.lock_timeout, self.memory_limit = lock_timeout, memory_limit
 
@@ -62,6 +66,7 @@ class DuckDBWarehouse:
         try:
             con.execute("SET TimeZone = 'UTC'")
             con.execute(f"SET memory_limit = '{self.memory_limit}'")
+            con.execute("SET preserve_insertion_order = false")  # lets large inserts stream instead of buffer
             yield con
         finally:
             con.close()
@@ -109,7 +114,7 @@ class DuckDBWarehouse:
             con.execute("BEGIN TRANSACTION")
             try:
                 old = self._day_counts(con, self.table(contract.name), column, days, [])
-                new = self._day_counts(con, "read_parquet(?)", column, days, [str(spooled.path)]) if spooled.rows else {}
+                new = self._day_counts(con, "read_parquet(?)", column, days, [_files(spooled)]) if spooled.rows else {}
                 if not allow_empty_days:
                     check_empty_days(contract.name, days, old, new)
                 replaced = self._delete_days(con, contract, column, start, end)
@@ -146,11 +151,11 @@ class DuckDBWarehouse:
     def _insert_latest(
         self, con: duckdb.DuckDBPyConnection, spec: DatasetSpec, contract: DatasetContract, spooled: SpooledDataset
     ) -> int:
-        names = column_list(contract.column_names)
+        names, staged = column_list(contract.column_names), "read_parquet($spool)"
         return con.execute(
-            f"INSERT INTO {self.table(contract.name)} ({names}) SELECT {names} FROM read_parquet(?) "
-            f"{latest_per_key(spec.key, SEQ_COLUMN)}",
-            [str(spooled.path)],
+            f"INSERT INTO {self.table(contract.name)} ({names}) SELECT {names} FROM {staged} "
+            f"{latest_per_key(staged, spec.key, SEQ_COLUMN)}",
+            {"spool": _files(spooled)},
         ).fetchone()[0]
 
     def upsert(self, spec: DatasetSpec, contract: DatasetContract, spooled: SpooledDataset) -> WriteResult:
@@ -164,9 +169,10 @@ class DuckDBWarehouse:
             self.ensure_table(con, contract)
             con.execute("BEGIN TRANSACTION")
             try:
+                staged = "read_parquet($spool)"
                 con.execute(
-                    f"CREATE TEMP TABLE fresh AS SELECT {names} FROM read_parquet(?) {latest_per_key(spec.key, SEQ_COLUMN)}",
-                    [str(spooled.path)],
+                    f"CREATE TEMP TABLE fresh AS SELECT {names} FROM {staged} {latest_per_key(staged, spec.key, SEQ_COLUMN)}",
+                    {"spool": _files(spooled)},
                 )
                 matched = f"EXISTS (SELECT 1 FROM fresh WHERE {same_key('fresh', 't', spec.key)})"
                 updated = con.execute(f"DELETE FROM {target} AS t WHERE {matched}").fetchone()[0]

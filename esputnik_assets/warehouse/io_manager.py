@@ -69,10 +69,13 @@ class DuckDBIOManager(WarehouseIOManager):
 
     path: str = Field(default="data/warehouse.duckdb", description="DuckDB file (ESPUTNIK_DUCKDB_PATH)")
     dataset: str = Field(default="esputnik", description="Schema of the nine tables (ESPUTNIK_DATASET)")
+    memory_limit: str = Field(
+        default="128MB", description="DuckDB's memory limit; larger writes and reads spill to disk beyond it"
+    )
 
     @contextlib.contextmanager
     def open_warehouse(self) -> Iterator[DuckDBWarehouse]:
-        yield DuckDBWarehouse(self.path, self.dataset)
+        yield DuckDBWarehouse(self.path, self.dataset, memory_limit=self.memory_limit)
 
     def location(self) -> str:
         return f"{self.path}:{self.dataset}"

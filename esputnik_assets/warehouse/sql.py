@@ -14,14 +14,15 @@ def column_list(names: Sequence[str], quote_fn=quote) -> str:
     return ", ".join(quote_fn(n) for n in names)
 
 
-def latest_per_key(key: Sequence[str], order_column: str, quote_fn=quote) -> str:
-    """Filter keeping the last-read row of each key (equal keys inside one read are one row).
+def latest_per_key(relation: str, key: Sequence[str], order_column: str, quote_fn=quote) -> str:
+    """WHERE clause keeping the last-read row of each key (equal keys inside one read are one row).
 
-    `WHERE TRUE` because BigQuery accepts QUALIFY only beside a WHERE, GROUP BY or HAVING clause.
+    A semi-join on the arrival number: only the key and that number are grouped, so it needs far less memory
+    than a window over whole rows, and it is the same SQL in DuckDB and BigQuery.
     """
     return (
-        f"WHERE TRUE QUALIFY row_number() OVER (PARTITION BY {column_list(key, quote_fn)} "
-        f"ORDER BY {quote_fn(order_column)} DESC) = 1"
+        f"WHERE {quote_fn(order_column)} IN (SELECT MAX({quote_fn(order_column)}) FROM {relation} "
+        f"GROUP BY {column_list(key, quote_fn)})"
     )
 
 

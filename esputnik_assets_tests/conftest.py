@@ -1,8 +1,10 @@
-"""Shared fixtures: a demo account served over real HTTP, and a pipeline that writes into a temporary DuckDB file."""
+"""Shared fixtures: a demo account served over real HTTP, an emulated BigQuery, and a pipeline writing to either."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,14 +13,17 @@ import polars as pl
 import pytest
 
 from esputnik_assets.assets.raw import IO_MANAGER_KEY, build_raw_assets
-from esputnik_assets.contracts import DATASET_NAMES
+from esputnik_assets.contracts import DATASET_NAMES, load_contracts
 from esputnik_assets.demo import DemoAccount, DemoServer
 from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
 from esputnik_assets.source.resource import EsputnikResource
-from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
-from esputnik_assets.warehouse.io_manager import DuckDBIOManager
+from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
+from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOManager, WarehouseIOManager
+from esputnik_assets_tests.bigquery_emulator import BigQueryEmulator, emulator_available
 
 TIMEZONE = "Europe/Kyiv"  # not UTC, so that local days and UTC instants differ in every test
+WAREHOUSES = ("duckdb", "bigquery")
+_dataset_names = itertools.count()
 
 
 @pytest.fixture
@@ -32,18 +37,48 @@ def demo_server(account: DemoAccount) -> Iterator[DemoServer]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def bq_emulator() -> Iterator[BigQueryEmulator]:
+    """One emulator for the session; skipped where it is not installed, unless CI requires it."""
+    reason = emulator_available()
+    if reason:
+        if os.environ.get("ESPUTNIK_REQUIRE_BQ_EMULATOR") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with BigQueryEmulator(project="esputnik-test") as emulator:
+        yield emulator
+
+
+def bigquery_io_manager(emulator: BigQueryEmulator) -> BigQueryIOManager:
+    """A fresh dataset per use, so tests never see each other's tables."""
+    resource = EsputnikBigQueryResource(project=emulator.project, emulator_host=emulator.host)
+    return BigQueryIOManager(bigquery=resource, dataset=f"esputnik_{next(_dataset_names)}", timezone=TIMEZONE)
+
+
+@pytest.fixture
+def make_io_manager(request, tmp_path: Path) -> Callable[[str], WarehouseIOManager]:
+    def make(warehouse: str) -> WarehouseIOManager:
+        if warehouse == "bigquery":
+            return bigquery_io_manager(request.getfixturevalue("bq_emulator"))
+        return DuckDBIOManager(path=str(tmp_path / f"warehouse{next(_dataset_names)}.duckdb"), timezone=TIMEZONE)
+
+    return make
+
+
+@pytest.fixture(params=WAREHOUSES)
+def io_manager(request, make_io_manager) -> WarehouseIOManager:
+    """Each test that takes it runs once per warehouse: one suite, the same expectations."""
+    return make_io_manager(request.param)
+
+
 @dataclass
 class Pipeline:
-    """The nine raw assets wired to one API URL and one DuckDB file, run like Dagster runs them."""
+    """The nine raw assets wired to one API URL and one warehouse, run like Dagster runs them."""
 
     url: str
     api_key: str | None
-    duckdb_path: Path
+    io_manager: WarehouseIOManager
     datasets: tuple[str, ...] = DATASET_NAMES
-
-    @property
-    def warehouse(self) -> DuckDBWarehouse:
-        return DuckDBWarehouse(str(self.duckdb_path), "esputnik")
 
     def definitions(self, **resource_overrides: object) -> dg.Definitions:
         partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone=TIMEZONE)
@@ -51,8 +86,7 @@ class Pipeline:
         esputnik = EsputnikResource(
             api_key=self.api_key, api_url=self.url, timezone=TIMEZONE, max_requests_per_second=0, **resource_overrides
         )
-        io_manager = DuckDBIOManager(path=str(self.duckdb_path), dataset="esputnik", timezone=TIMEZONE)
-        return dg.Definitions(assets=assets, resources={"esputnik": esputnik, IO_MANAGER_KEY: io_manager})
+        return dg.Definitions(assets=assets, resources={"esputnik": esputnik, IO_MANAGER_KEY: self.io_manager})
 
     def run(
         self, first: str, last: str | None = None, *, run_config: dict | None = None, raise_on_error: bool = True,
@@ -69,13 +103,15 @@ class Pipeline:
         )
 
     def table(self, dataset: str) -> pl.DataFrame:
-        with self.warehouse.connect() as con:
-            return pl.from_arrow(con.sql(f"FROM {self.warehouse.table(dataset)}").to_arrow_table())
+        """A whole table, typed by the contract, sorted so that two warehouses' copies compare equal."""
+        with self.io_manager.open_warehouse() as warehouse:
+            frame = warehouse.read(load_contracts()[dataset], None, None)
+        return frame.sort(frame.columns, nulls_last=True)
 
 
 @pytest.fixture
-def pipeline(demo_server: DemoServer, tmp_path: Path) -> Pipeline:
-    return Pipeline(demo_server.url, demo_server.api_key, tmp_path / "warehouse.duckdb")
+def pipeline(demo_server: DemoServer, io_manager: WarehouseIOManager) -> Pipeline:
+    return Pipeline(demo_server.url, demo_server.api_key, io_manager)
 
 
 def failure_text(result: dg.ExecuteInProcessResult) -> str:

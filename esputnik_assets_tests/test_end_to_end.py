@@ -1,4 +1,8 @@
-"""The nine assets, materialized from the demo account's server into a real DuckDB file, checked against its truth."""
+"""The nine assets, materialized from the demo account's server into each warehouse, checked against its truth.
+
+Tests that take `pipeline` run twice: into a real DuckDB file and into the BigQuery emulator, with one set of
+expectations. Tests about the source side (bad rows, missing endpoints) run on DuckDB only.
+"""
 
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -8,7 +12,9 @@ import pytest
 
 from esputnik_assets.contracts import DATASET_NAMES, load_contracts
 from esputnik_assets.specs import DATASETS, WriteMode
+from esputnik_assets.warehouse.bigquery import BigQueryWarehouse, schema_field
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse, duckdb_type
+from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOManager
 from esputnik_assets_tests.conftest import TIMEZONE, Pipeline, failure_text
 from esputnik_assets_tests.scripted_server import Reply, ScriptedServer
 
@@ -22,23 +28,34 @@ def local_day_counts(frame: pl.DataFrame, column: str) -> dict[date, int]:
     return dict(days.value_counts().iter_rows())
 
 
-def sorted_table(pipeline: Pipeline, dataset: str) -> pl.DataFrame:
-    frame = pipeline.table(dataset)
-    return frame.sort(frame.columns, nulls_last=True)
+def physical_columns(pipeline: Pipeline, dataset: str) -> list[tuple[str, str]]:
+    """Column names and types as the warehouse itself reports them, in table order."""
+    io = pipeline.io_manager
+    if isinstance(io, DuckDBIOManager):
+        with io.open_warehouse() as warehouse, warehouse.connect() as con:
+            return con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
+                "AND table_name = ? ORDER BY ordinal_position",
+                [io.dataset, dataset],
+            ).fetchall()
+    with io.open_warehouse() as warehouse:
+        table = warehouse.client.get_table(warehouse.table_id(dataset))
+    legacy = {"INTEGER": "INT64", "FLOAT": "FLOAT64"}
+    return [(f.name, f"{f.mode} {legacy.get(f.field_type, f.field_type)}") for f in table.schema]
+
+
+def expected_columns(pipeline: Pipeline, dataset: str) -> list[tuple[str, str]]:
+    columns = load_contracts()[dataset].columns
+    if isinstance(pipeline.io_manager, DuckDBIOManager):
+        return [(c.name, duckdb_type(c)) for c in columns]
+    return [(c.name, f"{schema_field(c).mode} {schema_field(c).field_type}") for c in columns]
 
 
 def test_nine_tables_with_the_exact_schema_and_the_accounts_rows(pipeline, account):
     result = pipeline.run("2026-11-20", "2026-11-22")
     assert result.success
-    with pipeline.warehouse.connect() as con:
-        for name in DATASET_NAMES:
-            found = con.execute(
-                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'esputnik' "
-                "AND table_name = ? ORDER BY ordinal_position",
-                [name],
-            ).fetchall()
-            contract = load_contracts()[name]
-            assert found == [(c.name, duckdb_type(c)) for c in contract.columns], name
+    for name in DATASET_NAMES:
+        assert physical_columns(pipeline, name) == expected_columns(pipeline, name), name
     for name in FACTS:
         frame = pipeline.table(name)
         assert frame.schema == load_contracts()[name].polars_schema
@@ -73,11 +90,11 @@ def test_values_match_the_contract_mapping(pipeline, account):
 
 def test_rerunning_a_day_is_idempotent(pipeline):
     pipeline.run("2026-11-20", "2026-11-21")
-    before = {name: sorted_table(pipeline, name) for name in DATASET_NAMES}
+    before = {name: pipeline.table(name) for name in DATASET_NAMES}
     pipeline.run("2026-11-21")
     pipeline.run("2026-11-20", "2026-11-21")
     for name in DATASET_NAMES:
-        assert sorted_table(pipeline, name).equals(before[name]), name
+        assert pipeline.table(name).equals(before[name]), name
 
 
 def test_revenue_and_entities_changed_by_esputnik_are_updated_not_duplicated(pipeline, account):
@@ -102,27 +119,44 @@ def test_revenue_and_entities_changed_by_esputnik_are_updated_not_duplicated(pip
     assert meta["revenue"]["rows_replaced"].value == revenue_before.height
 
 
+FAIL_BETWEEN_LOAD_AND_SWAP = {DuckDBIOManager: (DuckDBWarehouse, "_insert_latest"), BigQueryIOManager: (BigQueryWarehouse, "_swap_days")}
+FAIL_IN_UPSERT = {DuckDBIOManager: (DuckDBWarehouse, "_insert_fresh"), BigQueryIOManager: (BigQueryWarehouse, "_merge")}
+
+
+def staging_tables(pipeline: Pipeline) -> list[str]:
+    if not isinstance(pipeline.io_manager, BigQueryIOManager):
+        return []
+    with pipeline.io_manager.open_warehouse() as warehouse:
+        return [t.table_id for t in warehouse.client.list_tables(warehouse.dataset) if t.table_id.startswith("_staging")]
+
+
+def crash(*args, **kwargs):
+    raise RuntimeError("injected failure")
+
+
 def test_a_failure_half_way_through_a_write_leaves_the_day_as_it_was(pipeline, account, monkeypatch):
     pipeline.run("2026-11-20", "2026-11-21")
-    before = sorted_table(pipeline, "orders")
-
-    def crash(*args, **kwargs):
-        raise RuntimeError("disk full (injected after the delete)")
-
-    monkeypatch.setattr(DuckDBWarehouse, "_insert_latest", crash)
+    before = pipeline.table("orders")
+    monkeypatch.setattr(*FAIL_BETWEEN_LOAD_AND_SWAP[type(pipeline.io_manager)], crash)
     account.revision = 2
     result = pipeline.run("2026-11-21", raise_on_error=False, selection=["orders"])
-    assert not result.success
-    assert sorted_table(pipeline, "orders").equals(before)
+    assert not result.success and "injected failure" in failure_text(result)
+    assert pipeline.table("orders").equals(before)
+    assert staging_tables(pipeline) == []
 
 
 def test_a_failed_upsert_leaves_the_entities_as_they_were(pipeline, account, monkeypatch):
     pipeline.run("2026-11-20", selection=["contacts"])
-    before = sorted_table(pipeline, "contacts")
-    monkeypatch.setattr(DuckDBWarehouse, "_insert_fresh", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    before = pipeline.table("contacts")
+    monkeypatch.setattr(*FAIL_IN_UPSERT[type(pipeline.io_manager)], crash)
     account.revision = 3
     assert not pipeline.run("2026-11-20", raise_on_error=False, selection=["contacts"]).success
-    assert sorted_table(pipeline, "contacts").equals(before)
+    assert pipeline.table("contacts").equals(before)
+    assert staging_tables(pipeline) == []
+
+
+def duckdb_io(tmp_path) -> DuckDBIOManager:
+    return DuckDBIOManager(path=str(tmp_path / "w.duckdb"), timezone=TIMEZONE)
 
 
 def empty_events_server():
@@ -132,11 +166,11 @@ def empty_events_server():
     return ScriptedServer(script)
 
 
-def test_an_empty_answer_for_a_day_that_held_rows_is_refused_unless_confirmed(pipeline, tmp_path):
+def test_an_empty_answer_for_a_day_that_held_rows_is_refused_unless_confirmed(pipeline):
     pipeline.run("2026-11-20", selection=["events"])
     held = pipeline.table("events").height
     with empty_events_server() as server:
-        empty = Pipeline(server.url, "k", pipeline.duckdb_path)
+        empty = Pipeline(server.url, "k", pipeline.io_manager)
         result = empty.run("2026-11-20", raise_on_error=False, selection=["events"])
         assert not result.success
         assert "no rows for 2026-11-20" in failure_text(result) and "allow_empty_days" in failure_text(result)
@@ -150,14 +184,14 @@ def test_an_empty_answer_for_a_day_that_held_rows_is_refused_unless_confirmed(pi
 def test_bad_rows_fail_the_run_naming_dataset_field_and_value(tmp_path):
     bad = [{"orderId": 1, "date": "2026-11-20T10:00:00", "totalCost": "12,5", "items": []}]
     with ScriptedServer(lambda seen: Reply(body=bad)) as server:
-        result = Pipeline(server.url, "k", tmp_path / "w.duckdb").run("2026-11-20", raise_on_error=False, selection=["orders"])
+        result = Pipeline(server.url, "k", duckdb_io(tmp_path)).run("2026-11-20", raise_on_error=False, selection=["orders"])
     message = failure_text(result)
     assert "orders: field 'totalCost' has value '12,5'" in message
 
 
 def test_an_assumed_endpoint_missing_on_the_account_says_how_to_switch_it_off(tmp_path):
     with ScriptedServer(lambda seen: Reply(404, "Not Found")) as server:
-        result = Pipeline(server.url, "k", tmp_path / "w.duckdb").run("2026-11-20", raise_on_error=False, selection=["devices"])
+        result = Pipeline(server.url, "k", duckdb_io(tmp_path)).run("2026-11-20", raise_on_error=False, selection=["devices"])
     message = failure_text(result)
     assert "devices" in message and "ESPUTNIK_DATASETS" in message and "endpoint_paths" in message
 
@@ -170,7 +204,7 @@ def test_endpoint_paths_are_configurable(demo_server, tmp_path):
         return Reply(body=[{"deviceId": "d1", "contactId": 1}])
 
     with ScriptedServer(proxy) as server:
-        result = Pipeline(server.url, "k", tmp_path / "w.duckdb").run(
+        result = Pipeline(server.url, "k", duckdb_io(tmp_path)).run(
             "2026-11-20", selection=["devices"], endpoint_paths={"devices": "/v2/mobile/devices"}
         )
     assert result.success and seen == ["/api/v2/mobile/devices"]
@@ -179,7 +213,7 @@ def test_endpoint_paths_are_configurable(demo_server, tmp_path):
 def test_rows_outside_the_asked_window_are_counted_and_left_for_their_day(tmp_path):
     rows = [{"eventId": 1, "occurred": "2026-11-20T12:00:00"}, {"eventId": 2, "occurred": "2026-11-21T00:00:00"}]
     with ScriptedServer(lambda seen: Reply(body=rows)) as server:
-        pipe = Pipeline(server.url, "k", tmp_path / "w.duckdb")
+        pipe = Pipeline(server.url, "k", duckdb_io(tmp_path))
         result = pipe.run("2026-11-20", selection=["events"])
     [event] = result.get_asset_materialization_events()
     assert event.event_specific_data.materialization.metadata["out_of_window_rows"].value == 1
@@ -187,7 +221,7 @@ def test_rows_outside_the_asked_window_are_counted_and_left_for_their_day(tmp_pa
 
 
 def test_without_a_key_the_built_in_demo_account_is_used_and_said(tmp_path):
-    pipe = Pipeline("https://unused.invalid/api", None, tmp_path / "w.duckdb")
+    pipe = Pipeline("https://unused.invalid/api", None, duckdb_io(tmp_path))
     result = pipe.run("2026-11-20", selection=["broadcasts", "orders"])
     sources = {e.event_specific_data.materialization.metadata["source"].value for e in result.get_asset_materialization_events()}
     assert len(sources) == 1 and sources.pop().startswith("demo account")
@@ -216,3 +250,30 @@ def test_daylight_saving_days_have_their_23_or_25_hours(pipeline, account, day):
     assert local_day_counts(frame, "activityDateTime") == {local: account.expected_count("contactActivities", local)}
     hours = (frame["activityDateTime"].max() - frame["activityDateTime"].min()) / timedelta(hours=1)
     assert hours > 20
+
+
+def test_both_warehouses_hold_identical_tables(demo_server, make_io_manager):
+    """The same reads into DuckDB and BigQuery give the same rows, value for value, in every table."""
+    duck = Pipeline(demo_server.url, demo_server.api_key, make_io_manager("duckdb"))
+    bq = Pipeline(demo_server.url, demo_server.api_key, make_io_manager("bigquery"))
+    for pipe in (duck, bq):
+        pipe.run("2026-11-20", "2026-11-21")
+        pipe.run("2026-11-21")
+    for name in DATASET_NAMES:
+        assert bq.table(name).equals(duck.table(name)), name
+
+
+def test_bigquery_tables_are_day_partitioned_and_clustered(make_io_manager, demo_server):
+    pipe = Pipeline(demo_server.url, demo_server.api_key, make_io_manager("bigquery"))
+    pipe.run("2026-11-20")
+    with pipe.io_manager.open_warehouse() as warehouse:
+        for name, spec in DATASETS.items():
+            table = warehouse.client.get_table(warehouse.table_id(name))
+            if spec.write_mode is WriteMode.REPLACE_DAYS:
+                assert table.time_partitioning.type_ == "DAY" and table.time_partitioning.field == spec.partition_column
+                assert table.clustering_fields == list(spec.cluster_by)
+            else:
+                assert table.time_partitioning is None
+            descriptions = {f.name: f.description for f in table.schema}
+            assert all(descriptions[c.name] for c in load_contracts()[name].columns), name
+        assert warehouse.client.get_table(warehouse.table_id("broadcasts")).schema[1].mode == "REPEATED"

@@ -31,6 +31,7 @@ from esputnik_assets.warehouse.sql import column_list, latest_per_key, same_key
 
 _TYPES = {"int": "INT64", "string": "STRING", "float": "FLOAT64", "timestamp": "TIMESTAMP", "json": "JSON"}
 _PRIVATE_TYPES = {pl.Int64: "INT64", pl.String: "STRING"}
+_LEGACY_NAMES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}  # what get_table() reports
 STAGING_TTL = timedelta(days=1)
 
 
@@ -113,7 +114,7 @@ class BigQueryWarehouse:
             if found is None:
                 repeated = "ARRAY<" + wanted.field_type + ">" if column.repeated else wanted.field_type
                 self._run(f"ALTER TABLE {self.table(contract.name)} ADD COLUMN {bq_quote(column.name)} {repeated}")
-            elif (found.field_type, found.mode) != (wanted.field_type, wanted.mode):
+            elif (_LEGACY_NAMES.get(found.field_type, found.field_type), found.mode) != (wanted.field_type, wanted.mode):
                 raise SchemaConflictError(
                     f"{contract.name}.{column.name} is {found.mode} {found.field_type} in {self.table_id(contract.name)} "
                     f"but the contract says {wanted.mode} {wanted.field_type}; the table was not changed"

@@ -82,6 +82,8 @@ def check_empty_days(dataset: str, days: Sequence[DayBounds], old: dict[int, int
 class Warehouse(Protocol):
     """The operations the IO manager needs; DuckDB and BigQuery implement them with the same semantics."""
 
+    def ensure_table(self, spec: DatasetSpec, contract: DatasetContract) -> None: ...
+
     def replace_days(
         self, spec: DatasetSpec, contract: DatasetContract, spooled: SpooledDataset, days: Sequence[DayBounds],
         allow_empty_days: bool,

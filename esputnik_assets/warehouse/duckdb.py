@@ -73,8 +73,12 @@ class DuckDBWarehouse:
 
     # -- schema -------------------------------------------------------------------------------------------------
 
-    def ensure_table(self, con: duckdb.DuckDBPyConnection, contract: DatasetContract) -> None:
+    def ensure_table(self, spec: DatasetSpec, contract: DatasetContract) -> None:
         """Create the schema and table on first use; add contract columns that are new; refuse a changed type."""
+        with self.connect() as con:
+            self._ensure_table(con, contract)
+
+    def _ensure_table(self, con: duckdb.DuckDBPyConnection, contract: DatasetContract) -> None:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
         columns = ", ".join(f"{quote(c.name)} {duckdb_type(c)}" for c in contract.columns)
         con.execute(f"CREATE TABLE IF NOT EXISTS {self.table(contract.name)} ({columns})")
@@ -110,7 +114,7 @@ class DuckDBWarehouse:
         column = quote(spec.partition_column)
         start, end = days[0].start, days[-1].end
         with self.connect() as con:
-            self.ensure_table(con, contract)
+            self._ensure_table(con, contract)
             con.execute("BEGIN TRANSACTION")
             try:
                 old = self._day_counts(con, self.table(contract.name), column, days, [])
@@ -162,11 +166,11 @@ class DuckDBWarehouse:
         """Current state by key: rows whose key exists replace it, the rest are added; one transaction."""
         if spooled.rows == 0:
             with self.connect() as con:
-                self.ensure_table(con, contract)
+                self._ensure_table(con, contract)
             return WriteResult(0, 0, 0)
         target, names = self.table(contract.name), column_list(contract.column_names)
         with self.connect() as con:
-            self.ensure_table(con, contract)
+            self._ensure_table(con, contract)
             con.execute("BEGIN TRANSACTION")
             try:
                 staged = "read_parquet($spool)"
@@ -209,7 +213,7 @@ class DuckDBWarehouse:
             query += f" WHERE {quote(column)} >= ? AND {quote(column)} < ?"
             params = list(bounds)
         with self.connect() as con:
-            self.ensure_table(con, contract)
+            self._ensure_table(con, contract)
             frame = pl.from_arrow(con.sql(query, params=params).to_arrow_table())
         if not isinstance(frame, pl.DataFrame):
             raise WarehouseError(f"{contract.name}: unexpected read result")

@@ -102,6 +102,19 @@ class DuckDBWarehouse:
 
     # -- writes -------------------------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _transaction(self, contract: DatasetContract) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One connection with the table ensured and everything inside one transaction, rolled back on any failure."""
+        with self.connect() as con:
+            self._ensure_table(con, contract)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
     def replace_days(
         self,
         spec: DatasetSpec,
@@ -112,21 +125,13 @@ class DuckDBWarehouse:
     ) -> WriteResult:
         """Swap whole local days of a fact table in one transaction: readers see the old days or the new ones."""
         column = quote(spec.partition_column)
-        start, end = days[0].start, days[-1].end
-        with self.connect() as con:
-            self._ensure_table(con, contract)
-            con.execute("BEGIN TRANSACTION")
-            try:
-                old = self._day_counts(con, self.table(contract.name), column, days, [])
-                new = self._day_counts(con, "read_parquet(?)", column, days, [_files(spooled)]) if spooled.rows else {}
-                if not allow_empty_days:
-                    check_empty_days(contract.name, days, old, new)
-                replaced = self._delete_days(con, contract, column, start, end)
-                written = self._insert_latest(con, spec, contract, spooled) if spooled.rows else 0
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._transaction(contract) as con:
+            old = self._day_counts(con, self.table(contract.name), column, days, [])
+            new = self._day_counts(con, "read_parquet(?)", column, days, [_files(spooled)]) if spooled.rows else {}
+            if not allow_empty_days:
+                check_empty_days(contract.name, days, old, new)
+            replaced = self._delete_days(con, contract, column, days[0].start, days[-1].end)
+            written = self._insert_latest(con, spec, contract, spooled) if spooled.rows else 0
         return WriteResult(
             rows_staged=spooled.rows,
             rows_written=written,
@@ -165,27 +170,18 @@ class DuckDBWarehouse:
     def upsert(self, spec: DatasetSpec, contract: DatasetContract, spooled: SpooledDataset) -> WriteResult:
         """Current state by key: rows whose key exists replace it, the rest are added; one transaction."""
         if spooled.rows == 0:
-            with self.connect() as con:
-                self._ensure_table(con, contract)
+            self.ensure_table(spec, contract)
             return WriteResult(0, 0, 0)
-        target, names = self.table(contract.name), column_list(contract.column_names)
-        with self.connect() as con:
-            self._ensure_table(con, contract)
-            con.execute("BEGIN TRANSACTION")
-            try:
-                staged = "read_parquet($spool)"
-                con.execute(
-                    f"CREATE TEMP TABLE fresh AS SELECT {names} FROM {staged} {latest_per_key(staged, spec.key, SEQ_COLUMN)}",
-                    {"spool": _files(spooled)},
-                )
-                matched = f"EXISTS (SELECT 1 FROM fresh WHERE {same_key('fresh', 't', spec.key)})"
-                updated = con.execute(f"DELETE FROM {target} AS t WHERE {matched}").fetchone()[0]
-                written = self._insert_fresh(con, target, names)
-                con.execute("DROP TABLE fresh")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        target, names, staged = self.table(contract.name), column_list(contract.column_names), "read_parquet($spool)"
+        with self._transaction(contract) as con:
+            con.execute(
+                f"CREATE TEMP TABLE fresh AS SELECT {names} FROM {staged} {latest_per_key(staged, spec.key, SEQ_COLUMN)}",
+                {"spool": _files(spooled)},
+            )
+            matched = f"EXISTS (SELECT 1 FROM fresh WHERE {same_key('fresh', 't', spec.key)})"
+            updated = con.execute(f"DELETE FROM {target} AS t WHERE {matched}").fetchone()[0]
+            written = self._insert_fresh(con, target, names)
+            con.execute("DROP TABLE fresh")
         return WriteResult(
             rows_staged=spooled.rows,
             rows_written=written,

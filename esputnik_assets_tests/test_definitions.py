@@ -111,3 +111,26 @@ def test_the_cli_materializes_the_nine_tables_for_a_day(tmp_path):
         assert set(tables) == set(DATASET_NAMES)
         for name in DATASET_NAMES:
             assert con.execute(f'SELECT count(*) FROM esputnik."{name}"').fetchone()[0] > 0, name
+
+
+def test_bigquery_environment_maps_to_the_bigquery_io_manager_with_secret_credentials():
+    from esputnik_assets.warehouse.io_manager import BigQueryIOManager
+
+    env = PLACEHOLDERS | {
+        "ESPUTNIK_WAREHOUSE": "bigquery",
+        "BIGQUERY_PROJECT": "my-project",
+        "BIGQUERY_LOCATION": "EU",
+        "ESPUTNIK_DATASET": "marketing",
+        "BIGQUERY_CREDENTIALS_BASE64": "c2VjcmV0LWtleQ==",
+    }
+    io_manager = build_definitions(env).resources["warehouse_io_manager"]
+    assert isinstance(io_manager, BigQueryIOManager)
+    assert (io_manager.bigquery.project, io_manager.bigquery.location, io_manager.dataset) == ("my-project", "EU", "marketing")
+    assert isinstance(io_manager.bigquery.gcp_credentials, dg.EnvVar)
+    assert "c2VjcmV0LWtleQ==" not in repr(io_manager)
+    assert io_manager.timezone == "Europe/Kyiv"
+
+
+def test_bigquery_without_a_project_is_refused():
+    with pytest.raises(SettingsError, match="BIGQUERY_PROJECT"):
+        build_definitions({"ESPUTNIK_WAREHOUSE": "bigquery"})

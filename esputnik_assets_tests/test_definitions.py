@@ -11,7 +11,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from esputnik_assets.contracts import DATASET_NAMES
+from esputnik_assets.contracts import DATASET_NAMES, load_contracts
 from esputnik_assets.definitions import Settings, SettingsError, build_definitions
 from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG, daily_range
 
@@ -134,3 +134,50 @@ def test_bigquery_environment_maps_to_the_bigquery_io_manager_with_secret_creden
 def test_bigquery_without_a_project_is_refused():
     with pytest.raises(SettingsError, match="BIGQUERY_PROJECT"):
         build_definitions({"ESPUTNIK_WAREHOUSE": "bigquery"})
+
+
+def test_the_ui_shows_the_nine_assets_with_descriptions_and_column_schemas(tmp_path):
+    """What `dagster dev` serves: the webserver's own GraphQL answer for the asset graph."""
+    import json
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESPUTNIK_")} | {"DAGSTER_HOME": str(home)}
+    server = subprocess.Popen(
+        [str(BIN / "dagster-webserver"), "-m", "esputnik_assets", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    query = (
+        "{ assetNodes { assetKey { path } groupName description "
+        "metadataEntries { label ... on TableSchemaMetadataEntry { schema { columns { name description } } } } } }"
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/graphql", json.dumps({"query": query}).encode(),
+                    {"Content-Type": "application/json"},
+                )  # fmt: skip
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    nodes = json.load(answer)["data"]["assetNodes"]
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.5)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    by_name = {node["assetKey"]["path"][-1]: node for node in nodes}
+    assert set(by_name) == set(DATASET_NAMES)
+    for name, node in by_name.items():
+        assert node["groupName"] == "esputnik" and node["description"]
+        [schema] = [m["schema"] for m in node["metadataEntries"] if m["label"] == "dagster/column_schema"]
+        assert [c["name"] for c in schema["columns"]] == load_contracts()[name].column_names

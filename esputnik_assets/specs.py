@@ -43,7 +43,7 @@ class SourceSpec:
     answer_schema: dict[str, pl.DataType]
     # For paths with `{type}`: each value of `type` and the columns its answers gain (messages' mediaType).
     variants: tuple[tuple[str, dict[str, str]], ...] = ()
-    max_page_rows: int = 500
+    page_rows: int = 500  # the most rows a page may ask for (v1: 500; the activity endpoint: 1000)
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ ACTIVITY = SourceSpec(
     paging=Paging.ACTIVITY_CURSOR,
     date_window=True,
     answer_schema=_scalars("iid", "offset", *_ACTIVITY_FIELDS),
-    max_page_rows=1000,
+    page_rows=1000,
 )
 MESSAGES = SourceSpec(
     name="messages",

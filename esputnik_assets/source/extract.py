@@ -87,7 +87,6 @@ def _pages(
     source: SourceSpec,
     path: str,
     window: LocalWindow | None,
-    v1_page_rows: int,
     windowing: ActivityWindowing,
     stats: ReadStats,
 ) -> Iterator[pl.DataFrame]:
@@ -100,7 +99,7 @@ def _pages(
     for variant, literals in variants:
         variant_path = path.replace("{type}", variant)
         for page in read_v1(
-            client, source.name, variant_path, source.answer_schema, page_rows=v1_page_rows, params=params, stats=stats
+            client, source.name, variant_path, source.answer_schema, page_rows=source.page_rows, params=params, stats=stats
         ):
             yield page.with_columns(pl.lit(v, dtype=pl.String).alias(k) for k, v in literals.items())
 
@@ -124,7 +123,6 @@ def extract(
     timezone: str,
     spool_dir: Path,
     path: str | None = None,
-    v1_page_rows: int = 500,
     windowing: ActivityWindowing | None = None,
     batch_rows: int = 20_000,
 ) -> list[SpooledDataset]:
@@ -137,7 +135,7 @@ def extract(
     dropped = {d.name: 0 for d in datasets}
     bounds = window.utc_bounds(timezone) if window is not None else None
     try:
-        pages = _pages(client, source, path or source.path, window, v1_page_rows, windowing, stats)
+        pages = _pages(client, source, path or source.path, window, windowing, stats)
         for batch in _batches(pages, batch_rows):
             for spec in datasets:
                 shaped = spec.shape(TypedPage(batch, ShapeContext(spec.name, timezone)))

@@ -87,7 +87,7 @@ class ActivityWindowing:
 
     max_window: timedelta = timedelta(days=1)
     window_row_limit: int = 50_000
-    page_rows: int = 1000
+    page_rows: int = 1000  # the endpoint's maximum (more is a 400)
     concurrency: int = 1
 
 

@@ -25,7 +25,6 @@ class ApiSession:
 
     client: EsputnikClient
     is_demo: bool
-    resource: EsputnikResource
 
     @property
     def source_label(self) -> str:
@@ -87,7 +86,7 @@ class EsputnikResource(dg.ConfigurableResource):
         if self.api_key:
             client = self._client(self.api_url, self.api_key, self.max_requests_per_second)
             try:
-                yield ApiSession(client, False, self)
+                yield ApiSession(client, False)
             finally:
                 client.close()
             return
@@ -103,6 +102,6 @@ class EsputnikResource(dg.ConfigurableResource):
             log.warning("ESPUTNIK_API_KEY is not set: reading the built-in %s at %s", DEMO_NOTICE, server.url)
             client = self._client(server.url, server.api_key, 0.0)
             try:
-                yield ApiSession(client, True, self)
+                yield ApiSession(client, True)
             finally:
                 client.close()

@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
 
     defs = build_definitions(os.environ)
     job = defs.resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(partition_key=args.day, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    # With DAGSTER_HOME set, the run is recorded where `dagster dev` shows it; otherwise it leaves no history.
+    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    result = job.execute_in_process(partition_key=args.day, instance=instance, raise_on_error=False)
     if not result.success:
         print(f"The run for {args.day} failed; the log above says why.", file=sys.stderr)
         return 1
@@ -40,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
             f".sql('FROM {io_manager.dataset}.orders LIMIT 5'))\""
         )
     print("See the lineage, schedule and backfills in the UI:  dagster dev   (then http://127.0.0.1:3000)")
+    if not os.environ.get("DAGSTER_HOME"):
+        print("(Set DAGSTER_HOME to a folder before both commands to see this run in the UI's history.)")
     return 0
 
 

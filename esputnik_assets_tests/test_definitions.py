@@ -181,3 +181,19 @@ def test_the_ui_shows_the_nine_assets_with_descriptions_and_column_schemas(tmp_p
         assert node["groupName"] == "esputnik" and node["description"]
         [schema] = [m["schema"] for m in node["metadataEntries"] if m["label"] == "dagster/column_schema"]
         assert [c["name"] for c in schema["columns"]] == load_contracts()[name].column_names
+
+
+def test_the_sandbox_command_serves_the_demo_account_on_its_own():
+    import requests
+
+    server = subprocess.Popen(
+        [str(BIN / "esputnik-sandbox"), "--port", "0", "--contacts", "50"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        url = server.stdout.readline().strip().rsplit(" ", 1)[-1]
+        answer = requests.get(f"{url}/v1/contacts", params={"maxrows": 500}, auth=("", "demo-key"), timeout=10)
+        assert answer.status_code == 200 and len(answer.json()) == 50
+        assert requests.get(f"{url}/v1/contacts", auth=("", "wrong"), timeout=10).status_code == 401
+    finally:
+        server.terminate()
+        assert server.wait(timeout=30) is not None

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from esputnik_assets.contracts import DATASET_NAMES, load_contracts
+from esputnik_assets.demo import DemoServer, FaultPlan
 from esputnik_assets.specs import DATASETS, WriteMode
 from esputnik_assets.warehouse.bigquery import BigQueryWarehouse, schema_field
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse, duckdb_type
@@ -277,3 +278,42 @@ def test_bigquery_tables_are_day_partitioned_and_clustered(make_io_manager, demo
             descriptions = {f.name: f.description for f in table.schema}
             assert all(descriptions[c.name] for c in load_contracts()[name].columns), name
         assert warehouse.client.get_table(warehouse.table_id("broadcasts")).schema[1].mode == "REPEATED"
+
+
+def test_streamed_small_batches_write_the_same_tables(pipeline, account, make_io_manager, demo_server, monkeypatch):
+    """Many spool parts per read (batches of 300 rows) give the tables one batch gives, and stay atomic."""
+    streamed = Pipeline(demo_server.url, demo_server.api_key, make_io_manager("duckdb"))
+    pipeline.run("2026-11-20", "2026-11-21")
+    streamed.run("2026-11-20", "2026-11-21", spool_batch_rows=300)
+    for name in DATASET_NAMES:
+        assert streamed.table(name).equals(pipeline.table(name)), name
+    before = streamed.table("contactActivities")
+    monkeypatch.setattr(*FAIL_BETWEEN_LOAD_AND_SWAP[type(streamed.io_manager)], crash)
+    account.revision = 4
+    assert not streamed.run("2026-11-21", selection=["contactActivities"], spool_batch_rows=300, raise_on_error=False).success
+    assert streamed.table("contactActivities").equals(before)
+
+
+def test_an_unreliable_server_still_gives_exactly_the_accounts_rows(account, tmp_path):
+    """429s (with and without Retry-After), 5xx, and repeated activities: retried and deduplicated, nothing lost."""
+    faults = FaultPlan(seed=5, rate_429=0.15, retry_after=0.0, rate_5xx=0.1, activity_duplicate_rate=0.5)
+    with DemoServer(account, faults=faults) as server:
+        pipe = Pipeline(server.url, server.api_key, duckdb_io(tmp_path))
+        result = pipe.run("2026-11-20", retry_base_delay_seconds=0.01, max_attempts=10)
+    retries = sum(
+        e.event_specific_data.materialization.metadata["http_retries"].value for e in result.get_asset_materialization_events()
+    )
+    assert retries > 0
+    for name in FACTS:
+        assert pipe.table(name).height == account.expected_count(name, date(2026, 11, 20)), name
+    for name in ENTITIES:
+        assert pipe.table(name).height == account.expected_count(name, None), name
+
+
+def test_an_account_without_the_activity_export_says_so(account, tmp_path):
+    with DemoServer(account, faults=FaultPlan(activity_enabled=False)) as server:
+        result = Pipeline(server.url, server.api_key, duckdb_io(tmp_path)).run(
+            "2026-11-20", selection=["contactActivities"], raise_on_error=False
+        )
+    text = failure_text(result)
+    assert "Contact support to enable ContactActivity." in text and "ESPUTNIK_DATASETS" in text

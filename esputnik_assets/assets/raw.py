@@ -105,6 +105,7 @@ def build_source_asset(
                     spool_dir=spool_dir,
                     path=esputnik.path_for(source),
                     windowing=esputnik.windowing(),
+                    batch_rows=esputnik.spool_batch_rows,
                 )
                 stats, label = api.client.stats, api.source_label
         except BaseException:

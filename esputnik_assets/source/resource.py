@@ -41,6 +41,7 @@ class EsputnikResource(dg.ConfigurableResource):
     connect_timeout_seconds: float = 10.0
     read_timeout_seconds: float = 120.0
     max_attempts: int = Field(default=6, description="Attempts per request on 429/5xx/connection errors")
+    retry_base_delay_seconds: float = Field(default=1.0, description="First back-off; it doubles per attempt (with jitter)")
     max_total_retry_wait_seconds: float = 900.0
     endpoint_paths: dict[str, str] = Field(
         default_factory=dict,
@@ -53,6 +54,7 @@ class EsputnikResource(dg.ConfigurableResource):
     max_concurrent_requests: int = Field(
         default=1, description="Activity windows read at once; raise it when the account allows several requests a second"
     )
+    spool_batch_rows: int = Field(default=20_000, description="Rows shaped and spooled at once (bounds memory)")
     demo_contacts: int = 2_000
     demo_activities_per_day: int = 5_000
     demo_orders_per_day: int = 120
@@ -76,7 +78,11 @@ class EsputnikResource(dg.ConfigurableResource):
             requests_per_second=requests_per_second,
             connect_timeout=self.connect_timeout_seconds,
             read_timeout=self.read_timeout_seconds,
-            retry=RetryPolicy(max_attempts=self.max_attempts, max_total_wait=self.max_total_retry_wait_seconds),
+            retry=RetryPolicy(
+                max_attempts=self.max_attempts,
+                base_delay=self.retry_base_delay_seconds,
+                max_total_wait=self.max_total_retry_wait_seconds,
+            ),
         )
 
     @contextlib.contextmanager

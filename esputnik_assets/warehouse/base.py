@@ -12,7 +12,7 @@ import polars as pl
 from esputnik_assets.contracts import DatasetContract
 from esputnik_assets.source.extract import SpooledDataset
 from esputnik_assets.source.windows import LocalWindow
-from esputnik_assets.specs import DatasetSpec
+from esputnik_assets.specs import DatasetSpec, WriteMode
 
 
 class WarehouseError(RuntimeError):
@@ -50,22 +50,22 @@ class WriteResult:
 
     rows_staged: int
     rows_written: int
-    duplicates_dropped: int
     rows_replaced: int = 0  # rows of the replaced days before the write (facts)
     rows_updated: int = 0  # existing keys whose row was replaced (entities)
-    rows_inserted: int = 0  # new keys (entities)
 
-    def as_metadata(self) -> dict[str, object]:
+    @property
+    def duplicates_dropped(self) -> int:
+        return self.rows_staged - self.rows_written
+
+    def as_metadata(self, write_mode: WriteMode) -> dict[str, object]:
         meta: dict[str, object] = {
             "rows_staged": self.rows_staged,
             "rows_written": self.rows_written,
             "duplicates_dropped": self.duplicates_dropped,
         }
-        if self.rows_replaced:
-            meta["rows_replaced"] = self.rows_replaced
-        if self.rows_updated or self.rows_inserted:
-            meta |= {"rows_updated": self.rows_updated, "rows_inserted": self.rows_inserted}
-        return meta
+        if write_mode is WriteMode.REPLACE_DAYS:
+            return meta | {"rows_replaced": self.rows_replaced}
+        return meta | {"rows_updated": self.rows_updated, "rows_inserted": self.rows_written - self.rows_updated}
 
 
 def check_empty_days(dataset: str, days: Sequence[DayBounds], old: dict[int, int], new: dict[int, int]) -> None:

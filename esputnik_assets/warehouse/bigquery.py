@@ -195,12 +195,7 @@ class BigQueryWarehouse:
         finally:
             if staging_id:
                 self._drop(staging_id)
-        return WriteResult(
-            rows_staged=spooled.rows,
-            rows_written=written,
-            duplicates_dropped=spooled.rows - written,
-            rows_replaced=sum(old.values()),
-        )
+        return WriteResult(spooled.rows, written, rows_replaced=sum(old.values()))
 
     def _swap_days(
         self, spec: DatasetSpec, contract: DatasetContract, staging_id: str | None, start: datetime, end: datetime
@@ -231,7 +226,7 @@ class BigQueryWarehouse:
     def upsert(self, spec: DatasetSpec, contract: DatasetContract, spooled: SpooledDataset) -> WriteResult:
         self.ensure_table(spec, contract)
         if spooled.rows == 0:
-            return WriteResult(0, 0, 0)
+            return WriteResult(0, 0)
         staging_id = self._stage(contract, spooled)
         try:
             fresh = self._latest_staged(spec, contract, staging_id)
@@ -243,13 +238,7 @@ class BigQueryWarehouse:
             self._merge(spec, contract, fresh)
         finally:
             self._drop(staging_id)
-        return WriteResult(
-            rows_staged=spooled.rows,
-            rows_written=distinct,
-            duplicates_dropped=spooled.rows - distinct,
-            rows_updated=matched,
-            rows_inserted=distinct - matched,
-        )
+        return WriteResult(spooled.rows, distinct, rows_updated=matched)
 
     def _merge(self, spec: DatasetSpec, contract: DatasetContract, fresh: str) -> None:
         """THE atomic upsert: one MERGE statement by key."""

@@ -132,12 +132,7 @@ class DuckDBWarehouse:
                 check_empty_days(contract.name, days, old, new)
             replaced = self._delete_days(con, contract, column, days[0].start, days[-1].end)
             written = self._insert_latest(con, spec, contract, spooled) if spooled.rows else 0
-        return WriteResult(
-            rows_staged=spooled.rows,
-            rows_written=written,
-            duplicates_dropped=spooled.rows - written,
-            rows_replaced=replaced,
-        )
+        return WriteResult(spooled.rows, written, rows_replaced=replaced)
 
     def _day_counts(
         self, con: duckdb.DuckDBPyConnection, relation: str, column: str, days: Sequence[DayBounds], params: list
@@ -171,7 +166,7 @@ class DuckDBWarehouse:
         """Current state by key: rows whose key exists replace it, the rest are added; one transaction."""
         if spooled.rows == 0:
             self.ensure_table(spec, contract)
-            return WriteResult(0, 0, 0)
+            return WriteResult(0, 0)
         target, names, staged = self.table(contract.name), column_list(contract.column_names), "read_parquet($spool)"
         with self._transaction(contract) as con:
             con.execute(
@@ -182,13 +177,7 @@ class DuckDBWarehouse:
             updated = con.execute(f"DELETE FROM {target} AS t WHERE {matched}").fetchone()[0]
             written = self._insert_fresh(con, target, names)
             con.execute("DROP TABLE fresh")
-        return WriteResult(
-            rows_staged=spooled.rows,
-            rows_written=written,
-            duplicates_dropped=spooled.rows - written,
-            rows_updated=updated,
-            rows_inserted=written - updated,
-        )
+        return WriteResult(spooled.rows, written, rows_updated=updated)
 
     def _insert_fresh(self, con: duckdb.DuckDBPyConnection, target: str, names: str) -> int:
         return con.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM fresh").fetchone()[0]

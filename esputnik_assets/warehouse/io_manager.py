@@ -48,7 +48,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         finally:
             obj.discard()
         context.add_output_metadata(
-            result.as_metadata()
+            result.as_metadata(spec.write_mode)
             | extra
             | {"table": f"{self.location()}.{obj.dataset}", "dagster/row_count": result.rows_written}
         )

@@ -122,8 +122,7 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
     backfill = dg.BackfillPolicy.multi_run(max_partitions_per_run=settings.max_partitions_per_run)
     raw_assets = build_raw_assets(settings.datasets, partitions, backfill)
     daily_job = dg.define_asset_job(
-        DAILY_JOB, selection=dg.AssetSelection.groups(GROUP), partitions_def=partitions,
-        description="All eSputnik tables for a range of days",
+        DAILY_JOB, selection=dg.AssetSelection.groups(GROUP), description="All eSputnik tables for a range of days"
     )
     return dg.Definitions(
         assets=raw_assets,

@@ -44,26 +44,24 @@ class Settings:
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> Settings:
-        def get(name: str, default: str) -> str:
-            return _get(env, name, default)
-
-        timezone = get("ESPUTNIK_TIMEZONE", "UTC")
+        timezone = _get(env, "ESPUTNIK_TIMEZONE", "UTC")
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise SettingsError(f"ESPUTNIK_TIMEZONE={timezone!r} is not an IANA time zone name") from exc
-        datasets = tuple(d.strip() for d in get("ESPUTNIK_DATASETS", ",".join(DATASET_NAMES)).split(",") if d.strip())
+        listed = _get(env, "ESPUTNIK_DATASETS", ",".join(DATASET_NAMES))
+        datasets = tuple(d.strip() for d in listed.split(",") if d.strip())
         unknown = sorted(set(datasets) - set(DATASET_NAMES))
         if unknown or not datasets:
             raise SettingsError(f"ESPUTNIK_DATASETS names {unknown or 'nothing'}; choose from {', '.join(DATASET_NAMES)}")
-        warehouse = get("ESPUTNIK_WAREHOUSE", "duckdb").lower()
+        warehouse = _get(env, "ESPUTNIK_WAREHOUSE", "duckdb").lower()
         if warehouse not in WAREHOUSES:
             raise SettingsError(f"ESPUTNIK_WAREHOUSE={warehouse!r}: use one of {', '.join(WAREHOUSES)}")
         try:
-            start = date.fromisoformat(get("ESPUTNIK_START_DATE", DEFAULT_START_DATE))
-            rate = float(get("ESPUTNIK_MAX_REQUESTS_PER_SECOND", "1"))
-            lookback = int(get("ESPUTNIK_LOOKBACK_DAYS", "3"))
-            concurrent = int(get("ESPUTNIK_MAX_CONCURRENT_REQUESTS", "1"))
+            start = date.fromisoformat(_get(env, "ESPUTNIK_START_DATE", DEFAULT_START_DATE))
+            rate = float(_get(env, "ESPUTNIK_MAX_REQUESTS_PER_SECOND", "1"))
+            lookback = int(_get(env, "ESPUTNIK_LOOKBACK_DAYS", "3"))
+            concurrent = int(_get(env, "ESPUTNIK_MAX_CONCURRENT_REQUESTS", "1"))
         except ValueError as exc:
             raise SettingsError(f"bad setting: {exc}") from exc
         if rate < 0 or lookback < 0 or concurrent < 1:

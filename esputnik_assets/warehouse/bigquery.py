@@ -65,6 +65,14 @@ def _one_file(parts: Sequence[Path], target: Path) -> Path:
     return target
 
 
+def _between(start: datetime, end: datetime) -> list[bigquery.ScalarQueryParameter]:
+    """@start and @end, the bounds of a `column >= @start AND column < @end` filter."""
+    return [
+        bigquery.ScalarQueryParameter("start", "TIMESTAMP", start),
+        bigquery.ScalarQueryParameter("end", "TIMESTAMP", end),
+    ]
+
+
 def _staged_expression(column: Column) -> str:
     """JSON is staged as text (Parquet has no JSON type) and parsed on the way into the table."""
     name = bq_quote(column.name)
@@ -84,9 +92,16 @@ class BigQueryWarehouse:
     def table(self, name: str) -> str:
         return ".".join(bq_quote(part) for part in (self.project, self.dataset, name))
 
-    def _run(self, sql: str, params: Sequence[bigquery.ScalarQueryParameter] = ()) -> bigquery.table.RowIterator:
+    def _query(self, sql: str, params: Sequence[bigquery.ScalarQueryParameter] = ()) -> bigquery.QueryJob:
         config = bigquery.QueryJobConfig(query_parameters=list(params))
-        return self.client.query(sql, job_config=config, location=self.location).result()
+        return self.client.query(sql, job_config=config, location=self.location)
+
+    def _run(self, sql: str, params: Sequence[bigquery.ScalarQueryParameter] = ()) -> bigquery.table.RowIterator:
+        return self._query(sql, params).result()
+
+    def _count(self, sql: str, params: Sequence[bigquery.ScalarQueryParameter] = ()) -> int:
+        """The value of a query that answers one row with one count."""
+        return int(next(iter(self._run(sql, params)))[0] or 0)
 
     # -- schema -------------------------------------------------------------------------------------------------
 
@@ -209,19 +224,10 @@ class BigQueryWarehouse:
                 f"{self._latest_staged(spec, contract, staging_id)};"
             )
         script = "BEGIN TRANSACTION;\n" + "\n".join(statements) + "\nCOMMIT TRANSACTION;"
-        self._run(script, [
-            bigquery.ScalarQueryParameter("start", "TIMESTAMP", start),
-            bigquery.ScalarQueryParameter("end", "TIMESTAMP", end),
-        ])  # fmt: skip
-        return self._count_rows(target, column, start, end) if staging_id else 0
-
-    def _count_rows(self, target: str, column: str, start: datetime, end: datetime) -> int:
-        sql = f"SELECT COUNT(*) AS n FROM {target} WHERE {column} >= @start AND {column} < @end"
-        params = [
-            bigquery.ScalarQueryParameter("start", "TIMESTAMP", start),
-            bigquery.ScalarQueryParameter("end", "TIMESTAMP", end),
-        ]
-        return int(next(iter(self._run(sql, params)))["n"])
+        self._run(script, _between(start, end))
+        if not staging_id:
+            return 0
+        return self._count(f"SELECT COUNT(*) FROM {target} WHERE {column} >= @start AND {column} < @end", _between(start, end))
 
     def upsert(self, spec: DatasetSpec, contract: DatasetContract, spooled: SpooledDataset) -> WriteResult:
         self.ensure_table(spec, contract)
@@ -230,11 +236,11 @@ class BigQueryWarehouse:
         staging_id = self._stage(contract, spooled)
         try:
             fresh = self._latest_staged(spec, contract, staging_id)
-            distinct = int(next(iter(self._run(f"SELECT COUNT(*) AS n FROM ({fresh})")))["n"])
-            matched = int(next(iter(self._run(
-                f"SELECT COUNT(*) AS n FROM {self.table(contract.name)} AS t JOIN ({fresh}) AS s "
+            distinct = self._count(f"SELECT COUNT(*) FROM ({fresh})")
+            matched = self._count(
+                f"SELECT COUNT(*) FROM {self.table(contract.name)} AS t JOIN ({fresh}) AS s "
                 f"ON {same_key('s', 't', spec.key, bq_quote)}"
-            )))["n"])  # fmt: skip
+            )
             self._merge(spec, contract, fresh)
         finally:
             self._drop(staging_id)
@@ -254,7 +260,7 @@ class BigQueryWarehouse:
     # -- reads --------------------------------------------------------------------------------------------------
 
     def row_count(self, name: str) -> int:
-        return int(next(iter(self._run(f"SELECT COUNT(*) AS n FROM {self.table(name)}")))["n"])
+        return self._count(f"SELECT COUNT(*) FROM {self.table(name)}")
 
     def read(
         self, contract: DatasetContract, column: str | None, bounds: tuple[datetime, datetime] | None
@@ -267,13 +273,8 @@ class BigQueryWarehouse:
         params = []
         if column is not None and bounds is not None:
             sql += f" WHERE {bq_quote(column)} >= @start AND {bq_quote(column)} < @end"
-            params = [
-                bigquery.ScalarQueryParameter("start", "TIMESTAMP", bounds[0]),
-                bigquery.ScalarQueryParameter("end", "TIMESTAMP", bounds[1]),
-            ]
-        arrow = self.client.query(sql, job_config=bigquery.QueryJobConfig(query_parameters=params)).to_arrow(
-            create_bqstorage_client=False
-        )
+            params = _between(*bounds)
+        arrow = self._query(sql, params).to_arrow(create_bqstorage_client=False)
         frame = pl.from_arrow(arrow)
         assert isinstance(frame, pl.DataFrame)
         return frame.cast(dict(contract.polars_schema))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
@@ -22,6 +22,7 @@ from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOMana
 
 DEFAULT_START_DATE = "2026-01-01"
 WAREHOUSES = ("duckdb", "bigquery")
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 CREDENTIALS_VARIABLE = "BIGQUERY_CREDENTIALS_BASE64"  # a service-account key, base64-encoded, as dagster-gcp takes it
 
 
@@ -41,6 +42,7 @@ class Settings:
     max_partitions_per_run: int = 31
     max_requests_per_second: float = 1.0
     max_concurrent_requests: int = 1
+    demo_account: bool = False
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> Settings:
@@ -69,6 +71,13 @@ class Settings:
                 "ESPUTNIK_MAX_REQUESTS_PER_SECOND and ESPUTNIK_LOOKBACK_DAYS must be >= 0, "
                 "ESPUTNIK_MAX_CONCURRENT_REQUESTS >= 1"
             )
+        today = datetime.now(ZoneInfo(timezone)).date()
+        if start > today:
+            raise SettingsError(
+                f"ESPUTNIK_START_DATE={start} is after today ({today} in {timezone}): no daily partition exists yet, "
+                "so there is nothing to materialize. Use the first day whose data you want (default "
+                f"{DEFAULT_START_DATE})."
+            )
         return cls(
             timezone=timezone,
             start_date=start,
@@ -77,7 +86,37 @@ class Settings:
             lookback_days=lookback,
             max_requests_per_second=rate,
             max_concurrent_requests=concurrent,
+            demo_account=_demo_account(env, warehouse),
         )
+
+
+def _demo_account(env: Mapping[str, str], warehouse: str) -> bool:
+    """The demo account is an explicit choice, implied only for an embedded DuckDB with no account configured at all."""
+    has_key, has_url = bool(env.get("ESPUTNIK_API_KEY")), bool(env.get("ESPUTNIK_API_URL"))
+    flag = _get(env, "ESPUTNIK_DEMO", "").lower()
+    if flag not in ("", *TRUE, *FALSE):
+        raise SettingsError(f"ESPUTNIK_DEMO={flag!r}: use true or false")
+    if flag in TRUE:
+        if has_key or has_url:
+            raise SettingsError(
+                "ESPUTNIK_DEMO=true reads the built-in demo account, but ESPUTNIK_API_KEY or ESPUTNIK_API_URL is set "
+                "too: unset one side so it is clear which account the tables come from"
+            )
+        return True
+    if has_key:
+        return False
+    if has_url:
+        raise SettingsError(
+            "ESPUTNIK_API_URL is set but ESPUTNIK_API_KEY is not: set the account's API key (the demo account is "
+            "never used in place of a configured account)"
+        )
+    if flag in FALSE or warehouse != "duckdb":
+        raise SettingsError(
+            "No eSputnik account is configured: set ESPUTNIK_API_KEY (and ESPUTNIK_API_URL if not esputnik.com), "
+            "or ESPUTNIK_DEMO=true to load the built-in synthetic demo account"
+            + (" into BigQuery" if warehouse != "duckdb" else "")
+        )
+    return True
 
 
 def _get(env: Mapping[str, str], name: str, default: str) -> str:
@@ -88,6 +127,7 @@ def build_resources(env: Mapping[str, str], settings: Settings) -> dict[str, dg.
     """Resources for this environment; the API key stays an EnvVar so its value never lands in config or the UI."""
     esputnik = EsputnikResource(
         api_key=dg.EnvVar("ESPUTNIK_API_KEY") if env.get("ESPUTNIK_API_KEY") else None,
+        demo_account=settings.demo_account,
         api_url=_get(env, "ESPUTNIK_API_URL", DEFAULT_API_URL),
         timezone=settings.timezone,
         max_requests_per_second=settings.max_requests_per_second,

@@ -56,6 +56,12 @@ class DatasetSpec:
     partition_column: str | None = None  # event time of a fact table: a day of it is replaced at once
     description: str = ""
     cluster_by: tuple[str, ...] = ()  # BigQuery clustering: the columns analyses filter on most
+    nullable_key: tuple[str, ...] = ()  # key columns where null is a legitimate value (matched null to null)
+
+    @property
+    def required_key(self) -> tuple[str, ...]:
+        """Key columns that every row must carry: a null there would merge unrelated rows."""
+        return tuple(column for column in self.key if column not in self.nullable_key)
 
 
 def _scalars(*names: str) -> dict[str, pl.DataType]:
@@ -212,6 +218,7 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "revenue", REVENUE, shape.shape_revenue, WriteMode.REPLACE_DAYS, ("orderId", "messageInstanceId"),
             partition_column="orderDate", cluster_by=("mediaType", "broadcastId"),
+            nullable_key=("messageInstanceId",),  # an order credited to a transactional (IM) message has none
             description="Orders credited to message activities, by order day; eSputnik's later updates replace rows.",
         ),
     )  # fmt: skip

@@ -90,7 +90,7 @@ class Pipeline:
 
     def run(
         self, first: str, last: str | None = None, *, run_config: dict | None = None, raise_on_error: bool = True,
-        selection: list[str] | None = None, **resource_overrides: object,
+        selection: list[str] | None = None, instance: dg.DagsterInstance | None = None, **resource_overrides: object,
     ) -> dg.ExecuteInProcessResult:
         job = self.definitions(**resource_overrides).resolve_implicit_global_asset_job_def()
         if selection:
@@ -99,7 +99,7 @@ class Pipeline:
             tags={RANGE_START_TAG: first, RANGE_END_TAG: last or first},
             run_config=run_config,
             raise_on_error=raise_on_error,
-            instance=dg.DagsterInstance.ephemeral(),
+            instance=instance or dg.DagsterInstance.ephemeral(),
         )
 
     def table(self, dataset: str) -> pl.DataFrame:
@@ -112,6 +112,13 @@ class Pipeline:
 @pytest.fixture
 def pipeline(demo_server: DemoServer, io_manager: WarehouseIOManager) -> Pipeline:
     return Pipeline(demo_server.url, demo_server.api_key, io_manager)
+
+
+def run_log(pipeline: Pipeline, first: str, **run_options: object) -> tuple[dg.ExecuteInProcessResult, list[str]]:
+    """A run and every message of its run log (what the Dagster UI shows), including plain log lines."""
+    instance = dg.DagsterInstance.ephemeral()
+    result = pipeline.run(first, instance=instance, **run_options)
+    return result, [entry.user_message for entry in instance.all_logs(result.run_id)]
 
 
 def failure_text(result: dg.ExecuteInProcessResult) -> str:

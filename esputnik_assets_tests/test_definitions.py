@@ -45,7 +45,7 @@ def test_definitions_load_with_placeholder_env():
 def test_the_api_key_stays_an_env_var_in_config():
     resource = build_definitions(PLACEHOLDERS).resources["esputnik"]
     assert isinstance(resource.api_key, dg.EnvVar) and resource.api_key.env_var_name == "ESPUTNIK_API_KEY"
-    assert build_definitions({}).resources["esputnik"].api_key is None  # no key: the demo account
+    assert build_definitions({}).resources["esputnik"].api_key is None  # no key and no URL: the demo account
 
 
 def test_a_subset_of_datasets_builds_only_their_sources():

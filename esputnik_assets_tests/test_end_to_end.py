@@ -221,9 +221,9 @@ def test_rows_outside_the_asked_window_are_counted_and_left_for_their_day(tmp_pa
     assert pipe.table("events")["eventId"].to_list() == [1]
 
 
-def test_without_a_key_the_built_in_demo_account_is_used_and_said(tmp_path):
+def test_the_demo_account_when_chosen_is_used_and_said(tmp_path):
     pipe = Pipeline("https://unused.invalid/api", None, duckdb_io(tmp_path))
-    result = pipe.run("2026-11-20", selection=["broadcasts", "orders"])
+    result = pipe.run("2026-11-20", selection=["broadcasts", "orders"], demo_account=True)
     sources = {e.event_specific_data.materialization.metadata["source"].value for e in result.get_asset_materialization_events()}
     assert len(sources) == 1 and sources.pop().startswith("demo account")
     assert pipe.table("orders").height > 0

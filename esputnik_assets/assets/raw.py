@@ -1,16 +1,13 @@
 """One asset factory for the nine raw tables: a multi-asset per eSputnik source, an output per table it feeds."""
 
-
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import dagster as dg
 
 from esputnik_assets.contracts import DatasetContract, load_contracts
 from esputnik_assets.source.extract import extract
 from esputnik_assets.source.resource import EsputnikResource
+from esputnik_assets.source.spool_dirs import spool_dir
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import DATASETS, DatasetSpec, SourceSpec, WriteMode
 
@@ -93,8 +90,7 @@ def build_source_asset(
     ) -> Iterator[dg.Output]:
         selected = [s for s in specs if asset_key(s.name) in context.selected_asset_keys]
         window = _local_window(context)
-        spool_dir = Path(tempfile.mkdtemp(prefix=f"esputnik-{source.name}-"))
-        try:
+        with spool_dir(source.name, context.log, esputnik.spool_folder) as folder:
             with esputnik.open(context.log) as api:
                 spooled = extract(
                     api.client,
@@ -102,32 +98,30 @@ def build_source_asset(
                     selected,
                     window=window if source.date_window else None,
                     timezone=esputnik.timezone,
-                    spool_dir=spool_dir,
+                    spool_dir=folder,
                     path=esputnik.path_for(source),
                     windowing=esputnik.windowing(),
                     batch_rows=esputnik.spool_batch_rows,
                 )
                 stats, label = api.client.stats, api.source_label
-        except BaseException:
-            shutil.rmtree(spool_dir, ignore_errors=True)
-            raise
-        for item in spooled:
-            item.allow_empty_days = config.allow_empty_days
-            yield dg.Output(
-                item,
-                output_name=item.dataset,
-                metadata={
-                    "source": label,
-                    "window": f"{window.start:%Y-%m-%d} .. {window.end:%Y-%m-%d} (local, end exclusive)"
-                    if source.date_window
-                    else "full scan",
-                    "rows_read": item.rows,
-                    "http_requests": stats.requests,
-                    "http_retries": stats.retries,
-                    "pages": item.read.get("pages", 0),
-                    "windows_split": item.read.get("windows_split", 0),
-                },
-            )
+            for item in spooled:
+                item.allow_empty_days = config.allow_empty_days
+                item.source = "demo" if api.is_demo else "live"
+                yield dg.Output(
+                    item,
+                    output_name=item.dataset,
+                    metadata={
+                        "source": label,
+                        "window": f"{window.start:%Y-%m-%d} .. {window.end:%Y-%m-%d} (local, end exclusive)"
+                        if source.date_window
+                        else "full scan",
+                        "rows_read": item.rows,
+                        "http_requests": stats.requests,
+                        "http_retries": stats.retries,
+                        "pages": item.read.get("pages", 0),
+                        "windows_split": item.read.get("windows_split", 0),
+                    },
+                )
 
     return read_source
 

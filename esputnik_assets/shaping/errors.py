@@ -16,6 +16,17 @@ class BadValueError(ShapingError):
         super().__init__(f"{dataset}: field {field!r} has value {value!r}, which is not a valid {expected}{more}")
 
 
+class MissingKeyError(ShapingError):
+    """Rows whose key field is null or missing: stored, they would merge into one row, so the read stops instead."""
+
+    def __init__(self, dataset: str, field: str, bad_rows: int, rows: int) -> None:
+        self.dataset, self.field, self.bad_rows = dataset, field, bad_rows
+        super().__init__(
+            f"{dataset}: key field {field!r} is null or missing in {bad_rows} of {rows} row(s) of the batch; rows "
+            "without their key cannot be told apart (they would be merged into one), so nothing of this read was written"
+        )
+
+
 class AnswerFormatError(ShapingError):
     """An answer that is not a JSON array of objects."""
 

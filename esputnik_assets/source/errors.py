@@ -7,6 +7,10 @@ class EsputnikError(RuntimeError):
     """Base of every failure talking to eSputnik."""
 
 
+class AccountNotConfiguredError(EsputnikError):
+    """Neither a key nor an explicit choice of the demo account: reading anything would be a guess."""
+
+
 class AuthenticationError(EsputnikError):
     """401: the key is wrong or revoked."""
 

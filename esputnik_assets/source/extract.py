@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from esputnik_assets.shaping.columns import ShapeContext, TypedPage
-from esputnik_assets.shaping.errors import BadValueError
+from esputnik_assets.shaping.errors import BadValueError, MissingKeyError
 from esputnik_assets.source.client import EsputnikClient
 from esputnik_assets.source.errors import EsputnikError
 from esputnik_assets.source.paging import ActivityWindowing, ReadStats, read_activity, read_v1
@@ -38,16 +38,12 @@ class SpooledDataset:
     out_of_window_rows: int = 0
     read: dict[str, int] = field(default_factory=dict)
     allow_empty_days: bool = False  # a run may confirm that days which held rows are empty now
+    source: str = "live"  # "demo" for the built-in demo account: the warehouse keeps the two apart
 
     def discard(self) -> None:
-        """Remove the spool files, and their folder once the last table of the read is written."""
+        """Remove the spool files as soon as the table is written (the read's folder goes when the read ends)."""
         for part in self.parts:
             part.unlink(missing_ok=True)
-        if self.parts:
-            try:
-                self.parts[0].parent.rmdir()
-            except OSError:
-                pass
 
 
 class _SpoolWriter:
@@ -104,6 +100,14 @@ def _pages(
             yield page.with_columns(pl.lit(v, dtype=pl.String).alias(k) for k, v in literals.items())
 
 
+def _require_keys(frame: pl.DataFrame, spec: DatasetSpec) -> None:
+    """A null key would make the dedupe and the upsert treat unrelated rows as one: that is bad input, not a duplicate."""
+    for column in spec.required_key:
+        missing = frame.get_column(column).null_count()
+        if missing:
+            raise MissingKeyError(spec.name, column.lstrip("_"), missing, frame.height)
+
+
 def _inside(frame: pl.DataFrame, spec: DatasetSpec, bounds: tuple[datetime, datetime]) -> tuple[pl.DataFrame, int]:
     """Rows whose event time lies in the window; a row with no event time cannot be placed on a day."""
     column = frame.get_column(spec.partition_column)
@@ -139,6 +143,7 @@ def extract(
         for batch in _batches(pages, batch_rows):
             for spec in datasets:
                 shaped = spec.shape(TypedPage(batch, ShapeContext(spec.name, timezone)))
+                _require_keys(shaped, spec)
                 if spec.write_mode is WriteMode.REPLACE_DAYS and bounds is not None:
                     shaped, outside = _inside(shaped, spec, bounds)
                     dropped[spec.name] += outside

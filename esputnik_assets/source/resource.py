@@ -1,4 +1,9 @@
-"""The eSputnik resource: a live account when an API key is configured, the built-in demo account otherwise."""
+"""The eSputnik resource: a live account when an API key is configured, the built-in demo account only when chosen.
+
+The demo account is never a fallback: Dagster replaces a resource's whole configuration when a run sets any of it
+(the launchpad), which drops a key given as an EnvVar. A run without a key and without `demo_account: true` fails
+and says so, instead of quietly writing synthetic rows into a real warehouse.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,18 @@ import dagster as dg
 from pydantic import Field
 
 from esputnik_assets.source.client import EsputnikClient, RetryPolicy
+from esputnik_assets.source.errors import AccountNotConfiguredError
 from esputnik_assets.source.paging import ActivityWindowing
 from esputnik_assets.specs import SourceSpec
 
 DEFAULT_API_URL = "https://esputnik.com/api"
 DEMO_NOTICE = "demo account (synthetic data served in-process; set ESPUTNIK_API_KEY to read your account)"
+NO_ACCOUNT = (
+    "No eSputnik API key is configured for this run and the demo account was not chosen, so nothing was read. "
+    "Set ESPUTNIK_API_KEY for your account. If this run sets config for the `esputnik` resource (the launchpad), "
+    "Dagster replaces the resource's whole configuration: include `api_key: {env: ESPUTNIK_API_KEY}` in it (or "
+    "`demo_account: true` for the built-in demo account)."
+)
 
 
 @dataclass
@@ -32,9 +44,12 @@ class ApiSession:
 
 
 class EsputnikResource(dg.ConfigurableResource):
-    """Connection settings for eSputnik's API. Leave api_key unset to use the demo account."""
+    """Connection settings for eSputnik's API: an API key for a live account, or an explicit choice of the demo."""
 
-    api_key: str | None = Field(default=None, description="API key (ESPUTNIK_API_KEY); unset = demo account")
+    api_key: str | None = Field(default=None, description="API key (ESPUTNIK_API_KEY)")
+    demo_account: bool = Field(
+        default=False, description="Read the built-in synthetic demo account instead of a live one (no key allowed)"
+    )
     api_url: str = Field(default=DEFAULT_API_URL, description="Base URL; paths /v1/..., /v2/... below it")
     timezone: str = Field(default="UTC", description="The account's IANA time zone (ESPUTNIK_TIMEZONE)")
     max_requests_per_second: float = Field(default=1.0, description="Pacing of API calls; 0 = no pacing")
@@ -55,6 +70,9 @@ class EsputnikResource(dg.ConfigurableResource):
         default=1, description="Activity windows read at once; raise it when the account allows several requests a second"
     )
     spool_batch_rows: int = Field(default=20_000, description="Rows shaped and spooled at once (bounds memory)")
+    spool_folder: str | None = Field(
+        default=None, description="Where reads spool Parquet parts before the write (default: the system temp folder)"
+    )
     demo_contacts: int = 2_000
     demo_activities_per_day: int = 5_000
     demo_orders_per_day: int = 120
@@ -89,6 +107,12 @@ class EsputnikResource(dg.ConfigurableResource):
     def open(self, log: logging.Logger | None = None) -> Iterator[ApiSession]:
         """A client for the configured account, or for a demo server started for the duration of the block."""
         log = log or logging.getLogger(__name__)
+        if self.api_key and self.demo_account:
+            raise AccountNotConfiguredError(
+                "Both an API key and demo_account: true are configured; choose one (unset ESPUTNIK_DEMO or the key)."
+            )
+        if not self.api_key and not self.demo_account:
+            raise AccountNotConfiguredError(NO_ACCOUNT)
         if self.api_key:
             client = self._client(self.api_url, self.api_key, self.max_requests_per_second)
             try:
@@ -105,7 +129,7 @@ class EsputnikResource(dg.ConfigurableResource):
             events_per_day=self.demo_events_per_day,
         )
         with DemoServer(account) as server:
-            log.warning("ESPUTNIK_API_KEY is not set: reading the built-in %s at %s", DEMO_NOTICE, server.url)
+            log.warning("Reading the built-in %s at %s, as configured (demo_account)", DEMO_NOTICE, server.url)
             client = self._client(server.url, server.api_key, 0.0)
             try:
                 yield ApiSession(client, True)

@@ -23,6 +23,10 @@ class SuspiciousEmptyDayError(WarehouseError):
     """A read returned no rows for a day that holds rows: replacing it would wipe data, so the run stops."""
 
 
+class MixedSourceError(WarehouseError):
+    """Rows of the demo account and of a live account would end up in one table."""
+
+
 class SchemaConflictError(WarehouseError):
     """An existing column's type differs from the contract; rewriting it could lose data."""
 
@@ -79,6 +83,30 @@ def check_empty_days(dataset: str, days: Sequence[DayBounds], old: dict[int, int
         )
 
 
+SOURCES = ("demo", "live")  # what a table's rows came from, recorded on the table when it is first written
+
+
+def guard_source(warehouse: Warehouse, dataset: str, incoming: str) -> None:
+    """Refuse to mix demo and live rows in one table; record the source of a table on its first write.
+
+    A table written before sources were recorded is taken as live when it holds rows: demo rows never go into it.
+    """
+    if incoming not in SOURCES:
+        raise ValueError(f"unknown source {incoming!r}")
+    recorded = warehouse.source_of(dataset)
+    held = f"{recorded}-account rows"
+    if recorded is None and incoming == "demo" and warehouse.row_count(dataset):
+        recorded, held = "live", "rows of unknown origin (written before sources were recorded)"
+    if recorded is None:
+        warehouse.record_source(dataset, incoming)
+    elif recorded != incoming:
+        raise MixedSourceError(
+            f"{dataset}: {warehouse.table(dataset)} holds {held}, and this run read the {incoming} account; the table was not changed. Use another DuckDB file or "
+            "dataset for the demo account (ESPUTNIK_DUCKDB_PATH / ESPUTNIK_DATASET), or drop the table if its rows "
+            "should go."
+        )
+
+
 class Warehouse(Protocol):
     """The operations the IO manager needs; DuckDB and BigQuery implement them with the same semantics."""
 
@@ -96,5 +124,9 @@ class Warehouse(Protocol):
     ) -> pl.DataFrame: ...
 
     def row_count(self, name: str) -> int: ...
+
+    def source_of(self, name: str) -> str | None: ...
+
+    def record_source(self, name: str, source: str) -> None: ...
 
     def table(self, name: str) -> str: ...

@@ -33,6 +33,7 @@ _TYPES = {"int": "INT64", "string": "STRING", "float": "FLOAT64", "timestamp": "
 _PRIVATE_TYPES = {pl.Int64: "INT64", pl.String: "STRING"}
 _LEGACY_NAMES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}  # what get_table() reports
 STAGING_TTL = timedelta(days=1)
+SOURCE_LABEL = "esputnik_source"  # table label: which account (demo or live) the rows came from
 
 
 def bq_quote(identifier: str) -> str:
@@ -256,6 +257,17 @@ class BigQueryWarehouse:
             f"WHEN NOT MATCHED THEN INSERT ({column_list(names, bq_quote)}) "
             f"VALUES ({', '.join('s.' + bq_quote(n) for n in names)})"
         )
+
+    # -- provenance -------------------------------------------------------------------------------------------
+
+    def source_of(self, name: str) -> str | None:
+        """The source recorded in the table's `esputnik_source` label, None if none was recorded."""
+        return self.client.get_table(self.table_id(name)).labels.get(SOURCE_LABEL)
+
+    def record_source(self, name: str, source: str) -> None:
+        table = self.client.get_table(self.table_id(name))
+        table.labels = {**table.labels, SOURCE_LABEL: source}
+        self.client.update_table(table, ["labels"])
 
     # -- reads --------------------------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ brings and inserts them together, so a failure half-way leaves the table exactly
 from __future__ import annotations
 
 import contextlib
+import logging
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,7 @@ from esputnik_assets.contracts import Column, DatasetContract
 from esputnik_assets.source.extract import SEQ_COLUMN, SpooledDataset
 from esputnik_assets.specs import DatasetSpec
 from esputnik_assets.warehouse.base import (
+    SOURCES,
     DayBounds,
     SchemaConflictError,
     WarehouseError,
@@ -28,6 +30,7 @@ from esputnik_assets.warehouse.base import (
 )
 from esputnik_assets.warehouse.sql import column_list, latest_per_key, quote, same_key
 
+SOURCE_COMMENT = "esputnik_source="
 _TYPES = {"int": "BIGINT", "string": "VARCHAR", "float": "DOUBLE", "timestamp": "TIMESTAMP WITH TIME ZONE", "json": "JSON"}
 
 
@@ -43,9 +46,18 @@ def duckdb_type(column: Column) -> str:
 class DuckDBWarehouse:
     """Writes spooled reads into a DuckDB file; one short connection per operation so parallel steps can share it."""
 
-    def __init__(self, path: str, schema: str = "esputnik", *, lock_timeout: float = 300.0, memory_limit: str = "128MB"):
+    def __init__(
+        self,
+        path: str,
+        schema: str = "esputnik",
+        *,
+        lock_timeout: float = 300.0,
+        memory_limit: str = "128MB",
+        log: logging.Logger | None = None,
+    ):
         self.path, self.schema = path, schema
         self.lock_timeout, self.memory_limit = lock_timeout, memory_limit
+        self.log = log or logging.getLogger(__name__)
 
     def table(self, name: str) -> str:
         return f"{quote(self.schema)}.{quote(name)}"
@@ -53,7 +65,10 @@ class DuckDBWarehouse:
     @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection, waiting while another process holds the file's write lock."""
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(self.path).parent
+        if not folder.is_dir():
+            folder.mkdir(parents=True, exist_ok=True)
+            self.log.warning("Created the folder %s for the DuckDB file %s", folder.resolve(), Path(self.path).name)
         deadline = time.monotonic() + self.lock_timeout
         while True:
             try:
@@ -181,6 +196,23 @@ class DuckDBWarehouse:
 
     def _insert_fresh(self, con: duckdb.DuckDBPyConnection, target: str, names: str) -> int:
         return con.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM fresh").fetchone()[0]
+
+    # -- provenance -------------------------------------------------------------------------------------------
+
+    def source_of(self, name: str) -> str | None:
+        """The source recorded in the table's comment (`esputnik_source=demo|live`), None if none was recorded."""
+        with self.connect() as con:
+            row = con.execute(
+                "SELECT comment FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?", [self.schema, name]
+            ).fetchone()
+        comment = (row[0] or "") if row else ""
+        return comment.removeprefix(SOURCE_COMMENT) if comment.startswith(SOURCE_COMMENT) else None
+
+    def record_source(self, name: str, source: str) -> None:
+        if source not in SOURCES:  # a literal in SQL below: only the two known words may get there
+            raise ValueError(f"unknown source {source!r}")
+        with self.connect() as con:
+            con.execute(f"COMMENT ON TABLE {self.table(name)} IS '{SOURCE_COMMENT}{source}'")
 
     # -- reads --------------------------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from pydantic import Field
 from esputnik_assets.contracts import load_contracts
 from esputnik_assets.source.extract import SpooledDataset
 from esputnik_assets.specs import DATASETS, WriteMode
-from esputnik_assets.warehouse.base import Warehouse, day_bounds
+from esputnik_assets.warehouse.base import Warehouse, day_bounds, guard_source
 from esputnik_assets.warehouse.bigquery import BigQueryWarehouse
 from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
@@ -36,6 +36,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         spec, contract = DATASETS[obj.dataset], load_contracts()[obj.dataset]
         try:
             with self.open_warehouse() as warehouse:
+                warehouse.ensure_table(spec, contract)
+                guard_source(warehouse, obj.dataset, obj.source)
                 if spec.write_mode is WriteMode.REPLACE_DAYS:
                     assert obj.window is not None, f"{obj.dataset} is replaced by day and needs its window"
                     days = day_bounds(obj.window, self.timezone)
@@ -75,7 +77,9 @@ class DuckDBIOManager(WarehouseIOManager):
 
     @contextlib.contextmanager
     def open_warehouse(self) -> Iterator[DuckDBWarehouse]:
-        yield DuckDBWarehouse(self.path, self.dataset, memory_limit=self.memory_limit)
+        yield DuckDBWarehouse(
+            self.path, self.dataset, memory_limit=self.memory_limit, log=dg.get_dagster_logger("esputnik_assets")
+        )
 
     def location(self) -> str:
         return f"{self.path}:{self.dataset}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from esputnik_assets.assets.raw import IO_MANAGER_KEY, build_raw_assets
+from esputnik_assets.checks.raw import CheckThresholds
 from esputnik_assets.contracts import DATASET_NAMES, load_contracts
 from esputnik_assets.demo import DemoAccount, DemoServer
 from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
@@ -79,6 +80,7 @@ class Pipeline:
     api_key: str | None
     io_manager: WarehouseIOManager
     datasets: tuple[str, ...] = DATASET_NAMES
+    thresholds: CheckThresholds = field(default_factory=CheckThresholds)
 
     def definitions(self, **resource_overrides: object) -> dg.Definitions:
         partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone=TIMEZONE)
@@ -86,7 +88,8 @@ class Pipeline:
         esputnik = EsputnikResource(
             api_key=self.api_key, api_url=self.url, timezone=TIMEZONE, max_requests_per_second=0, **resource_overrides
         )
-        return dg.Definitions(assets=assets, resources={"esputnik": esputnik, IO_MANAGER_KEY: self.io_manager})
+        resources = {"esputnik": esputnik, IO_MANAGER_KEY: self.io_manager, "check_thresholds": self.thresholds}
+        return dg.Definitions(assets=assets, resources=resources)
 
     def run(
         self, first: str, last: str | None = None, *, run_config: dict | None = None, raise_on_error: bool = True,

@@ -4,12 +4,16 @@ from collections.abc import Iterator, Sequence
 
 import dagster as dg
 
+from esputnik_assets.checks.raw import CheckContext, CheckThresholds, Outcome, checks_for
+from esputnik_assets.checks.read import READ_REPORT, READ_REPORT_DESCRIPTION, read_report
 from esputnik_assets.contracts import DatasetContract, load_contracts
-from esputnik_assets.source.extract import extract
+from esputnik_assets.source.extract import SpooledDataset, extract
 from esputnik_assets.source.resource import EsputnikResource
 from esputnik_assets.source.spool_dirs import spool_dir
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import DATASETS, DatasetSpec, SourceSpec, WriteMode
+from esputnik_assets.warehouse.base import day_bounds
+from esputnik_assets.warehouse.io_manager import WarehouseIOManager
 
 GROUP = "esputnik"
 KEY_PREFIX = "esputnik"
@@ -40,7 +44,7 @@ def column_schema(contract: DatasetContract) -> dg.TableSchema:
     )
 
 
-def _out(spec: DatasetSpec) -> dg.AssetOut:
+def _out(spec: DatasetSpec, freshness: dg.FreshnessPolicy | None) -> dg.AssetOut:
     source = spec.source
     semantics = (
         f"Each run replaces whole local days of `{spec.partition_column}`, atomically."
@@ -54,6 +58,7 @@ def _out(spec: DatasetSpec) -> dg.AssetOut:
         is_required=False,
         group_name=GROUP,
         kinds={"polars"},
+        freshness_policy=freshness,
         metadata={
             "dagster/column_schema": column_schema(load_contracts()[spec.name]),
             "endpoint": source.path,
@@ -71,68 +76,133 @@ def _local_window(context: dg.AssetExecutionContext) -> LocalWindow:
     return LocalWindow.for_days(window.start.date(), window.end.date())
 
 
+def _check_specs(specs: Sequence[DatasetSpec]) -> list[dg.AssetCheckSpec]:
+    return [
+        spec_
+        for spec in specs
+        for spec_ in (
+            *(
+                dg.AssetCheckSpec(c.name, asset=asset_key(spec.name), description=c.description, blocking=c.blocking)
+                for c in checks_for(spec.name)
+            ),
+            dg.AssetCheckSpec(READ_REPORT, asset=asset_key(spec.name), description=READ_REPORT_DESCRIPTION),
+        )
+    ]
+
+
 def build_source_asset(
     source: SourceSpec,
     specs: Sequence[DatasetSpec],
     partitions_def: dg.PartitionsDefinition,
     backfill_policy: dg.BackfillPolicy,
+    freshness: dg.FreshnessPolicy | None = None,
 ) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name=f"esputnik_{source.name}",
-        outs={spec.name: _out(spec) for spec in specs},
+        outs={spec.name: _out(spec, freshness) for spec in specs},
+        check_specs=_check_specs(specs),
         can_subset=True,
         partitions_def=partitions_def,
         backfill_policy=backfill_policy,
         op_tags={"esputnik/source": source.name},
     )
     def read_source(
-        context: dg.AssetExecutionContext, config: RawReadConfig, esputnik: EsputnikResource
-    ) -> Iterator[dg.Output]:
+        context: dg.AssetExecutionContext,
+        config: RawReadConfig,
+        esputnik: EsputnikResource,
+        warehouse_io_manager: dg.ResourceParam[WarehouseIOManager],
+        check_thresholds: CheckThresholds,
+    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         selected = [s for s in specs if asset_key(s.name) in context.selected_asset_keys]
         window = _local_window(context)
-        with spool_dir(source.name, context.log, esputnik.spool_folder) as folder:
-            with esputnik.open(context.log) as api:
-                spooled = extract(
-                    api.client,
-                    source,
-                    selected,
-                    window=window if source.date_window else None,
-                    timezone=esputnik.timezone,
-                    spool_dir=folder,
-                    path=esputnik.path_for(source),
-                    windowing=esputnik.windowing(),
-                    batch_rows=esputnik.spool_batch_rows,
-                )
-                stats, label = api.client.stats, api.source_label
-            for item in spooled:
-                item.allow_empty_days = config.allow_empty_days
-                item.source = "demo" if api.is_demo else "live"
-                yield dg.Output(
-                    item,
-                    output_name=item.dataset,
-                    metadata={
-                        "source": label,
-                        "window": f"{window.start:%Y-%m-%d} .. {window.end:%Y-%m-%d} (local, end exclusive)"
-                        if source.date_window
-                        else "full scan",
-                        "rows_read": item.rows,
-                        "http_requests": stats.requests,
-                        "http_retries": stats.retries,
-                        "pages": item.read.get("pages", 0),
-                        "windows_split": item.read.get("windows_split", 0),
-                    },
-                )
+        written: dict[str, SpooledDataset] = {}
+        if selected:
+            with spool_dir(source.name, context.log, esputnik.spool_folder) as folder:
+                with esputnik.open(context.log) as api:
+                    spooled = extract(
+                        api.client,
+                        source,
+                        selected,
+                        window=window if source.date_window else None,
+                        timezone=esputnik.timezone,
+                        spool_dir=folder,
+                        path=esputnik.path_for(source),
+                        windowing=esputnik.windowing(),
+                        batch_rows=esputnik.spool_batch_rows,
+                    )
+                    stats, label = api.client.stats, api.source_label
+                for item in spooled:
+                    item.allow_empty_days = config.allow_empty_days
+                    item.source = "demo" if api.is_demo else "live"
+                    item.read |= {"http_retries": stats.retries, "http_429": stats.by_status.get(429, 0)}
+                    yield dg.Output(
+                        item,
+                        output_name=item.dataset,
+                        metadata={
+                            "source": label,
+                            "window": f"{window.start:%Y-%m-%d} .. {window.end:%Y-%m-%d} (local, end exclusive)"
+                            if source.date_window
+                            else "full scan",
+                            "rows_read": item.rows,
+                            "http_requests": stats.requests,
+                            "http_retries": stats.retries,
+                            "pages": item.read.get("pages", 0),
+                            "windows_split": item.read.get("windows_split", 0),
+                        },
+                    )
+                    written[item.dataset] = item  # the IO manager has written it by now (outputs are handled in turn)
+        yield from run_checks(context, specs, written, window, warehouse_io_manager, check_thresholds)
 
     return read_source
 
 
+def run_checks(
+    context: dg.AssetExecutionContext,
+    specs: Sequence[DatasetSpec],
+    written: dict[str, SpooledDataset],
+    window: LocalWindow,
+    io_manager: WarehouseIOManager,
+    thresholds: CheckThresholds,
+) -> Iterator[dg.AssetCheckResult]:
+    """The selected checks of these tables, on the days of the run, as queries in the warehouse."""
+    wanted = context.selected_asset_check_keys
+    with io_manager.open_warehouse() as warehouse:
+        for spec in specs:
+            key = asset_key(spec.name)
+            checks = [c for c in checks_for(spec.name) if dg.AssetCheckKey(key, c.name) in wanted]
+            if not checks and dg.AssetCheckKey(key, READ_REPORT) not in wanted:
+                continue
+            days = day_bounds(window, io_manager.timezone)
+            ctx = CheckContext(warehouse, spec, load_contracts()[spec.name], days, io_manager.timezone, thresholds)
+            for check in checks:
+                outcome = check.evaluate(ctx)
+                yield _result(key, check.name, outcome)
+            if dg.AssetCheckKey(key, READ_REPORT) in wanted:
+                yield _result(key, READ_REPORT, read_report(written.get(spec.name), thresholds))
+
+
+def _result(key: dg.AssetKey, name: str, outcome: Outcome) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=name,
+        passed=outcome.passed,
+        severity=outcome.severity,
+        description=outcome.description,
+        metadata=outcome.metadata,
+    )
+
+
 def build_raw_assets(
-    datasets: Sequence[str], partitions_def: dg.PartitionsDefinition, backfill_policy: dg.BackfillPolicy
+    datasets: Sequence[str],
+    partitions_def: dg.PartitionsDefinition,
+    backfill_policy: dg.BackfillPolicy,
+    freshness: dg.FreshnessPolicy | None = None,
 ) -> list[dg.AssetsDefinition]:
     """The raw assets for the chosen datasets (the export's "check the boxes"), one multi-asset per source."""
     by_source: dict[str, list[DatasetSpec]] = {}
     for name in datasets:
         by_source.setdefault(DATASETS[name].source.name, []).append(DATASETS[name])
     return [
-        build_source_asset(specs[0].source, specs, partitions_def, backfill_policy) for specs in by_source.values()
+        build_source_asset(specs[0].source, specs, partitions_def, backfill_policy, freshness)
+        for specs in by_source.values()
     ]

@@ -171,6 +171,9 @@ def _nest(flat: pl.DataFrame, key: str, fields: list[str], name: str) -> pl.Seri
     return flat.group_by(key, maintain_order=True).agg(pl.struct(fields).alias(name))[name]
 
 
+BROKEN_DAY_MODES = ("empty", "collapsed_delivery", "unknown_status")
+
+
 @dataclass(frozen=False)
 class DemoAccount:
     """A synthetic eSputnik account; size knobs and `revision` (changes made by eSputnik after the fact)."""
@@ -182,6 +185,8 @@ class DemoAccount:
     events_per_day: int = 1_500
     devices: int = 600
     revision: int = 0
+    # Days served broken, to see the checks fail: ("2026-11-20", mode), mode one of BROKEN_DAY_MODES.
+    broken_days: tuple[tuple[str, str], ...] = ()
     _cache: OrderedDict = field(default_factory=OrderedDict, init=False, repr=False, compare=False)
     _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False, compare=False)
 
@@ -208,7 +213,7 @@ class DemoAccount:
 
     def day_frame(self, dataset: str, day: date) -> pl.DataFrame:
         """A day's fact rows plus internal columns (``_t`` = ms timestamp), sorted as the server pages them."""
-        return self._cached(dataset, day, lambda: getattr(self, f"_build_{dataset}")(day))
+        return self._cached(dataset, day, lambda: self._break(dataset, day, getattr(self, f"_build_{dataset}")(day)))
 
     def entity_frame(self, dataset: str) -> pl.DataFrame:
         """An entity's rows plus internal columns, sorted by id."""
@@ -218,6 +223,24 @@ class DemoAccount:
     def knobs(self) -> tuple[int, ...]:
         """Every input of the account's values: caches key on it so a changed knob never serves stale rows."""
         return tuple(getattr(self, f.name) for f in dataclasses.fields(self) if f.init)
+
+    def _break(self, dataset: str, day: date, frame: pl.DataFrame) -> pl.DataFrame:
+        """A broken day as a live account can serve one: nothing at all, delivery collapsed, a status never seen."""
+        mode = dict(self.broken_days).get(day.isoformat())
+        if mode is None:
+            return frame
+        if mode not in BROKEN_DAY_MODES:
+            raise ValueError(f"broken day mode {mode!r}: use one of {', '.join(BROKEN_DAY_MODES)}")
+        if mode == "empty":
+            return frame.head(0)
+        if dataset != "contactActivities":
+            return frame
+        status = pl.col("activityStatus")
+        if mode == "collapsed_delivery":  # nine in ten deliveries fail
+            failed = (status == "DELIVERED") & (pl.int_range(pl.len()) % 10 != 0)
+            return frame.with_columns(pl.when(failed).then(pl.lit("UNDELIVERED")).otherwise(status).alias("activityStatus"))
+        renamed = (status == "UNSUBSCRIBED") | (pl.int_range(pl.len()) % 50 == 0)  # unknown_status
+        return frame.with_columns(pl.when(renamed).then(pl.lit("BOUNCED")).otherwise(status).alias("activityStatus"))
 
     # ----- cache -----------------------------------------------------------------------------------------
     def _cached(self, dataset: str, day: date | None, build: Callable[[], pl.DataFrame]) -> pl.DataFrame:

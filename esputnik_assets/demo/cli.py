@@ -7,7 +7,7 @@ import signal
 import threading
 from collections.abc import Sequence
 
-from esputnik_assets.demo.account import DemoAccount
+from esputnik_assets.demo.account import BROKEN_DAY_MODES, DemoAccount
 from esputnik_assets.demo.server import DemoServer, FaultPlan
 
 
@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds slept before each answer")
     parser.add_argument("--activity-duplicate-rate", type=float, default=0.0)
     parser.add_argument("--activity-cursor-depth", type=int, default=50_000)
+    parser.add_argument(
+        "--broken-day", action="append", default=[], metavar="DAY=MODE",
+        help=f"serve DAY broken so the checks fail; MODE one of {', '.join(BROKEN_DAY_MODES)} (repeatable)",
+    )
     return parser
 
 
@@ -37,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     account = DemoAccount(
         seed=args.seed, contacts=args.contacts, activities_per_day=args.activities_per_day,
         orders_per_day=args.orders_per_day, events_per_day=args.events_per_day, devices=args.devices,
-        revision=args.revision,
+        revision=args.revision, broken_days=tuple(tuple(b.split("=", 1)) for b in args.broken_day),
     )
     faults = FaultPlan(
         seed=args.seed, rate_429=args.rate_429, retry_after=args.retry_after, rate_5xx=args.rate_5xx,

@@ -39,6 +39,7 @@ class SpooledDataset:
     read: dict[str, int] = field(default_factory=dict)
     allow_empty_days: bool = False  # a run may confirm that days which held rows are empty now
     source: str = "live"  # "demo" for the built-in demo account: the warehouse keeps the two apart
+    written: dict[str, object] = field(default_factory=dict)  # what the write did, filled in by the IO manager
 
     def discard(self) -> None:
         """Remove the spool files as soon as the table is written (the read's folder goes when the read ends)."""

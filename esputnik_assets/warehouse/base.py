@@ -9,7 +9,7 @@ from typing import Protocol
 
 import polars as pl
 
-from esputnik_assets.contracts import DatasetContract
+from esputnik_assets.contracts import Column, DatasetContract
 from esputnik_assets.source.extract import SpooledDataset
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import DatasetSpec, WriteMode
@@ -124,6 +124,12 @@ class Warehouse(Protocol):
     ) -> pl.DataFrame: ...
 
     def row_count(self, name: str) -> int: ...
+
+    def query(self, sql: str, params: dict[str, object] | None = None) -> list[dict[str, object]]: ...
+
+    def stored_columns(self, name: str) -> list[tuple[str, str]]: ...
+
+    def column_type(self, column: Column) -> str: ...
 
     def source_of(self, name: str) -> str | None: ...
 

@@ -16,18 +16,19 @@ from __future__ import annotations
 import tempfile
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import polars as pl
 import pyarrow.parquet as pq
+from google.api_core.exceptions import NotFound
 from google.cloud import bigquery
 
 from esputnik_assets.contracts import Column, DatasetContract
 from esputnik_assets.source.extract import SEQ_COLUMN, SpooledDataset
 from esputnik_assets.specs import DatasetSpec, WriteMode
 from esputnik_assets.warehouse.base import DayBounds, SchemaConflictError, WriteResult, check_empty_days
-from esputnik_assets.warehouse.sql import column_list, latest_per_key, same_key
+from esputnik_assets.warehouse.sql import column_list, latest_per_key, portable, same_key
 
 _TYPES = {"int": "INT64", "string": "STRING", "float": "FLOAT64", "timestamp": "TIMESTAMP", "json": "JSON"}
 _PRIVATE_TYPES = {pl.Int64: "INT64", pl.String: "STRING"}
@@ -72,6 +73,18 @@ def _between(start: datetime, end: datetime) -> list[bigquery.ScalarQueryParamet
         bigquery.ScalarQueryParameter("start", "TIMESTAMP", start),
         bigquery.ScalarQueryParameter("end", "TIMESTAMP", end),
     ]
+
+
+def _parameters(params: dict[str, object]) -> list[bigquery.ScalarQueryParameter]:
+    """Named query parameters typed from their Python values (the `$name`s of a portable query)."""
+    kinds = ((bool, "BOOL"), (int, "INT64"), (float, "FLOAT64"), (datetime, "TIMESTAMP"), (date, "DATE"), (str, "STRING"))
+    out = []
+    for name, value in params.items():
+        kind = next((k for t, k in kinds if isinstance(value, t)), None)
+        if kind is None:
+            raise TypeError(f"query parameter {name!r}: unsupported type {type(value).__name__}")
+        out.append(bigquery.ScalarQueryParameter(name, kind, value))
+    return out
 
 
 def _staged_expression(column: Column) -> str:
@@ -257,6 +270,27 @@ class BigQueryWarehouse:
             f"WHEN NOT MATCHED THEN INSERT ({column_list(names, bq_quote)}) "
             f"VALUES ({', '.join('s.' + bq_quote(n) for n in names)})"
         )
+
+    def query(self, sql: str, params: dict[str, object] | None = None) -> list[dict[str, object]]:
+        """A portable query (see `sql.portable`) run here; for bounded results such as check figures."""
+        job = self._query(portable(sql, "bigquery", self.dataset, self.project), _parameters(params or {}))
+        return [dict(row.items()) for row in job.result()]
+
+    def column_type(self, column: Column) -> str:
+        """A contract column's type as `stored_columns` reports it."""
+        return f"ARRAY<{_TYPES[column.type]}>" if column.repeated else _TYPES[column.type]
+
+    def stored_columns(self, name: str) -> list[tuple[str, str]]:
+        """The table's columns in order with their engine types; empty when the table does not exist."""
+        try:
+            table = self.client.get_table(self.table_id(name))
+        except NotFound:
+            return []
+        return [
+            (f.name, ("ARRAY<" if f.mode == "REPEATED" else "") + _LEGACY_NAMES.get(f.field_type, f.field_type)
+             + (">" if f.mode == "REPEATED" else ""))
+            for f in table.schema
+        ]  # fmt: skip
 
     # -- provenance -------------------------------------------------------------------------------------------
 

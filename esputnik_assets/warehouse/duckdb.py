@@ -28,7 +28,7 @@ from esputnik_assets.warehouse.base import (
     WriteResult,
     check_empty_days,
 )
-from esputnik_assets.warehouse.sql import column_list, latest_per_key, quote, same_key
+from esputnik_assets.warehouse.sql import column_list, latest_per_key, portable, quote, same_key
 
 SOURCE_COMMENT = "esputnik_source="
 _TYPES = {"int": "BIGINT", "string": "VARCHAR", "float": "DOUBLE", "timestamp": "TIMESTAMP WITH TIME ZONE", "json": "JSON"}
@@ -196,6 +196,26 @@ class DuckDBWarehouse:
 
     def _insert_fresh(self, con: duckdb.DuckDBPyConnection, target: str, names: str) -> int:
         return con.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM fresh").fetchone()[0]
+
+    def query(self, sql: str, params: dict[str, object] | None = None) -> list[dict[str, object]]:
+        """A portable query (see `sql.portable`) run here; for bounded results such as check figures."""
+        with self.connect() as con:
+            cursor = con.execute(portable(sql, "duckdb", self.schema), params or {})
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def column_type(self, column: Column) -> str:
+        """A contract column's type as `stored_columns` reports it."""
+        return duckdb_type(column)
+
+    def stored_columns(self, name: str) -> list[tuple[str, str]]:
+        """The table's columns in order with their engine types; empty when the table does not exist."""
+        with self.connect() as con:
+            return con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+                [self.schema, name],
+            ).fetchall()
 
     # -- provenance -------------------------------------------------------------------------------------------
 

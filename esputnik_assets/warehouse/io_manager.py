@@ -49,6 +49,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                     extra = {}
         finally:
             obj.discard()
+        obj.written = result.as_metadata(spec.write_mode)
         context.add_output_metadata(
             result.as_metadata(spec.write_mode)
             | extra

@@ -1,0 +1,104 @@
+"""The checks, as Dagster records them: green on the demo account, red on data built to break each one, on both
+warehouses."""
+
+import dagster as dg
+import pytest
+
+from esputnik_assets.assets.raw import asset_key
+from esputnik_assets.checks.raw import checks_for
+from esputnik_assets.checks.read import READ_REPORT
+from esputnik_assets.contracts import DATASET_NAMES
+from esputnik_assets.demo import DemoAccount, DemoServer
+from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
+from esputnik_assets_tests.conftest import Pipeline
+
+HISTORY = ("2026-11-10", "2026-11-17")
+
+
+def evaluations(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
+    return {(e.asset_key.path[-1], e.check_name): e for e in result.get_asset_check_evaluations()}
+
+
+def test_every_table_has_its_checks_and_all_pass_on_the_demo_account(pipeline):
+    pipeline.run(*HISTORY)
+    result = pipeline.run("2026-11-18")
+    found = evaluations(result)
+    expected = {(name, c.name) for name in DATASET_NAMES for c in checks_for(name)} | {
+        (name, READ_REPORT) for name in DATASET_NAMES
+    }
+    assert set(found) == expected
+    assert {("contactActivities", "kpi_delivery_rate"), ("orders", "volume"), ("contacts", "keys")} <= set(found)
+    failed = {key: e.description for key, e in found.items() if not e.passed}
+    assert failed == {}
+    volume = found[("events", "volume")].metadata["days"].value
+    assert volume[0]["day"] == "2026-11-18" and volume[0]["rows"] == 200 and volume[0]["trailing_mean"] == 200
+
+
+def broken_pipeline(server: DemoServer, io_manager) -> Pipeline:
+    return Pipeline(server.url, server.api_key, io_manager, datasets=("contactActivities", "orders", "orderItems"))
+
+
+@pytest.fixture
+def broken_account() -> DemoAccount:
+    return DemoAccount(
+        contacts=300, activities_per_day=1_500, orders_per_day=40, events_per_day=200, devices=80,
+        broken_days=(("2026-11-18", "empty"), ("2026-11-19", "unknown_status"), ("2026-11-20", "collapsed_delivery")),
+    )  # fmt: skip
+
+
+def test_broken_demo_days_fail_volume_accepted_values_and_delivery_rate(broken_account, io_manager):
+    with DemoServer(broken_account) as server:
+        pipe = broken_pipeline(server, io_manager)
+        assert pipe.run(*HISTORY).success
+
+        empty = pipe.run("2026-11-18", raise_on_error=False)
+        found = evaluations(empty)
+        assert not empty.success  # volume blocks: nothing downstream may read an empty day as a quiet one
+        for name in ("contactActivities", "orders", "orderItems"):
+            check = found[(name, "volume")]
+            assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+            assert "2026-11-18: 0 rows" in check.description
+
+        unknown = pipe.run("2026-11-19")
+        found = evaluations(unknown)
+        values = found[("contactActivities", "accepted_values")]
+        assert not values.passed and values.severity == dg.AssetCheckSeverity.WARN
+        assert "activityStatus=BOUNCED" in values.metadata["unknown_values"].value
+        assert {k: e.description for k, e in found.items() if not e.passed and k[1] != "accepted_values"} == {}
+
+        collapsed = pipe.run("2026-11-20", raise_on_error=False)
+        found = evaluations(collapsed)
+        delivery = found[("contactActivities", "kpi_delivery_rate")]
+        assert not delivery.passed and delivery.severity == dg.AssetCheckSeverity.ERROR
+        [day] = delivery.metadata["days"].value
+        assert day["value"] < 0.3 * day["trailing_mean"]
+        assert found[("contactActivities", "volume")].passed
+
+
+def run_checks_only(pipeline: Pipeline, dataset: str, *names: str) -> dict[str, dg.AssetCheckEvaluation]:
+    job = pipeline.definitions().resolve_implicit_global_asset_job_def()
+    keys = {dg.AssetCheckKey(asset_key(dataset), name) for name in names}
+    result = job.get_subset(asset_check_selection=keys, asset_selection=set()).execute_in_process(
+        partition_key="2026-11-20", instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
+    )
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def test_a_dropped_column_and_a_duplicate_key_fail_schema_and_key_checks(pipeline, io_manager):
+    assert pipeline.run("2026-11-20", selection=["contacts"]).success
+    assert all(e.passed for e in run_checks_only(pipeline, "contacts", "schema_contract", "keys").values())
+    first = pipeline.table("contacts")["contactId"].min()
+    with io_manager.open_warehouse() as warehouse:
+        table = warehouse.table("contacts")
+        for statement in (f"INSERT INTO {table} SELECT * FROM {table} WHERE contactId = {first}",
+                          f"ALTER TABLE {table} DROP COLUMN emailDomain"):  # fmt: skip
+            if isinstance(warehouse, DuckDBWarehouse):
+                with warehouse.connect() as con:
+                    con.execute(statement)
+            else:
+                warehouse.client.query(statement).result()
+    found = run_checks_only(pipeline, "contacts", "schema_contract", "keys")
+    assert not found["schema_contract"].passed and "missing column emailDomain" in found["schema_contract"].description
+    assert not found["keys"].passed and "1 repeated" in found["keys"].description
+    assert f"contactId={first} x2" in found["keys"].metadata["examples"].value
+

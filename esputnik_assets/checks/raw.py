@@ -15,7 +15,8 @@ import dagster as dg
 
 from esputnik_assets.contracts import DatasetContract, load_contracts
 from esputnik_assets.specs import DATASETS, DatasetSpec, WriteMode
-from esputnik_assets.warehouse.base import DayBounds, Warehouse
+from esputnik_assets.source.windows import LocalWindow
+from esputnik_assets.warehouse.base import DayBounds, Warehouse, day_bounds
 from esputnik_assets.warehouse.sql import quote
 
 WARN, ERROR = dg.AssetCheckSeverity.WARN, dg.AssetCheckSeverity.ERROR
@@ -227,23 +228,37 @@ def _referential(ctx: CheckContext) -> Outcome:
 # -- volume and KPIs --------------------------------------------------------------------------------------------
 
 
-def _history_scope(ctx: CheckContext) -> dict[str, object]:
-    first, last = ctx.days[0], ctx.days[-1]
-    return {"start": first.start - timedelta(days=HISTORY_DAYS + 1), "end": last.end, "tz": ctx.timezone}
+def _with_history(ctx: CheckContext) -> list[DayBounds]:
+    """The run's days and the HISTORY_DAYS before the first one, each with its UTC bounds (DST-exact)."""
+    first = ctx.days[0].day
+    earlier = LocalWindow.for_days(first - timedelta(days=HISTORY_DAYS), first)
+    return [*day_bounds(earlier, ctx.timezone), *ctx.days]
 
 
-def _local_day(column: str) -> str:
-    return f"CAST({quote(column)} AT TIME ZONE $tz AS DATE)"
+def _by_local_day(column: str, days: Sequence[DayBounds]) -> tuple[str, str, dict[str, object]]:
+    """A day-number expression, a WHERE clause and parameters that place each row on its local day.
+
+    The bounds come from Python's zoneinfo, so both engines agree without either's time zone functions.
+    """
+    quoted = quote(column)
+    branches = " ".join(f"WHEN {quoted} < $e{i} THEN {i}" for i in range(len(days)))
+    params: dict[str, object] = {f"e{i}": d.end for i, d in enumerate(days)}
+    params["first_start"] = days[0].start
+    return f"CASE {branches} END", f"{quoted} >= $first_start AND {quoted} < $e{len(days) - 1}", params
+
+
+def _per_day(ctx: CheckContext, column: str, figures: str) -> dict[date, dict[str, object]]:
+    """`figures` (aggregate expressions) for each local day of the run and its history, in one scan."""
+    days = _with_history(ctx)
+    day_number, where, params = _by_local_day(column, days)
+    rows = ctx.warehouse.query(
+        f"SELECT {day_number} AS day_number, {figures} FROM {ctx.table} WHERE {where} GROUP BY day_number", params
+    )
+    return {days[int(r.pop("day_number"))].day: r for r in rows}
 
 
 def _daily_counts(ctx: CheckContext) -> dict[date, int]:
-    column = ctx.spec.partition_column
-    rows = ctx.warehouse.query(
-        f"SELECT {_local_day(column)} AS day, COUNT(*) AS n FROM {ctx.table} "
-        f"WHERE {quote(column)} >= $start AND {quote(column)} < $end GROUP BY day",
-        _history_scope(ctx),
-    )
-    return {r["day"]: int(r["n"]) for r in rows}
+    return {day: int(r["n"]) for day, r in _per_day(ctx, ctx.spec.partition_column, "COUNT(*) AS n").items()}
 
 
 def _trailing(series: dict[date, float | None], day: date) -> float | None:
@@ -289,31 +304,23 @@ def _distinct_contacts(status: str) -> str:
 
 def _daily_kpis(ctx: CheckContext) -> dict[date, dict[str, float | None]]:
     if ctx.spec.name == "orders":
-        rows = ctx.warehouse.query(
-            f"SELECT {_local_day('orderDate')} AS day, SUM(CASE WHEN \"Status\" IS NULL OR \"Status\" <> 'CANCELED' "
-            "THEN \"totalCost\" END) AS revenue FROM \"orders\" WHERE \"orderDate\" >= $start AND \"orderDate\" < $end "
-            "GROUP BY day",
-            _history_scope(ctx),
-        )
-        return {r["day"]: {"revenue": float(r["revenue"] or 0)} for r in rows}
-    rows = ctx.warehouse.query(
-        f"SELECT {_local_day('activityDateTime')} AS day, {_distinct_contacts('DELIVERED')} AS delivered, "
-        f"{_distinct_contacts('UNDELIVERED')} AS undelivered, {_distinct_contacts('RECEIVED')} AS opened, "
-        f"{_distinct_contacts('CLICKED')} AS clicked FROM \"contactActivities\" "
-        "WHERE \"activityDateTime\" >= $start AND \"activityDateTime\" < $end GROUP BY day",
-        _history_scope(ctx),
+        revenue = "SUM(CASE WHEN \"Status\" IS NULL OR \"Status\" <> 'CANCELED' THEN \"totalCost\" END) AS revenue"
+        return {day: {"revenue": float(r["revenue"] or 0)} for day, r in _per_day(ctx, "orderDate", revenue).items()}
+    figures = (
+        f"{_distinct_contacts('DELIVERED')} AS delivered, {_distinct_contacts('UNDELIVERED')} AS undelivered, "
+        f"{_distinct_contacts('RECEIVED')} AS opened, {_distinct_contacts('CLICKED')} AS clicked"
     )
 
-    def rate(numerator: int, denominator: int) -> float | None:
-        return numerator / denominator if denominator else None
+    def rate(numerator: object, denominator: object) -> float | None:
+        return int(numerator) / int(denominator) if denominator else None
 
     return {
-        r["day"]: {
-            "delivery_rate": rate(r["delivered"], r["delivered"] + r["undelivered"]),
+        day: {
+            "delivery_rate": rate(r["delivered"], int(r["delivered"]) + int(r["undelivered"])),
             "open_rate": rate(r["opened"], r["delivered"]),
             "click_rate": rate(r["clicked"], r["delivered"]),
         }
-        for r in rows
+        for day, r in _per_day(ctx, "activityDateTime", figures).items()
     }
 
 

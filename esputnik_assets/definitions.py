@@ -13,7 +13,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 
-from esputnik_assets.assets.raw import GROUP, IO_MANAGER_KEY, build_raw_assets
+from esputnik_assets.assets.raw import GROUP, IO_MANAGER_KEY, asset_key, build_raw_assets
+from esputnik_assets.checks.alerts import AlertWebhook, build_alert_sensor
+from esputnik_assets.checks.freshness import Freshness, build_freshness_sensor
+from esputnik_assets.checks.raw import CheckThresholds
 from esputnik_assets.contracts import DATASET_NAMES
 from esputnik_assets.schedules import DAILY_JOB, build_daily_schedule
 from esputnik_assets.source.resource import DEFAULT_API_URL, EsputnikResource
@@ -23,7 +26,8 @@ from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOMana
 DEFAULT_START_DATE = "2026-01-01"
 WAREHOUSES = ("duckdb", "bigquery")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-CREDENTIALS_VARIABLE = "BIGQUERY_CREDENTIALS_BASE64"  # a service-account key, base64-encoded, as dagster-gcp takes it
+CREDENTIALS_VARIABLE = "BIGQUERY_CREDENTIALS_BASE64"
+WEBHOOK_VARIABLE = "ESPUTNIK_ALERT_WEBHOOK_URL"  # a secret: held as an EnvVar, never logged  # a service-account key, base64-encoded, as dagster-gcp takes it
 
 
 class SettingsError(ValueError):
@@ -43,6 +47,7 @@ class Settings:
     max_requests_per_second: float = 1.0
     max_concurrent_requests: int = 1
     demo_account: bool = False
+    freshness_deadline_hours: int = 6
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> Settings:
@@ -64,8 +69,11 @@ class Settings:
             rate = float(_get(env, "ESPUTNIK_MAX_REQUESTS_PER_SECOND", "1"))
             lookback = int(_get(env, "ESPUTNIK_LOOKBACK_DAYS", "3"))
             concurrent = int(_get(env, "ESPUTNIK_MAX_CONCURRENT_REQUESTS", "1"))
+            deadline = int(_get(env, "ESPUTNIK_FRESHNESS_DEADLINE_HOURS", "6"))
         except ValueError as exc:
             raise SettingsError(f"bad setting: {exc}") from exc
+        if not 0 <= deadline <= 23:
+            raise SettingsError(f"ESPUTNIK_FRESHNESS_DEADLINE_HOURS={deadline}: hours after midnight, 0 to 23")
         if rate < 0 or lookback < 0 or concurrent < 1:
             raise SettingsError(
                 "ESPUTNIK_MAX_REQUESTS_PER_SECOND and ESPUTNIK_LOOKBACK_DAYS must be >= 0, "
@@ -87,6 +95,7 @@ class Settings:
             max_requests_per_second=rate,
             max_concurrent_requests=concurrent,
             demo_account=_demo_account(env, warehouse),
+            freshness_deadline_hours=deadline,
         )
 
 
@@ -128,6 +137,7 @@ def build_resources(env: Mapping[str, str], settings: Settings) -> dict[str, dg.
     esputnik = EsputnikResource(
         api_key=dg.EnvVar("ESPUTNIK_API_KEY") if env.get("ESPUTNIK_API_KEY") else None,
         demo_account=settings.demo_account,
+        demo_broken_days=[d.strip() for d in _get(env, "ESPUTNIK_DEMO_BROKEN_DAYS", "").split(",") if d.strip()],
         api_url=_get(env, "ESPUTNIK_API_URL", DEFAULT_API_URL),
         timezone=settings.timezone,
         max_requests_per_second=settings.max_requests_per_second,
@@ -149,7 +159,29 @@ def build_resources(env: Mapping[str, str], settings: Settings) -> dict[str, dg.
         io_manager = DuckDBIOManager(
             path=_get(env, "ESPUTNIK_DUCKDB_PATH", "data/warehouse.duckdb"), dataset=dataset, timezone=settings.timezone
         )
-    return {"esputnik": esputnik, IO_MANAGER_KEY: io_manager}
+    return {
+        "esputnik": esputnik,
+        IO_MANAGER_KEY: io_manager,
+        "check_thresholds": CheckThresholds(
+            volume_min_ratio=_float(env, "ESPUTNIK_CHECK_VOLUME_MIN_RATIO", 0.5),
+            kpi_max_drop=_float(env, "ESPUTNIK_CHECK_KPI_MAX_DROP", 0.3),
+            duplicate_warn_share=_float(env, "ESPUTNIK_CHECK_DUPLICATE_WARN_SHARE", 0.1),
+        ),
+        "alert_webhook": AlertWebhook(
+            url=dg.EnvVar(WEBHOOK_VARIABLE) if env.get(WEBHOOK_VARIABLE) else None,
+            ui_url=_get(env, "ESPUTNIK_UI_URL", "http://127.0.0.1:3000").rstrip("/"),
+        ),
+    }
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    try:
+        value = float(_get(env, name, str(default)))
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from exc
+    if not 0 <= value <= 1:
+        raise SettingsError(f"{name}={value}: a share between 0 and 1")
+    return value
 
 
 def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
@@ -158,7 +190,8 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
         start_date=settings.start_date.isoformat(), timezone=settings.timezone, end_offset=0
     )
     backfill = dg.BackfillPolicy.multi_run(max_partitions_per_run=settings.max_partitions_per_run)
-    raw_assets = build_raw_assets(settings.datasets, partitions, backfill)
+    freshness = Freshness(settings.timezone, settings.freshness_deadline_hours, settings.start_date)
+    raw_assets = build_raw_assets(settings.datasets, partitions, backfill, freshness)
     daily_job = dg.define_asset_job(
         DAILY_JOB, selection=dg.AssetSelection.groups(GROUP), description="All eSputnik tables for a range of days"
     )
@@ -166,6 +199,10 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
         assets=raw_assets,
         jobs=[daily_job],
         schedules=[build_daily_schedule(daily_job, settings.timezone, settings.lookback_days, settings.start_date)],
+        sensors=[
+            build_freshness_sensor([asset_key(d) for d in settings.datasets], freshness),
+            build_alert_sensor([key for assets in raw_assets for key in assets.check_keys]),
+        ],
         resources=build_resources(env, settings),
     )
 

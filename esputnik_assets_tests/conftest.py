@@ -6,6 +6,8 @@ import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import dagster as dg
@@ -13,6 +15,7 @@ import polars as pl
 import pytest
 
 from esputnik_assets.assets.raw import IO_MANAGER_KEY, build_raw_assets
+from esputnik_assets.checks.freshness import Freshness
 from esputnik_assets.checks.raw import CheckThresholds
 from esputnik_assets.contracts import DATASET_NAMES, load_contracts
 from esputnik_assets.demo import DemoAccount, DemoServer
@@ -23,6 +26,7 @@ from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOMana
 from esputnik_assets_tests.bigquery_emulator import BigQueryEmulator, emulator_available
 
 TIMEZONE = "Europe/Kyiv"  # not UTC, so that local days and UTC instants differ in every test
+TEST_NOW = datetime(2026, 11, 21, 7, 0, tzinfo=ZoneInfo(TIMEZONE))  # the suite's "now": 2026-11-20 is due
 WAREHOUSES = ("duckdb", "bigquery")
 _dataset_names = itertools.count()
 
@@ -81,10 +85,11 @@ class Pipeline:
     io_manager: WarehouseIOManager
     datasets: tuple[str, ...] = DATASET_NAMES
     thresholds: CheckThresholds = field(default_factory=CheckThresholds)
+    freshness: Freshness = field(default_factory=lambda: Freshness(TIMEZONE, clock=lambda: TEST_NOW))
 
     def definitions(self, **resource_overrides: object) -> dg.Definitions:
         partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone=TIMEZONE)
-        assets = build_raw_assets(self.datasets, partitions, dg.BackfillPolicy.multi_run(31))
+        assets = build_raw_assets(self.datasets, partitions, dg.BackfillPolicy.multi_run(31), self.freshness)
         esputnik = EsputnikResource(
             api_key=self.api_key, api_url=self.url, timezone=TIMEZONE, max_requests_per_second=0, **resource_overrides
         )

@@ -5,6 +5,7 @@ from collections.abc import Iterator, Sequence
 import dagster as dg
 
 from esputnik_assets.checks.raw import CheckContext, CheckThresholds, Outcome, checks_for
+from esputnik_assets.checks.freshness import PARTITION_ON_TIME, Freshness
 from esputnik_assets.checks.read import READ_REPORT, READ_REPORT_DESCRIPTION, read_report
 from esputnik_assets.contracts import DatasetContract, load_contracts
 from esputnik_assets.source.extract import SpooledDataset, extract
@@ -44,7 +45,7 @@ def column_schema(contract: DatasetContract) -> dg.TableSchema:
     )
 
 
-def _out(spec: DatasetSpec, freshness: dg.FreshnessPolicy | None) -> dg.AssetOut:
+def _out(spec: DatasetSpec, freshness: Freshness | None) -> dg.AssetOut:
     source = spec.source
     semantics = (
         f"Each run replaces whole local days of `{spec.partition_column}`, atomically."
@@ -58,7 +59,7 @@ def _out(spec: DatasetSpec, freshness: dg.FreshnessPolicy | None) -> dg.AssetOut
         is_required=False,
         group_name=GROUP,
         kinds={"polars"},
-        freshness_policy=freshness,
+        freshness_policy=freshness.policy() if freshness else None,
         metadata={
             "dagster/column_schema": column_schema(load_contracts()[spec.name]),
             "endpoint": source.path,
@@ -76,18 +77,18 @@ def _local_window(context: dg.AssetExecutionContext) -> LocalWindow:
     return LocalWindow.for_days(window.start.date(), window.end.date())
 
 
-def _check_specs(specs: Sequence[DatasetSpec]) -> list[dg.AssetCheckSpec]:
-    return [
-        spec_
-        for spec in specs
-        for spec_ in (
-            *(
-                dg.AssetCheckSpec(c.name, asset=asset_key(spec.name), description=c.description, blocking=c.blocking)
-                for c in checks_for(spec.name)
-            ),
-            dg.AssetCheckSpec(READ_REPORT, asset=asset_key(spec.name), description=READ_REPORT_DESCRIPTION),
-        )
-    ]
+def _check_specs(specs: Sequence[DatasetSpec], freshness: Freshness | None) -> list[dg.AssetCheckSpec]:
+    out = []
+    for spec in specs:
+        key = asset_key(spec.name)
+        out += [
+            dg.AssetCheckSpec(c.name, asset=key, description=c.description, blocking=c.blocking)
+            for c in checks_for(spec.name)
+        ]
+        out.append(dg.AssetCheckSpec(READ_REPORT, asset=key, description=READ_REPORT_DESCRIPTION))
+        if freshness:
+            out.append(dg.AssetCheckSpec(PARTITION_ON_TIME, asset=key, description=freshness.description))
+    return out
 
 
 def build_source_asset(
@@ -95,12 +96,12 @@ def build_source_asset(
     specs: Sequence[DatasetSpec],
     partitions_def: dg.PartitionsDefinition,
     backfill_policy: dg.BackfillPolicy,
-    freshness: dg.FreshnessPolicy | None = None,
+    freshness: Freshness | None = None,
 ) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name=f"esputnik_{source.name}",
         outs={spec.name: _out(spec, freshness) for spec in specs},
-        check_specs=_check_specs(specs),
+        check_specs=_check_specs(specs, freshness),
         can_subset=True,
         partitions_def=partitions_def,
         backfill_policy=backfill_policy,
@@ -152,6 +153,12 @@ def build_source_asset(
                     )
                     written[item.dataset] = item  # the IO manager has written it by now (outputs are handled in turn)
         yield from run_checks(context, specs, written, window, warehouse_io_manager, check_thresholds)
+        if freshness:
+            now = freshness.clock()
+            for spec in specs:
+                if dg.AssetCheckKey(asset_key(spec.name), PARTITION_ON_TIME) in context.selected_asset_check_keys:
+                    outcome = freshness.evaluate(context.instance, asset_key(spec.name), now)
+                    yield _result(asset_key(spec.name), PARTITION_ON_TIME, outcome)
 
     return read_source
 
@@ -196,7 +203,7 @@ def build_raw_assets(
     datasets: Sequence[str],
     partitions_def: dg.PartitionsDefinition,
     backfill_policy: dg.BackfillPolicy,
-    freshness: dg.FreshnessPolicy | None = None,
+    freshness: Freshness | None = None,
 ) -> list[dg.AssetsDefinition]:
     """The raw assets for the chosen datasets (the export's "check the boxes"), one multi-asset per source."""
     by_source: dict[str, list[DatasetSpec]] = {}

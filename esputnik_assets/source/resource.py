@@ -77,6 +77,10 @@ class EsputnikResource(dg.ConfigurableResource):
     demo_activities_per_day: int = 5_000
     demo_orders_per_day: int = 120
     demo_events_per_day: int = 1_500
+    demo_broken_days: list[str] = Field(
+        default_factory=list,
+        description="Demo days served broken to see the checks fail, e.g. ['2026-11-20=empty'] (ESPUTNIK_DEMO_BROKEN_DAYS)",
+    )
 
     def path_for(self, source: SourceSpec) -> str:
         return self.endpoint_paths.get(source.name, source.path)
@@ -127,6 +131,7 @@ class EsputnikResource(dg.ConfigurableResource):
             activities_per_day=self.demo_activities_per_day,
             orders_per_day=self.demo_orders_per_day,
             events_per_day=self.demo_events_per_day,
+            broken_days=tuple(tuple(day.split("=", 1)) for day in self.demo_broken_days),
         )
         with DemoServer(account) as server:
             log.warning("Reading the built-in %s at %s, as configured (demo_account)", DEMO_NOTICE, server.url)

@@ -1,0 +1,124 @@
+"""Alerts that reach a person: failed checks, late tables and failed runs posted to a Slack-compatible webhook.
+
+One message per incident: a check's incident opens when it fails and closes when it passes again (a late table is
+its `partition_on_time` check failing), and every failed run is its own incident. The webhook URL is a secret: it is
+held as an EnvVar and never logged; a post that fails is retried on the next ticks and never fails a run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import dagster as dg
+import requests
+from dagster._core.events import DagsterEventType
+from pydantic import Field
+
+ALERT_SENSOR = "esputnik_alerts"
+BATCH = 500  # run failures read per tick
+PENDING_LIMIT = 50  # unsent messages kept for the next ticks
+
+
+class AlertWebhook(dg.ConfigurableResource):
+    """Where alerts go; no URL, no posts."""
+
+    url: str | None = Field(default=None, description="Slack-compatible webhook URL (ESPUTNIK_ALERT_WEBHOOK_URL)")
+    ui_url: str = Field(default="http://127.0.0.1:3000", description="Base URL of the Dagster UI, for links")
+    attempts: int = 3
+    timeout_seconds: float = 10.0
+
+    def post(self, text: str, log: dg.DagsterLogManager | None = None) -> bool:
+        """POST {"text": ...}; True once delivered. Errors are logged by kind only, never with the URL."""
+        if not self.url:
+            return False
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = requests.post(self.url, json={"text": text}, timeout=self.timeout_seconds)
+            except requests.RequestException as exc:
+                problem = type(exc).__name__
+            else:
+                if response.status_code < 300:
+                    return True
+                problem = f"HTTP {response.status_code}"
+            if log:
+                log.warning(f"Alert webhook post failed ({problem}), attempt {attempt} of {self.attempts}")
+            if attempt < self.attempts:
+                time.sleep(min(4.0, 0.5 * 2 ** (attempt - 1)))
+        return False
+
+
+@dataclass
+class AlertState:
+    """The sensor's cursor: where it read run failures up to, which incidents are open, messages still to deliver."""
+
+    runs: str | None = None
+    open: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, cursor: str | None) -> AlertState:
+        return cls(**json.loads(cursor)) if cursor else cls()
+
+    def dump(self) -> str:
+        return json.dumps({"runs": self.runs, "open": sorted(self.open), "pending": self.pending})
+
+
+def _check_message(evaluation: dg.AssetCheckEvaluation, ui_url: str) -> str:
+    asset = evaluation.asset_key.to_user_string()
+    figures = {k: v.value for k, v in evaluation.metadata.items() if isinstance(v.value, (int, float, str)) and k != "examples"}
+    days = evaluation.metadata.get("days") or evaluation.metadata.get("due_partition")
+    partition = evaluation.partition or (
+        ", ".join(d["day"] for d in days.value) if days and isinstance(days.value, list) else (days.value if days else "")
+    )
+    return (
+        f":red_circle: {evaluation.severity.value} check `{evaluation.check_name}` failed on `{asset}`"
+        + (f" for {partition}" if partition else "")
+        + f"\n{evaluation.description or ''}"
+        + (f"\n{json.dumps(figures, default=str, sort_keys=True)}" if figures else "")
+        + f"\n{ui_url}/assets/{'/'.join(evaluation.asset_key.path)}?view=checks"
+    )
+
+
+def _run_message(record: dg.EventLogRecord, ui_url: str) -> str:
+    entry = record.event_log_entry
+    message = (entry.dagster_event.message if entry.dagster_event else None) or entry.user_message
+    return f":x: Run `{entry.run_id}` ({entry.job_name}) failed\n{message}\n{ui_url}/runs/{entry.run_id}"
+
+
+def _failed_checks(instance: dg.DagsterInstance, check_keys: Sequence[dg.AssetCheckKey]) -> dict[str, dg.AssetCheckEvaluation]:
+    """The checks whose latest evaluation failed, by incident name (works on every event log storage)."""
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(list(check_keys))
+    failed = {}
+    for key, record in latest.items():
+        evaluation = record.event.dagster_event.event_specific_data if record.event and record.event.dagster_event else None
+        if isinstance(evaluation, dg.AssetCheckEvaluation) and not evaluation.passed:
+            failed[f"{key.asset_key.to_user_string()}:{key.name}"] = evaluation
+    return failed
+
+
+def build_alert_sensor(check_keys: Sequence[dg.AssetCheckKey]) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=ALERT_SENSOR,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Posts failed checks, late tables and failed runs to ESPUTNIK_ALERT_WEBHOOK_URL, once per incident.",
+    )
+    def alerts(context: dg.SensorEvaluationContext, alert_webhook: AlertWebhook) -> dg.SkipReason:
+        state = AlertState.load(context.cursor)
+        failed = _failed_checks(context.instance, check_keys)
+        messages = list(state.pending)
+        messages += [_check_message(failed[name], alert_webhook.ui_url) for name in sorted(failed) if name not in state.open]
+        runs = context.instance.fetch_run_status_changes(
+            DagsterEventType.RUN_FAILURE, limit=BATCH, cursor=state.runs, ascending=True
+        )
+        messages += [_run_message(record, alert_webhook.ui_url) for record in runs.records]
+        unsent = [m for m in messages if not alert_webhook.post(m, context.log)] if alert_webhook.url else []
+        state.runs, state.open, state.pending = runs.cursor or state.runs, sorted(failed), unsent[-PENDING_LIMIT:]
+        context.update_cursor(state.dump())
+        sent = len(messages) - len(unsent) if alert_webhook.url else 0
+        return dg.SkipReason(f"{sent} alert(s) posted, {len(unsent)} waiting, {len(failed)} open incident(s)")
+
+    return alerts

@@ -116,8 +116,8 @@ def test_revenue_and_entities_changed_by_esputnik_are_updated_not_duplicated(pip
     assert contacts_after.height == contacts_before.height
     assert not contacts_after.sort("contactId").equals(contacts_before.sort("contactId"))
     meta = {e.asset_key.path[-1]: e.event_specific_data.materialization.metadata for e in result.get_asset_materialization_events()}
-    assert meta["contacts"]["rows_updated"].value == contacts_before.height
-    assert meta["revenue"]["rows_replaced"].value == revenue_before.height
+    assert meta["contacts"]["run_rows_updated"].value == contacts_before.height
+    assert meta["revenue"]["run_rows_replaced"].value == revenue_before.height
 
 
 FAIL_BETWEEN_LOAD_AND_SWAP = {DuckDBIOManager: (DuckDBWarehouse, "_insert_latest"), BigQueryIOManager: (BigQueryWarehouse, "_swap_days")}
@@ -217,7 +217,7 @@ def test_rows_outside_the_asked_window_are_counted_and_left_for_their_day(tmp_pa
         pipe = Pipeline(server.url, "k", duckdb_io(tmp_path))
         result = pipe.run("2026-11-20", selection=["events"])
     [event] = result.get_asset_materialization_events()
-    assert event.event_specific_data.materialization.metadata["out_of_window_rows"].value == 1
+    assert event.event_specific_data.materialization.metadata["run_out_of_window_rows"].value == 1
     assert pipe.table("events")["eventId"].to_list() == [1]
 
 
@@ -301,7 +301,7 @@ def test_an_unreliable_server_still_gives_exactly_the_accounts_rows(account, tmp
         pipe = Pipeline(server.url, server.api_key, duckdb_io(tmp_path))
         result = pipe.run("2026-11-20", retry_base_delay_seconds=0.01, max_attempts=10)
     retries = sum(
-        e.event_specific_data.materialization.metadata["http_retries"].value for e in result.get_asset_materialization_events()
+        e.event_specific_data.materialization.metadata["run_http_retries"].value for e in result.get_asset_materialization_events()
     )
     assert retries > 0
     for name in FACTS:
@@ -317,3 +317,29 @@ def test_an_account_without_the_activity_export_says_so(account, tmp_path):
         )
     text = failure_text(result)
     assert "Contact support to enable ContactActivity." in text and "ESPUTNIK_DATASETS" in text
+
+
+def test_each_partition_of_a_range_run_carries_its_own_days_figures(pipeline, account):
+    days = ["2026-11-20", "2026-11-21", "2026-11-22"]
+    result = pipeline.run(days[0], days[-1], selection=["events", "contacts"])
+    events = {
+        e.partition: e.event_specific_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path[-1] == "events"
+    }
+    assert sorted(events) == days
+    for day in days:
+        expected = account.expected_count("events", date.fromisoformat(day))
+        meta = events[day]
+        assert meta["rows_written"].value == meta["dagster/partition_row_count"].value == expected
+        assert meta["rows_read"].value == expected
+        assert meta["dagster/row_count"].value == 3 * expected  # the table after the write, not the run's rows
+        assert meta["run_rows_written"].value == 3 * expected
+        assert [r.data["day"] for r in meta["run_days"].value.records] == days
+        assert "| eventId |" in meta["preview"].value
+
+    rerun = pipeline.run(days[1], selection=["events"])
+    [event] = rerun.get_asset_materialization_events()
+    assert event.event_specific_data.materialization.metadata["dagster/row_count"].value == 3 * expected
+    contacts = [e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "contacts"]
+    assert {e.event_specific_data.materialization.metadata["dagster/row_count"].value for e in contacts} == {300}

@@ -81,7 +81,7 @@ def test_revenue_rows_without_a_message_instance_are_kept_one_per_order(tmp_path
     with ScriptedServer(lambda seen: Reply(body=rows)) as server:
         result = Pipeline(server.url, "k", io).run(DAY, selection=["revenue"])
     [event] = result.get_asset_materialization_events()
-    assert event.event_specific_data.materialization.metadata["duplicates_dropped"].value == 0
+    assert event.event_specific_data.materialization.metadata["run_duplicates_dropped"].value == 0
     assert table_rows(io, "revenue") == 3
 
 

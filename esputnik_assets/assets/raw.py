@@ -139,16 +139,18 @@ def build_source_asset(
                     yield dg.Output(
                         item,
                         output_name=item.dataset,
-                        metadata={
+                        metadata={  # the whole read's figures: the same on every partition of a range run
                             "source": label,
                             "window": f"{window.start:%Y-%m-%d} .. {window.end:%Y-%m-%d} (local, end exclusive)"
                             if source.date_window
                             else "full scan",
-                            "rows_read": item.rows,
-                            "http_requests": stats.requests,
-                            "http_retries": stats.retries,
-                            "pages": item.read.get("pages", 0),
-                            "windows_split": item.read.get("windows_split", 0),
+                            "run_rows_read": item.rows,
+                            "run_http_requests": stats.requests,
+                            "run_http_retries": stats.retries,
+                            "run_http_429": stats.by_status.get(429, 0),
+                            "run_bytes_fetched": stats.bytes_received,
+                            "run_pages": item.read.get("pages", 0),
+                            "run_windows_split": item.read.get("windows_split", 0),
                         },
                     )
                     written[item.dataset] = item  # the IO manager has written it by now (outputs are handled in turn)

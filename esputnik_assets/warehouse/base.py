@@ -56,20 +56,28 @@ class WriteResult:
     rows_written: int
     rows_replaced: int = 0  # rows of the replaced days before the write (facts)
     rows_updated: int = 0  # existing keys whose row was replaced (entities)
+    # (day, rows read for it, rows it holds after the write): facts only, one entry per replaced day
+    per_day: tuple[tuple[date, int, int], ...] = ()
 
     @property
     def duplicates_dropped(self) -> int:
         return self.rows_staged - self.rows_written
 
     def as_metadata(self, write_mode: WriteMode) -> dict[str, object]:
+        """The run's figures, `run_`-prefixed: in a range run every partition carries them, so they are never summed."""
         meta: dict[str, object] = {
-            "rows_staged": self.rows_staged,
-            "rows_written": self.rows_written,
-            "duplicates_dropped": self.duplicates_dropped,
+            "run_rows_staged": self.rows_staged,
+            "run_rows_written": self.rows_written,
+            "run_duplicates_dropped": self.duplicates_dropped,
         }
         if write_mode is WriteMode.REPLACE_DAYS:
-            return meta | {"rows_replaced": self.rows_replaced}
-        return meta | {"rows_updated": self.rows_updated, "rows_inserted": self.rows_written - self.rows_updated}
+            return meta | {"run_rows_replaced": self.rows_replaced}
+        return meta | {"run_rows_updated": self.rows_updated, "run_rows_inserted": self.rows_written - self.rows_updated}
+
+
+def per_day(days: Sequence[DayBounds], staged: dict[int, int], written: dict[int, int]) -> tuple[tuple[date, int, int], ...]:
+    """Figures of each replaced day, from the day counts the write already takes (staged, then in the table)."""
+    return tuple((d.day, staged.get(i, 0), written.get(i, 0)) for i, d in enumerate(days))
 
 
 def check_empty_days(dataset: str, days: Sequence[DayBounds], old: dict[int, int], new: dict[int, int]) -> None:

@@ -27,7 +27,7 @@ from google.cloud import bigquery
 from esputnik_assets.contracts import Column, DatasetContract
 from esputnik_assets.source.extract import SEQ_COLUMN, SpooledDataset
 from esputnik_assets.specs import DatasetSpec, WriteMode
-from esputnik_assets.warehouse.base import DayBounds, SchemaConflictError, WriteResult, check_empty_days
+from esputnik_assets.warehouse.base import DayBounds, SchemaConflictError, WriteResult, check_empty_days, per_day
 from esputnik_assets.warehouse.sql import column_list, latest_per_key, portable, same_key
 
 _TYPES = {"int": "INT64", "string": "STRING", "float": "FLOAT64", "timestamp": "TIMESTAMP", "json": "JSON"}
@@ -220,15 +220,17 @@ class BigQueryWarehouse:
             new = self._day_counts(self._quote_id(staging_id), column, days) if staging_id else {}
             if not allow_empty_days:
                 check_empty_days(contract.name, days, old, new)
-            written = self._swap_days(spec, contract, staging_id, days[0].start, days[-1].end)
+            self._swap_days(spec, contract, staging_id, days[0].start, days[-1].end)
+            held = self._day_counts(self.table(contract.name), column, days) if staging_id else {}
         finally:
             if staging_id:
                 self._drop(staging_id)
-        return WriteResult(spooled.rows, written, rows_replaced=sum(old.values()))
+        result = per_day(days, new, held)
+        return WriteResult(spooled.rows, sum(h for _, _, h in result), rows_replaced=sum(old.values()), per_day=result)
 
     def _swap_days(
         self, spec: DatasetSpec, contract: DatasetContract, staging_id: str | None, start: datetime, end: datetime
-    ) -> int:
+    ) -> None:
         """THE atomic swap: the days' old rows go and the staged rows come in one transaction."""
         target, column = self.table(contract.name), bq_quote(spec.partition_column)
         statements = [f"DELETE FROM {target} WHERE {column} >= @start AND {column} < @end;"]
@@ -239,9 +241,6 @@ class BigQueryWarehouse:
             )
         script = "BEGIN TRANSACTION;\n" + "\n".join(statements) + "\nCOMMIT TRANSACTION;"
         self._run(script, _between(start, end))
-        if not staging_id:
-            return 0
-        return self._count(f"SELECT COUNT(*) FROM {target} WHERE {column} >= @start AND {column} < @end", _between(start, end))
 
     def upsert(self, spec: DatasetSpec, contract: DatasetContract, spooled: SpooledDataset) -> WriteResult:
         self.ensure_table(spec, contract)

@@ -27,6 +27,7 @@ from esputnik_assets.warehouse.base import (
     WarehouseError,
     WriteResult,
     check_empty_days,
+    per_day,
 )
 from esputnik_assets.warehouse.sql import column_list, latest_per_key, portable, quote, same_key
 
@@ -147,7 +148,8 @@ class DuckDBWarehouse:
                 check_empty_days(contract.name, days, old, new)
             replaced = self._delete_days(con, contract, column, days[0].start, days[-1].end)
             written = self._insert_latest(con, spec, contract, spooled) if spooled.rows else 0
-        return WriteResult(spooled.rows, written, rows_replaced=replaced)
+            held = self._day_counts(con, self.table(contract.name), column, days, []) if written else {}
+        return WriteResult(spooled.rows, written, rows_replaced=replaced, per_day=per_day(days, new, held))
 
     def _day_counts(
         self, con: duckdb.DuckDBPyConnection, relation: str, column: str, days: Sequence[DayBounds], params: list

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import dagster as dg
 import polars as pl
@@ -17,6 +17,35 @@ from esputnik_assets.warehouse.base import Warehouse, day_bounds, guard_source
 from esputnik_assets.warehouse.bigquery import BigQueryWarehouse
 from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
+from esputnik_assets.warehouse.sql import quote
+
+
+PREVIEW_ROWS = 5
+
+
+def _days_table(per_day: tuple[tuple[date, int, int], ...]) -> dg.TableMetadataValue:
+    """Day, rows read, rows written: the range run's figures at a glance."""
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord({"day": d.isoformat(), "rows_read": r, "rows_written": w}) for d, r, w in per_day],
+        schema=dg.TableSchema(
+            columns=[dg.TableColumn("day", "string"), dg.TableColumn("rows_read", "int"), dg.TableColumn("rows_written", "int")]
+        ),
+    )
+
+
+def _markdown(rows: list[dict[str, object]]) -> str:
+    """A few rows as a Markdown table (long values cut), for the asset page."""
+    if not rows:
+        return "(no rows)"
+    names = list(rows[0])
+
+    def cell(value: object) -> str:
+        text = "" if value is None else str(value)
+        return (text[:40] + "…" if len(text) > 40 else text).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    lines += ["| " + " | ".join(cell(row[n]) for n in names) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):
@@ -43,17 +72,30 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                     days = day_bounds(obj.window, self.timezone)
                     result = warehouse.replace_days(spec, contract, obj, days, obj.allow_empty_days)
                     replaced = f"{days[0].day} .. {days[-1].day}" if len(days) > 1 else str(days[0].day)
-                    extra = {"days_replaced": replaced, "out_of_window_rows": obj.out_of_window_rows}
+                    extra = {"days_replaced": replaced, "run_out_of_window_rows": obj.out_of_window_rows}
                 else:
                     result = warehouse.upsert(spec, contract, obj)
                     extra = {}
+                table_rows = warehouse.row_count(obj.dataset)
+                preview = warehouse.query(f"SELECT * FROM {quote(obj.dataset)} LIMIT {PREVIEW_ROWS}")
         finally:
             obj.discard()
         obj.written = result.as_metadata(spec.write_mode)
+        for day, read, held in result.per_day:  # each partition of a range run gets its own day's figures
+            context.step_context.add_asset_metadata(
+                {"rows_read": read, "rows_written": held, "dagster/partition_row_count": held},
+                asset_key=context.asset_key,
+                partition_key=day.isoformat(),
+            )
         context.add_output_metadata(
-            result.as_metadata(spec.write_mode)
+            obj.written
             | extra
-            | {"table": f"{self.location()}.{obj.dataset}", "dagster/row_count": result.rows_written}
+            | ({"run_days": _days_table(result.per_day)} if len(result.per_day) > 1 else {})
+            | {
+                "table": f"{self.location()}.{obj.dataset}",
+                "dagster/row_count": table_rows,
+                "preview": dg.MetadataValue.md(_markdown(preview)),
+            }
         )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:

@@ -15,6 +15,8 @@ import dagster as dg
 
 from esputnik_assets.assets.raw import GROUP, IO_MANAGER_KEY, build_raw_assets
 from esputnik_assets.contracts import DATASET_NAMES
+from esputnik_assets.doctor import build_doctor_job
+from esputnik_assets.run_policy import DAILY_JOB_TAGS, STEP_RETRY_POLICY
 from esputnik_assets.schedules import DAILY_JOB, build_daily_schedule
 from esputnik_assets.source.resource import DEFAULT_API_URL, EsputnikResource
 from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
@@ -160,11 +162,15 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
     backfill = dg.BackfillPolicy.multi_run(max_partitions_per_run=settings.max_partitions_per_run)
     raw_assets = build_raw_assets(settings.datasets, partitions, backfill)
     daily_job = dg.define_asset_job(
-        DAILY_JOB, selection=dg.AssetSelection.groups(GROUP), description="All eSputnik tables for a range of days"
+        DAILY_JOB,
+        selection=dg.AssetSelection.groups(GROUP),
+        description="All eSputnik tables for a range of days",
+        op_retry_policy=STEP_RETRY_POLICY,
+        tags=DAILY_JOB_TAGS,
     )
     return dg.Definitions(
         assets=raw_assets,
-        jobs=[daily_job],
+        jobs=[daily_job, build_doctor_job(settings.datasets)],
         schedules=[build_daily_schedule(daily_job, settings.timezone, settings.lookback_days, settings.start_date)],
         resources=build_resources(env, settings),
     )

@@ -133,7 +133,7 @@ def test_bigquery_environment_maps_to_the_bigquery_io_manager_with_secret_creden
 
 def test_bigquery_without_a_project_is_refused():
     with pytest.raises(SettingsError, match="BIGQUERY_PROJECT"):
-        build_definitions({"ESPUTNIK_WAREHOUSE": "bigquery"})
+        build_definitions({"ESPUTNIK_WAREHOUSE": "bigquery", "ESPUTNIK_DEMO": "true"})
 
 
 def test_the_ui_shows_the_nine_assets_with_descriptions_and_column_schemas(tmp_path):

@@ -37,13 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "doctor", help="check the key, each dataset's endpoint, the time zone and the warehouse; exit 1 if blocked"
     )
-    dev = commands.add_parser("dev", help="dagster dev with DAGSTER_HOME defaulting to ./.dagster_home")
-    dev.add_argument("dagster_args", nargs=argparse.REMAINDER, help="passed on to `dagster dev`")
-    args = parser.parse_args(argv)
+    commands.add_parser(  # every option (-h host, -p port, ...) is dagster dev's own
+        "dev", add_help=False, help="dagster dev with DAGSTER_HOME defaulting to ./.dagster_home; options pass through"
+    )
+    args, rest = parser.parse_known_args(argv)
     if args.command == "dev":
         from esputnik_assets.home import exec_dagster_dev
 
-        exec_dagster_dev(args.dagster_args)
+        exec_dagster_dev(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return doctor(os.environ)
 
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 from dagster._core.definitions.dependency import NodeHandle
-import yaml
+from dagster._core.instance.ref import InstanceRef
 
 from esputnik_assets.definitions import build_definitions
 from esputnik_assets.home import LOCAL_HOME, ensure_dagster_home
@@ -49,8 +49,8 @@ def test_the_project_local_home_is_created_with_run_retries_and_a_set_home_wins(
     env: dict[str, str] = {}
     home = ensure_dagster_home(env, tmp_path)
     assert home == tmp_path.resolve() / LOCAL_HOME and env["DAGSTER_HOME"] == str(home)
-    config = yaml.safe_load((home / "dagster.yaml").read_text())
-    assert config["run_retries"] == {"enabled": True, "max_retries": 2}
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:  # what Dagster reads from it
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
     (home / "dagster.yaml").write_text("run_retries:\n  enabled: false\n")
     ensure_dagster_home({}, tmp_path)  # an edited config is kept
     assert "enabled: false" in (home / "dagster.yaml").read_text()

@@ -201,3 +201,28 @@ def test_the_doctor_job_fails_when_something_blocks(tmp_path):
     assert any(m.startswith("[FAIL] warehouse connection:") for m in messages)
     [failure] = result.get_step_failure_events()
     assert "Blocked: 1 item(s) stop the export (warehouse connection)" in failure.event_specific_data.error.message
+
+
+def test_forbidden_endpoints_and_failing_servers_are_told_apart(monkeypatch, capsys, tmp_path):
+    from esputnik_assets_tests.scripted_server import Reply, ScriptedServer
+
+    def script(seen) -> Reply:
+        if seen.path == "/api/v1/devices":
+            return Reply(403, "Forbidden")
+        if seen.path == "/api/v1/events":
+            return Reply(503, "Service Unavailable", {"Retry-After": "0"})
+        return Reply(200, [])
+
+    with ScriptedServer(script) as server:
+        env = {"ESPUTNIK_API_URL": server.url, "ESPUTNIK_API_KEY": SECRET, "ESPUTNIK_TIMEZONE": "Europe/Kyiv",
+               "ESPUTNIK_MAX_REQUESTS_PER_SECOND": "0", "ESPUTNIK_DATASETS": "contacts,devices,events",
+               "ESPUTNIK_DUCKDB_PATH": str(tmp_path / "w.duckdb")}  # fmt: skip
+        code, lines, out = run_doctor(monkeypatch, capsys, **env)
+        events_requests = sum(seen.path == "/api/v1/events" for seen in server.seen)
+    assert code == 1
+    assert status(lines["dataset contacts"]) == "ok"
+    assert status(lines["dataset devices"]) == "FAIL" and "forbidden (403)" in lines["dataset devices"]
+    assert "give the API key read access" in lines["dataset devices"]
+    assert status(lines["dataset events"]) == "FAIL" and "server error (5xx)" in lines["dataset events"]
+    assert events_requests == 2  # the probe's small budget: one retry, not the export's six attempts
+    assert SECRET not in out

@@ -23,6 +23,7 @@ import duckdb
 import pytest
 
 from esputnik_assets.contracts import DATASET_NAMES
+from esputnik_assets.doctor import DOCTOR_JOB
 from esputnik_assets.home import LOCAL_HOME
 from esputnik_assets.specs import DATASETS, WriteMode
 
@@ -45,6 +46,20 @@ query Backfill($id: String!) {
   partitionBackfillOrError(backfillId: $id) {
     __typename
     ... on PartitionBackfill { status runs { runId status } }
+  }
+}"""
+LAUNCH_RUN = """
+mutation LaunchRun($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}"""
+RUN_STATUS = """
+query Run($id: ID!) {
+  runOrError(runId: $id) {
+    ... on Run { status eventConnection { events { ... on MessageEvent { message } } } }
   }
 }"""
 MATERIALIZATIONS = """
@@ -175,6 +190,21 @@ def test_a_backfill_launched_like_the_ui_materializes_every_day(dev_server):
                 assert con.execute(f'SELECT count(*) FROM esputnik."{name}"').fetchone()[0] > 0, name
 
 
+def test_the_doctor_job_runs_from_the_ui(dev_server):
+    launched = dev_server.graphql(LAUNCH_RUN, {"params": {"selector": {
+        "repositoryLocationName": "esputnik_assets", "repositoryName": "__repository__", "jobName": DOCTOR_JOB,
+    }}})["launchRun"]  # fmt: skip
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id, deadline = launched["run"]["runId"], time.monotonic() + 300
+    while (run := dev_server.graphql(RUN_STATUS, {"id": run_id})["runOrError"])["status"] not in ("SUCCESS", "FAILURE"):
+        assert time.monotonic() < deadline, f"doctor run still {run['status']} after 5 minutes"
+        time.sleep(1)
+    messages = [e["message"] for e in run["eventConnection"]["events"] if e.get("message")]
+    assert run["status"] == "SUCCESS", messages[-5:]
+    assert any(m.startswith("[ ok ] key: accepted by the built-in demo account") for m in messages)
+    assert any(m.startswith("[ ok ] warehouse read:") for m in messages)
+
+
 def _browser() -> str | None:
     return next((found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))), None)
 
@@ -183,11 +213,12 @@ def _render(browser: str, url: str, screenshot: Path) -> str:
     """The page after its scripts and data loaded: a PNG at `screenshot`, and the DOM it rendered."""
     flags = ["--headless=new", "--disable-gpu", "--hide-scrollbars", "--window-size=1600,1200",
              "--virtual-time-budget=12000"] + (["--no-sandbox"] if os.geteuid() == 0 else [])  # fmt: skip
-    shot = subprocess.run([browser, *flags, f"--screenshot={screenshot}", url], capture_output=True, timeout=180)
-    assert shot.returncode == 0, shot.stderr[-2000:]
-    dom = subprocess.run([browser, *flags, "--dump-dom", url], capture_output=True, text=True, timeout=180)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    return dom.stdout
+    screenshot.unlink(missing_ok=True)
+    page = subprocess.run(
+        [browser, *flags, f"--screenshot={screenshot}", "--dump-dom", url], capture_output=True, text=True, timeout=180
+    )
+    assert page.returncode == 0 and screenshot.exists(), page.stderr[-2000:]
+    return page.stdout
 
 
 def _assert_not_blank(png: Path) -> None:

@@ -175,20 +175,12 @@ def _check_account(
     where = "the built-in demo account" if is_demo else client.base_url
     contacts_path = esputnik.path_for(CONTACTS)
     key = probe(client, contacts_path, {"startindex": 1, "maxrows": 1})
-    if key.outcome is Outcome.WRONG_KEY:
-        checks = [Check("key", Status.FAIL, f"{where} rejected the API key (401)", _DATASET_ACTIONS[Outcome.WRONG_KEY]
-                        + ": it must be an API key of this account (Settings -> API in eSputnik)")]  # fmt: skip
-    elif key.outcome is Outcome.UNREACHABLE:
-        checks = [Check("key", Status.FAIL, f"{where} did not answer ({key.message})", _DATASET_ACTIONS[key.outcome])]
-    elif key.outcome is Outcome.RATE_LIMITED:
-        checks = [Check("key", Status.WARN, f"{where} answered 429 before the key could be checked",
-                        _DATASET_ACTIONS[Outcome.RATE_LIMITED])]  # fmt: skip
-    else:
-        proof = "works" if key.outcome is Outcome.WORKS else f"authenticated ({key.outcome.value})"
-        checks = [Check("key", Status.OK, f"accepted by {where} (GET {contacts_path}: {proof})")]
+    checks = [_key_check(key, where, contacts_path)]
     if checks[0].status is Status.FAIL:
-        reason = "the key was refused" if key.outcome is Outcome.WRONG_KEY else "the API did not answer"
-        return checks + [Check(f"dataset {name}", Status.SKIP, f"not checked: {reason}") for name in datasets]
+        return checks + [
+            Check(f"dataset {name}", Status.SKIP, f"not checked: the key check failed ({key.outcome.value})")
+            for name in datasets
+        ]
 
     by_source: dict[str, list[str]] = {}
     for name in datasets:
@@ -203,12 +195,30 @@ def _check_account(
     return checks
 
 
+def _key_check(key: Probe, where: str, path: str) -> Check:
+    """The key's answer: anything but 401 from the public contacts endpoint means eSputnik took the key."""
+    if key.outcome is Outcome.WRONG_KEY:
+        return Check("key", Status.FAIL, f"{where} rejected the API key (401)",
+                     "check ESPUTNIK_API_KEY: it must be an API key of this account (Settings -> API in eSputnik)")
+    if key.outcome is Outcome.UNREACHABLE:
+        return Check("key", Status.FAIL, f"{where} did not answer ({key.message})", _DATASET_ACTIONS[key.outcome])
+    if key.outcome is Outcome.NO_ENDPOINT:
+        return Check("key", Status.FAIL, f"{where} has no {path} (404), which every eSputnik account has",
+                     "check ESPUTNIK_API_URL: https://esputnik.com/api or https://yespo.io/api")
+    if key.outcome is Outcome.SERVER_ERROR:
+        return Check("key", Status.FAIL, f"{where} failed ({key.message})", _DATASET_ACTIONS[key.outcome])
+    if key.outcome is Outcome.RATE_LIMITED:
+        return Check("key", Status.WARN, f"{where} answered 429 before the key could be checked",
+                     _DATASET_ACTIONS[key.outcome])
+    proof = "works" if key.outcome is Outcome.WORKS else f"authenticated, then {key.outcome.value}"
+    return Check("key", Status.OK, f"accepted by {where} (GET {path}: {proof})")  # fmt: skip
+
+
 def _dataset_check(dataset: str, source: SourceSpec, path: str, failing: list[tuple[str, Probe]]) -> Check:
     item = f"dataset {dataset}"
     if not failing:
         return Check(item, Status.OK, f"GET {path} works")
-    worst = next((f for f in failing if f[1].outcome not in _NON_BLOCKING), failing[0])
-    failed_path, result = worst
+    result = next((r for _, r in failing if r.outcome not in _NON_BLOCKING), failing[0][1])
     status = Status.WARN if result.outcome in _NON_BLOCKING else Status.FAIL
     paths = ", ".join(p for p, r in failing if r.outcome is result.outcome)
     detail = f"GET {paths}: {result.outcome.value}"

@@ -117,6 +117,7 @@ def test_a_wrong_key_fails_once_and_skips_the_endpoints(live, monkeypatch, capsy
     assert status(lines["key"]) == "FAIL" and "rejected the API key (401)" in lines["key"]
     assert "check ESPUTNIK_API_KEY" in lines["key"]
     assert all(status(lines[f"dataset {name}"]) == "skip" for name in DATASET_NAMES)
+    assert "not checked: the key check failed (wrong key (401))" in lines["dataset contacts"]
     assert status(lines["warehouse read"]) == "ok"  # the warehouse is still checked
     assert SECRET not in out
 
@@ -139,6 +140,14 @@ def test_an_unreachable_api_is_named(live, monkeypatch, capsys):
     assert code == 1
     assert status(lines["key"]) == "FAIL" and "did not answer" in lines["key"] and "ESPUTNIK_API_URL" in lines["key"]
     assert status(lines["dataset contacts"]) == "skip"
+
+
+def test_a_url_that_is_not_the_api_is_named(live, monkeypatch, capsys):
+    server, env = live()
+    code, lines, _ = run_doctor(monkeypatch, capsys, **env | {"ESPUTNIK_API_URL": server.url.removesuffix("/api")})
+    assert code == 1
+    assert status(lines["key"]) == "FAIL" and "has no /v1/contacts (404)" in lines["key"]
+    assert "check ESPUTNIK_API_URL: https://esputnik.com/api" in lines["key"]
 
 
 def test_a_duckdb_file_that_cannot_be_created_blocks(monkeypatch, capsys, tmp_path):

@@ -1,4 +1,4 @@
-"""`esputnik-assets`: the operator's commands. `doctor` is the preflight; `dev` is `dagster dev` on the project's home."""
+"""`esputnik-assets`: the operator's commands: `doctor`, the preflight; `dev`, `dagster dev` on the project's home."""
 
 from __future__ import annotations
 

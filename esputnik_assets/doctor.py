@@ -436,7 +436,7 @@ def build_doctor_job(datasets: Sequence[str]) -> dg.JobDefinition:
         name=DOCTOR_JOB,
         description="Preflight: the key, each dataset's endpoint, the time zone and the warehouse's permissions "
         "(the same checks as `esputnik-assets doctor`); fails when something blocks the export.",
-        tags={"esputnik/kind": "preflight"},
+        tags={"esputnik/kind": "preflight", "dagster/max_retries": "0"},  # a blocked preflight is an answer
     )
     def doctor_job() -> None:
         esputnik_doctor()

@@ -55,7 +55,8 @@ def live(account: DemoAccount, tmp_path: Path):
     def start(faults: FaultPlan | None = None, **extra: str) -> tuple[DemoServer, dict[str, str]]:
         server = DemoServer(account, api_key=SECRET, faults=faults).start()
         env = {"ESPUTNIK_API_URL": server.url, "ESPUTNIK_API_KEY": SECRET, "ESPUTNIK_MAX_REQUESTS_PER_SECOND": "0",
-               "ESPUTNIK_TIMEZONE": "Europe/Kyiv", "ESPUTNIK_DUCKDB_PATH": str(tmp_path / "w.duckdb")} | extra  # fmt: skip
+               "ESPUTNIK_TIMEZONE": "Europe/Kyiv", "ESPUTNIK_DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+               **extra}  # fmt: skip
         servers.append(server)
         return server, env
 
@@ -75,8 +76,8 @@ def test_the_demo_account_is_all_green_from_the_console_command(tmp_path):
     assert lines[-1] == "Ready: nothing blocks the export."
     assert all(line.startswith("[ ok ]") for line in lines[:-1]), result.stdout
     items = [line[7:].split(":", 1)[0] for line in lines[:-1]]
-    assert items == ["settings", "key", *(f"dataset {name}" for name in DATASET_NAMES), "time zone",
-                     "warehouse connection", "warehouse create schema", "warehouse write", "warehouse read"]  # fmt: skip
+    warehouse = ["warehouse connection", "warehouse create schema", "warehouse write", "warehouse read"]
+    assert items == ["settings", "key", *(f"dataset {name}" for name in DATASET_NAMES), "time zone", *warehouse]
     assert (tmp_path / "data" / "warehouse.duckdb").exists()  # where the export writes by default
     import duckdb
 
@@ -136,7 +137,8 @@ def test_rate_limits_warn_but_do_not_block(live, monkeypatch, capsys):
 
 def test_an_unreachable_api_is_named(live, monkeypatch, capsys):
     _, env = live()
-    code, lines, _ = run_doctor(monkeypatch, capsys, **env | {"ESPUTNIK_API_URL": f"http://127.0.0.1:{closed_port()}/api"})
+    env["ESPUTNIK_API_URL"] = f"http://127.0.0.1:{closed_port()}/api"
+    code, lines, _ = run_doctor(monkeypatch, capsys, **env)
     assert code == 1
     assert status(lines["key"]) == "FAIL" and "did not answer" in lines["key"] and "ESPUTNIK_API_URL" in lines["key"]
     assert status(lines["dataset contacts"]) == "skip"
@@ -208,6 +210,7 @@ def test_the_doctor_job_fails_when_something_blocks(tmp_path):
     result, messages = _doctor_job_run(tmp_path, blocker / "w.duckdb")
     assert not result.success
     assert any(m.startswith("[FAIL] warehouse connection:") for m in messages)
+    assert result.dagster_run.tags["dagster/max_retries"] == "0"  # the home's run retries do not repeat it
     [failure] = result.get_step_failure_events()
     assert "Blocked: 1 item(s) stop the export (warehouse connection)" in failure.event_specific_data.error.message
 

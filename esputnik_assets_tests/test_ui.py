@@ -206,7 +206,8 @@ def test_the_doctor_job_runs_from_the_ui(dev_server):
 
 
 def _browser() -> str | None:
-    return next((found for name in ("chromium", "chromium-browser", "google-chrome") if (found := shutil.which(name))), None)
+    names = ("chromium", "chromium-browser", "google-chrome")
+    return next((found for name in names if (found := shutil.which(name))), None)
 
 
 def _render(browser: str, url: str, screenshot: Path) -> str:
@@ -241,7 +242,8 @@ def test_the_lineage_and_an_asset_page_render_in_a_browser(dev_server):
     for name in DATASET_NAMES:
         assert name in lineage, f"{name} not on the lineage page"
     asset = _render(browser, f"{dev_server.url}/assets/esputnik/contactActivities", ARTIFACTS / "asset.png")
-    for text in ("contactActivities", "Latest materialization", "Checks", "Columns", "activityStatus", "esputnik_daily"):
+    expected = ("contactActivities", "Latest materialization", "Checks", "Columns", "activityStatus", "esputnik_daily")
+    for text in expected:
         assert text in asset, f"{text!r} not on the asset page"
     for png in ("lineage.png", "asset.png"):
         _assert_not_blank(ARTIFACTS / png)

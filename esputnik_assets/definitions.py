@@ -18,6 +18,8 @@ from esputnik_assets.checks.alerts import AlertWebhook, build_alert_sensor
 from esputnik_assets.checks.freshness import Freshness, build_freshness_sensor
 from esputnik_assets.checks.raw import CheckThresholds
 from esputnik_assets.contracts import DATASET_NAMES
+from esputnik_assets.doctor import build_doctor_job
+from esputnik_assets.run_policy import DAILY_JOB_TAGS, STEP_RETRY_POLICY
 from esputnik_assets.schedules import DAILY_JOB, build_daily_schedule
 from esputnik_assets.source.resource import DEFAULT_API_URL, EsputnikResource
 from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
@@ -193,11 +195,15 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
     freshness = Freshness(settings.timezone, settings.freshness_deadline_hours, settings.start_date)
     raw_assets = build_raw_assets(settings.datasets, partitions, backfill, freshness)
     daily_job = dg.define_asset_job(
-        DAILY_JOB, selection=dg.AssetSelection.groups(GROUP), description="All eSputnik tables for a range of days"
+        DAILY_JOB,
+        selection=dg.AssetSelection.groups(GROUP),
+        description="All eSputnik tables for a range of days",
+        op_retry_policy=STEP_RETRY_POLICY,
+        tags=DAILY_JOB_TAGS,
     )
     return dg.Definitions(
         assets=raw_assets,
-        jobs=[daily_job],
+        jobs=[daily_job, build_doctor_job(settings.datasets)],
         schedules=[build_daily_schedule(daily_job, settings.timezone, settings.lookback_days, settings.start_date)],
         sensors=[
             build_freshness_sensor([asset_key(d) for d in settings.datasets], freshness),

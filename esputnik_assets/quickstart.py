@@ -11,6 +11,7 @@ import dagster as dg
 from esputnik_assets.assets.raw import IO_MANAGER_KEY
 from esputnik_assets.contracts import load_contracts
 from esputnik_assets.definitions import Settings, build_definitions
+from esputnik_assets.home import ensure_dagster_home
 from esputnik_assets.warehouse.io_manager import DuckDBIOManager
 
 
@@ -23,9 +24,10 @@ def main(argv: list[str] | None = None) -> int:
 
     defs = build_definitions(os.environ)
     job = defs.resolve_implicit_global_asset_job_def()
-    # With DAGSTER_HOME set, the run is recorded where `dagster dev` shows it; otherwise it leaves no history.
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
-    result = job.execute_in_process(partition_key=args.day, instance=instance, raise_on_error=False)
+    # Recorded in the Dagster home that `esputnik-assets dev` shows (./.dagster_home unless DAGSTER_HOME is set).
+    home = ensure_dagster_home(os.environ)
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(partition_key=args.day, instance=instance, raise_on_error=False)
     if not result.success:
         print(f"The run for {args.day} failed; the log above says why.", file=sys.stderr)
         return 1
@@ -41,9 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             f"\nQuery them:  python -c \"import duckdb; print(duckdb.connect('{io_manager.path}', read_only=True)"
             f".sql('FROM {io_manager.dataset}.orders LIMIT 5'))\""
         )
-    print("See the lineage, schedule and backfills in the UI:  dagster dev   (then http://127.0.0.1:3000)")
-    if not os.environ.get("DAGSTER_HOME"):
-        print("(Set DAGSTER_HOME to a folder before both commands to see this run in the UI's history.)")
+    print(f"See this run, the lineage, schedule and backfills in the UI:  esputnik-assets dev   (then "
+          f"http://127.0.0.1:3000; runs are kept in {home})")
     return 0
 
 

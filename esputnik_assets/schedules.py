@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from esputnik_assets.run_policy import SCHEDULE_RUN_TAGS
+
 DAILY_JOB = "esputnik_daily"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -39,7 +41,7 @@ def build_daily_schedule(
         first, last = days
         return dg.RunRequest(
             run_key=f"{first}..{last}",
-            tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
+            tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat(), **SCHEDULE_RUN_TAGS},
         )
 
     return esputnik_daily_schedule

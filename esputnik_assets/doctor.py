@@ -1,0 +1,444 @@
+"""Preflight for an account and a warehouse: one cheap probe per item, one line each, and what to do about it.
+
+The same checks run from the console (`esputnik-assets doctor`) and as the `esputnik_doctor` job in the UI, both
+with the resources that Definitions builds from the environment, so a green doctor means the export's own setup
+works. The API key is never printed: lines name the base URL and the paths only.
+"""
+
+import contextlib
+import enum
+import io
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from esputnik_assets.assets.raw import IO_MANAGER_KEY
+from esputnik_assets.source.client import EsputnikClient
+from esputnik_assets.source.errors import (
+    AccountNotConfiguredError,
+    ActivityNotEnabledError,
+    AuthenticationError,
+    BadRequestError,
+    EndpointNotFoundError,
+    TransientError,
+)
+from esputnik_assets.source.resource import EsputnikResource
+from esputnik_assets.source.windows import LocalWindow
+from esputnik_assets.specs import CONTACTS, DATASETS, Paging, SourceSpec
+from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOManager, WarehouseIOManager
+
+DOCTOR_JOB = "esputnik_doctor"
+SCRATCH_PREFIX = "_esputnik_doctor_"
+# A probe answers in seconds: two attempts, short waits; the export itself keeps its own, patient budget.
+PROBE_BUDGET = {
+    "max_attempts": 2,
+    "retry_base_delay_seconds": 0.5,
+    "max_total_retry_wait_seconds": 5.0,
+    "connect_timeout_seconds": 5.0,
+    "read_timeout_seconds": 30.0,
+}
+WAREHOUSE_TIMEOUT_SECONDS = 10.0  # retries of one BigQuery call, and a job's wait
+
+
+class Status(enum.Enum):
+    """OK and WARN let the export run; FAIL blocks it; SKIP could not be checked because an earlier item failed."""
+
+    OK = "ok"
+    WARN = "warn"
+    FAIL = "FAIL"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One item of the preflight: what was checked, what was found, and what to do."""
+
+    item: str
+    status: Status
+    detail: str
+    action: str = ""
+
+    def line(self) -> str:
+        todo = f" -> {self.action}" if self.action else ""
+        return f"[{self.status.value:^4}] {self.item}: {self.detail}{todo}"
+
+
+def blocked(checks: Sequence[Check]) -> bool:
+    """True when an item stops the export (a FAIL)."""
+    return any(check.status is Status.FAIL for check in checks)
+
+
+def summary(checks: Sequence[Check]) -> str:
+    failing = [check.item for check in checks if check.status is Status.FAIL]
+    if failing:
+        return f"Blocked: {len(failing)} item(s) stop the export ({', '.join(failing)}); fix them and run doctor again."
+    warnings = sum(check.status is Status.WARN for check in checks)
+    return "Ready: nothing blocks the export" + (f" ({warnings} warning(s) above)." if warnings else ".")
+
+
+# ----- the account ------------------------------------------------------------------------------------------
+
+
+class Outcome(enum.Enum):
+    """What one probe request met, in the operator's words."""
+
+    WORKS = "works"
+    NOT_ENABLED = "not enabled on the account"
+    NO_ENDPOINT = "no such endpoint (404)"
+    FORBIDDEN = "forbidden (403)"
+    RATE_LIMITED = "rate-limited (429)"
+    WRONG_KEY = "wrong key (401)"
+    UNREACHABLE = "unreachable"
+    SERVER_ERROR = "server error (5xx)"
+    BAD_REQUEST = "refused the request"
+
+
+@dataclass(frozen=True)
+class Probe:
+    outcome: Outcome
+    message: str = ""  # the client's error text (already free of the key)
+
+
+def probe(client: EsputnikClient, path: str, params: Mapping[str, object]) -> Probe:
+    """One GET, classified by the statuses it met (the client's typed errors, and its per-status counts)."""
+    before = dict(client.stats.by_status)
+    try:
+        client.get(path, params)
+    except ActivityNotEnabledError as exc:
+        return Probe(Outcome.NOT_ENABLED, str(exc))
+    except AuthenticationError as exc:
+        return Probe(Outcome.WRONG_KEY, str(exc))
+    except EndpointNotFoundError as exc:
+        return Probe(Outcome.NO_ENDPOINT, str(exc))
+    except BadRequestError as exc:
+        met = _statuses_met(client, before)
+        return Probe(Outcome.FORBIDDEN if 403 in met else Outcome.BAD_REQUEST, str(exc))
+    except TransientError as exc:
+        met = _statuses_met(client, before)
+        if 429 in met:
+            return Probe(Outcome.RATE_LIMITED, str(exc))
+        return Probe(Outcome.SERVER_ERROR if met else Outcome.UNREACHABLE, str(exc))
+    return Probe(Outcome.WORKS)
+
+
+def _statuses_met(client: EsputnikClient, before: Mapping[int, int]) -> set[int]:
+    return {status for status, count in client.stats.by_status.items() if count > before.get(status, 0)}
+
+
+def _probe_requests(source: SourceSpec, path: str, timezone: str) -> list[tuple[str, dict[str, object]]]:
+    """The cheapest request per endpoint: one row of yesterday (dated) or of the first page; every message type."""
+    today = datetime.now(ZoneInfo(timezone)).date()
+    params: dict[str, object] = {"maxrows": 1}
+    if source.date_window:
+        params |= LocalWindow.for_days(today - timedelta(days=1), today).query()
+    if source.paging is Paging.V1:
+        params["startindex"] = 1
+    variants = [variant for variant, _ in source.variants] or [""]
+    return [(path.replace("{type}", variant), params) for variant in variants]
+
+
+_DATASET_ACTIONS = {
+    Outcome.NOT_ENABLED: "ask eSputnik support to enable the contact activity export (ContactActivity), or remove "
+    "{dataset} from ESPUTNIK_DATASETS",
+    Outcome.NO_ENDPOINT: "set this account's path for '{source}' in the esputnik resource's endpoint_paths, or remove "
+    "{dataset} from ESPUTNIK_DATASETS",
+    Outcome.FORBIDDEN: "give the API key read access to this data in eSputnik (Settings -> API), or remove {dataset} "
+    "from ESPUTNIK_DATASETS",
+    Outcome.RATE_LIMITED: "the export waits and retries; if this persists, lower ESPUTNIK_MAX_REQUESTS_PER_SECOND or "
+    "let other jobs on this account finish",
+    Outcome.SERVER_ERROR: "eSputnik is failing now; try again later",
+    Outcome.BAD_REQUEST: "check endpoint_paths for '{source}'; the answer above says what eSputnik refused",
+    Outcome.UNREACHABLE: "check ESPUTNIK_API_URL and the network (proxy, firewall)",
+    Outcome.WRONG_KEY: "check ESPUTNIK_API_KEY",
+}
+_NON_BLOCKING = {Outcome.WORKS, Outcome.RATE_LIMITED}
+
+
+def check_account(esputnik: EsputnikResource, datasets: Sequence[str]) -> list[Check]:
+    """The key (one request), then one cheap request per enabled dataset's endpoint, with a short retry budget."""
+    quick = esputnik.model_copy(update=PROBE_BUDGET)
+    try:
+        with quick.open() as api:
+            return _check_account(api.client, quick, datasets, api.is_demo)
+    except AccountNotConfiguredError as exc:
+        return [Check("key", Status.FAIL, str(exc), "set ESPUTNIK_API_KEY, or ESPUTNIK_DEMO=true for the demo account")]
+
+
+def _check_account(
+    client: EsputnikClient, esputnik: EsputnikResource, datasets: Sequence[str], is_demo: bool
+) -> list[Check]:
+    where = "the built-in demo account" if is_demo else client.base_url
+    contacts_path = esputnik.path_for(CONTACTS)
+    key = probe(client, contacts_path, {"startindex": 1, "maxrows": 1})
+    checks = [_key_check(key, where, contacts_path)]
+    if checks[0].status is Status.FAIL:
+        return checks + [
+            Check(f"dataset {name}", Status.SKIP, f"not checked: the key check failed ({key.outcome.value})")
+            for name in datasets
+        ]
+
+    by_source: dict[str, list[str]] = {}
+    for name in datasets:
+        by_source.setdefault(DATASETS[name].source.name, []).append(name)
+    for names in by_source.values():
+        source = DATASETS[names[0]].source
+        path = esputnik.path_for(source)
+        results = [(p, probe(client, p, params)) for p, params in _probe_requests(source, path, esputnik.timezone)]
+        failing = [(p, r) for p, r in results if r.outcome is not Outcome.WORKS]
+        for name in names:
+            checks.append(_dataset_check(name, source, path, failing))
+    return checks
+
+
+def _key_check(key: Probe, where: str, path: str) -> Check:
+    """The key's answer: anything but 401 from the public contacts endpoint means eSputnik took the key."""
+    if key.outcome is Outcome.WRONG_KEY:
+        return Check("key", Status.FAIL, f"{where} rejected the API key (401)",
+                     "check ESPUTNIK_API_KEY: it must be an API key of this account (Settings -> API in eSputnik)")
+    if key.outcome is Outcome.UNREACHABLE:
+        return Check("key", Status.FAIL, f"{where} did not answer ({key.message})", _DATASET_ACTIONS[key.outcome])
+    if key.outcome is Outcome.NO_ENDPOINT:
+        return Check("key", Status.FAIL, f"{where} has no {path} (404), which every eSputnik account has",
+                     "check ESPUTNIK_API_URL: https://esputnik.com/api or https://yespo.io/api")
+    if key.outcome is Outcome.SERVER_ERROR:
+        return Check("key", Status.FAIL, f"{where} failed ({key.message})", _DATASET_ACTIONS[key.outcome])
+    if key.outcome is Outcome.RATE_LIMITED:
+        return Check("key", Status.WARN, f"{where} answered 429 before the key could be checked",
+                     _DATASET_ACTIONS[key.outcome])
+    proof = "works" if key.outcome is Outcome.WORKS else f"authenticated, then {key.outcome.value}"
+    return Check("key", Status.OK, f"accepted by {where} (GET {path}: {proof})")  # fmt: skip
+
+
+def _dataset_check(dataset: str, source: SourceSpec, path: str, failing: list[tuple[str, Probe]]) -> Check:
+    item = f"dataset {dataset}"
+    if not failing:
+        return Check(item, Status.OK, f"GET {path} works")
+    result = next((r for _, r in failing if r.outcome not in _NON_BLOCKING), failing[0][1])
+    status = Status.WARN if result.outcome in _NON_BLOCKING else Status.FAIL
+    paths = ", ".join(p for p, r in failing if r.outcome is result.outcome)
+    detail = f"GET {paths}: {result.outcome.value}"
+    if result.outcome in (Outcome.BAD_REQUEST, Outcome.SERVER_ERROR, Outcome.UNREACHABLE):
+        detail += f" ({result.message})"
+    return Check(item, status, detail, _DATASET_ACTIONS[result.outcome].format(dataset=dataset, source=source.name))
+
+
+def check_timezone(esputnik: EsputnikResource, is_demo: bool) -> Check:
+    """The account's zone decides where a day starts; the default UTC is only right for accounts set to UTC."""
+    try:
+        zone = ZoneInfo(esputnik.timezone)
+    except (ValueError, KeyError) as exc:
+        return Check("time zone", Status.FAIL, f"{esputnik.timezone!r} is not an IANA time zone ({exc})",
+                     "set ESPUTNIK_TIMEZONE to the account's zone, e.g. Europe/Kyiv")  # fmt: skip
+    now = datetime.now(zone)
+    detail = (
+        f"{esputnik.timezone}: partitions are its local days; now {now:%Y-%m-%d %H:%M} there, "
+        f"so the daily schedule's last day is {now.date() - timedelta(days=1)}"
+    )
+    if esputnik.timezone == "UTC" and not is_demo:
+        return Check("time zone", Status.WARN, detail,
+                     "UTC is the default: if the account's time zone in eSputnik is another, set ESPUTNIK_TIMEZONE "
+                     "to it, or each day is cut at UTC midnight instead of the account's")  # fmt: skip
+    return Check("time zone", Status.OK, detail)
+
+
+# ----- the warehouse ----------------------------------------------------------------------------------------
+
+
+Step = tuple[str, Callable[[], str]]  # an item name and the action that returns its detail (or raises)
+
+
+def _run_steps(steps: Sequence[Step], explain: Callable[[str, Exception], str]) -> list[Check]:
+    """Each step in order; after the first failure the rest are skipped (they depend on it)."""
+    checks: list[Check] = []
+    failed: str | None = None
+    for item, step in steps:
+        if failed:
+            checks.append(Check(item, Status.SKIP, f"not checked: {failed} failed"))
+            continue
+        try:
+            checks.append(Check(item, Status.OK, step()))
+        except Exception as exc:  # every failure here is the answer the operator needs, whatever its type
+            checks.append(Check(item, Status.FAIL, f"{type(exc).__name__}: {_first_line(exc)}", explain(item, exc)))
+            failed = item
+    return checks
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else "(no message)"
+
+
+def check_warehouse(io_manager: WarehouseIOManager) -> list[Check]:
+    """Connection and permissions: create the schema/dataset, write a scratch table, read it back, drop it."""
+    if isinstance(io_manager, DuckDBIOManager):
+        return _check_duckdb(io_manager)
+    if isinstance(io_manager, BigQueryIOManager):
+        return _check_bigquery(io_manager)
+    raise TypeError(f"no warehouse checks for {type(io_manager).__name__}")
+
+
+def _check_duckdb(io_manager: DuckDBIOManager) -> list[Check]:
+    import duckdb
+
+    from esputnik_assets.warehouse.sql import quote
+
+    path = Path(io_manager.path)
+    schema, scratch = quote(io_manager.dataset), quote(f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}")
+    state: dict[str, duckdb.DuckDBPyConnection] = {}
+
+    def connect() -> str:
+        existed = path.exists()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state["con"] = duckdb.connect(str(path))
+        return f"DuckDB file {path.resolve()} {'opened' if existed else 'created'} for writing"
+
+    def create_schema() -> str:
+        state["con"].execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        return f"schema {io_manager.dataset} exists or was created"
+
+    def write() -> str:
+        state["con"].execute(f"CREATE TABLE {schema}.{scratch} AS SELECT range AS n FROM range(3)")
+        return f"scratch table {io_manager.dataset}.{scratch.strip(chr(34))} written"
+
+    def read() -> str:
+        try:
+            [(count,)] = state["con"].execute(f"SELECT count(*) FROM {schema}.{scratch}").fetchall()
+            if count != 3:
+                raise RuntimeError(f"wrote 3 rows, read {count}")
+        finally:
+            state["con"].execute(f"DROP TABLE IF EXISTS {schema}.{scratch}")
+        return "scratch table read back (3 rows) and dropped"
+
+    def explain(item: str, exc: Exception) -> str:
+        if isinstance(exc, duckdb.IOException) and "lock" in str(exc).lower():
+            return "another process holds the file (a run in progress?); run doctor again when it ends"
+        return f"set ESPUTNIK_DUCKDB_PATH to a file in a folder this user can write (now {path})"
+
+    try:
+        return _run_steps(
+            [("warehouse connection", connect), ("warehouse create schema", create_schema),
+             ("warehouse write", write), ("warehouse read", read)],
+            explain,
+        )  # fmt: skip
+    finally:
+        if "con" in state:
+            state["con"].close()
+
+
+def _check_bigquery(io_manager: BigQueryIOManager) -> list[Check]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from google.api_core import exceptions as gexc
+    from google.cloud import bigquery
+
+    resource, name = io_manager.bigquery, io_manager.dataset
+    scratch = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
+    table_id = f"{resource.project}.{name}.{scratch}"
+    retry, timeout = bigquery.DEFAULT_RETRY.with_timeout(WAREHOUSE_TIMEOUT_SECONDS), WAREHOUSE_TIMEOUT_SECONDS
+
+    def explain(item: str, exc: Exception) -> str:
+        if isinstance(exc, gexc.Forbidden):
+            return ("give the service account BigQuery Data Editor on the dataset (or project) and BigQuery Job User "
+                    "on the project")  # fmt: skip
+        if isinstance(exc, gexc.NotFound):
+            return "check BIGQUERY_PROJECT (the project id) and BIGQUERY_LOCATION"
+        if type(exc).__name__ in ("DefaultCredentialsError", "RefreshError", "Unauthorized"):
+            return "set GOOGLE_APPLICATION_CREDENTIALS or BIGQUERY_CREDENTIALS_BASE64 (see README, BigQuery)"
+        return "check the network to BigQuery (or BIGQUERY_EMULATOR_HOST), BIGQUERY_PROJECT and the credentials"
+
+    with contextlib.ExitStack() as stack:
+        clients: list[bigquery.Client] = []
+
+        def connect() -> str:
+            clients.append(stack.enter_context(resource.get_client()))
+            dataset = bigquery.Dataset(f"{resource.project}.{name}")
+            if resource.location:
+                dataset.location = resource.location
+            clients[0].create_dataset(dataset, exists_ok=True, retry=retry, timeout=timeout)
+            emulator = f" (emulator at {resource.emulator_host})" if resource.emulator_host else ""
+            return f"dataset {resource.project}.{name} exists or was created{emulator}"
+
+        def load() -> str:
+            table = bigquery.Table(table_id, schema=[bigquery.SchemaField("n", "INT64")])
+            table.expires = datetime.now().astimezone() + timedelta(hours=1)  # gone by itself if the drop never runs
+            clients[0].create_table(table, retry=retry, timeout=timeout)
+            buffer = io.BytesIO()
+            pq.write_table(pa.table({"n": pa.array([0, 1, 2], pa.int64())}), buffer)
+            buffer.seek(0)
+            config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET)
+            try:
+                job = clients[0].load_table_from_file(buffer, table_id, job_config=config, location=resource.location)
+                job.result(timeout=timeout)
+            except Exception:
+                clients[0].delete_table(table_id, not_found_ok=True, retry=retry, timeout=timeout)
+                raise
+            return f"load job into scratch table {name}.{scratch} succeeded"
+
+        def query() -> str:
+            try:
+                job = clients[0].query(f"SELECT COUNT(*) FROM `{table_id}`", location=resource.location)
+                [row] = list(job.result(timeout=timeout))
+                if row[0] != 3:
+                    raise RuntimeError(f"loaded 3 rows, queried {row[0]}")
+            finally:
+                clients[0].delete_table(table_id, not_found_ok=True, retry=retry, timeout=timeout)
+            return "query job read the scratch table back (3 rows); scratch table dropped"
+
+        return _run_steps(
+            [("warehouse connection", connect), ("warehouse load", load), ("warehouse query", query)], explain
+        )
+
+
+# ----- the whole preflight ----------------------------------------------------------------------------------
+
+
+def run_checks(esputnik: EsputnikResource, io_manager: WarehouseIOManager, datasets: Sequence[str]) -> list[Check]:
+    """Every item, in the order an operator fixes them: account and key, endpoints, time zone, warehouse."""
+    return [
+        *check_account(esputnik, datasets),
+        check_timezone(esputnik, esputnik.demo_account),
+        *check_warehouse(io_manager),
+    ]
+
+
+def report(checks: Sequence[Check]) -> Iterator[str]:
+    yield from (check.line() for check in checks)
+    yield summary(checks)
+
+
+def markdown(checks: Sequence[Check]) -> str:
+    """The same lines as a table, for the run's metadata in the UI."""
+    rows = [f"| {c.status.value} | {c.item} | {c.detail} | {c.action} |".replace("\n", " ") for c in checks]
+    return "\n".join(["| status | item | found | to do |", "|---|---|---|---|", *rows, "", summary(checks)])
+
+
+def build_doctor_job(datasets: Sequence[str]) -> dg.JobDefinition:
+    """The preflight as a job, so the UI can run it: its op logs every line and fails when something blocks."""
+
+    @dg.op(name="esputnik_preflight", required_resource_keys={"esputnik", IO_MANAGER_KEY}, out=dg.Out(dg.Nothing))
+    def esputnik_doctor(context: dg.OpExecutionContext) -> Iterator[dg.Output]:
+        checks = run_checks(context.resources.esputnik, getattr(context.resources, IO_MANAGER_KEY), datasets)
+        for check in checks:
+            {Status.FAIL: context.log.error, Status.WARN: context.log.warning}.get(check.status, context.log.info)(
+                check.line()
+            )
+        table = dg.MetadataValue.md(markdown(checks))
+        if blocked(checks):
+            raise dg.Failure(description=summary(checks), metadata={"report": table}, allow_retries=False)
+        yield dg.Output(None, metadata={"report": table})
+
+    @dg.job(
+        name=DOCTOR_JOB,
+        description="Preflight: the key, each dataset's endpoint, the time zone and the warehouse's permissions "
+        "(the same checks as `esputnik-assets doctor`); fails when something blocks the export.",
+        tags={"esputnik/kind": "preflight", "dagster/max_retries": "0"},  # a blocked preflight is an answer
+    )
+    def doctor_job() -> None:
+        esputnik_doctor()
+
+    return doctor_job

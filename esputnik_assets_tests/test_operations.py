@@ -1,0 +1,58 @@
+"""Operating the pipeline: retry policy of the daily job, the schedule's run tags, the project-local Dagster home."""
+
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+from dagster._core.definitions.dependency import NodeHandle
+from dagster._core.instance.ref import InstanceRef
+
+from esputnik_assets.definitions import build_definitions
+from esputnik_assets.home import LOCAL_HOME, ensure_dagster_home
+from esputnik_assets.run_policy import SCHEDULE_RUN_TAGS, STEP_RETRY_POLICY
+from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
+
+BIN = Path(sys.executable).parent
+ENV = {"ESPUTNIK_TIMEZONE": "Europe/Kyiv", "ESPUTNIK_LOOKBACK_DAYS": "3", "ESPUTNIK_START_DATE": "2026-01-01"}
+
+
+def test_the_daily_job_retries_steps_with_backoff_and_runs_only_after_crashes():
+    job = build_definitions(ENV).resolve_job_def("esputnik_daily")
+    assert job.op_retry_policy == STEP_RETRY_POLICY
+    assert STEP_RETRY_POLICY.max_retries >= 1 and STEP_RETRY_POLICY.backoff is dg.Backoff.EXPONENTIAL
+    for name in ("esputnik_contactActivities", "esputnik_orders"):  # no asset's own policy overrides it
+        assert job.get_retry_policy_for_handle(NodeHandle(name, None)) == STEP_RETRY_POLICY, name
+    assert job.tags["dagster/max_retries"] == "1"
+    assert job.tags["dagster/retry_on_asset_or_op_failure"] == "false"
+
+
+def test_a_schedule_tick_requests_yesterday_and_the_lookback_tagged_as_the_schedules_run():
+    defs = build_definitions(ENV)
+    schedule = defs.resolve_schedule_def("esputnik_daily_schedule")
+    tick = datetime(2026, 11, 25, 3, 0, tzinfo=ZoneInfo("Europe/Kyiv"))
+    with dg.build_schedule_context(scheduled_execution_time=tick) as context:
+        [request] = schedule.evaluate_tick(context).run_requests
+    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == ("2026-11-21", "2026-11-24")
+    assert request.tags.items() >= SCHEDULE_RUN_TAGS.items()
+    partitions = defs.resolve_job_def("esputnik_daily").partitions_def
+    days = partitions.get_partition_keys_in_range(
+        dg.PartitionKeyRange(request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG])
+    )
+    assert days == ["2026-11-21", "2026-11-22", "2026-11-23", "2026-11-24"]  # yesterday plus 3 days of lookback
+
+
+def test_the_project_local_home_is_created_with_run_retries_and_a_set_home_wins(tmp_path):
+    env: dict[str, str] = {}
+    home = ensure_dagster_home(env, tmp_path)
+    assert home == tmp_path.resolve() / LOCAL_HOME and env["DAGSTER_HOME"] == str(home)
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:  # what Dagster reads from it
+        assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
+    (home / "dagster.yaml").write_text("run_retries:\n  enabled: false\n")
+    ensure_dagster_home({}, tmp_path)  # an edited config is kept
+    assert "enabled: false" in (home / "dagster.yaml").read_text()
+    chosen = {"DAGSTER_HOME": str(tmp_path / "mine")}
+    assert ensure_dagster_home(chosen, tmp_path) == tmp_path / "mine" and not (tmp_path / "mine").exists()

@@ -291,3 +291,16 @@ def test_an_extract_error_names_the_dataset_once(tmp_path):
             extract(make_client(server), spec.source, [spec], window=None, timezone="UTC", spool_dir=tmp_path)
     assert str(caught.value).startswith("contacts: GET /v1/contacts returned the same full page")
     assert str(caught.value).count("contacts:") == 1
+
+
+def test_the_resource_passes_its_deadline_and_ceilings_to_the_reader():
+    from esputnik_assets.source.resource import EsputnikResource
+
+    with ScriptedServer(lambda seen: Reply(body=b"[" + b" " * 30 + b"]", trickle=0.05)) as server:
+        resource = EsputnikResource(
+            api_key=KEY, api_url=server.url, max_requests_per_second=0, max_attempts=1, request_deadline_seconds=0.3,
+            max_pages_per_read=12, max_rows_per_read=3_400,
+        )  # fmt: skip
+        with resource.open() as api, pytest.raises(TransientError, match=r"not complete after 0\.3s"):
+            api.client.get("/v1/contacts", {})
+    assert resource.windowing().limits == ReadLimits(max_pages=12, max_rows=3_400)

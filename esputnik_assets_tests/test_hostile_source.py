@@ -304,3 +304,38 @@ def test_the_resource_passes_its_deadline_and_ceilings_to_the_reader():
         with resource.open() as api, pytest.raises(TransientError, match=r"not complete after 0\.3s"):
             api.client.get("/v1/contacts", {})
     assert resource.windowing().limits == ReadLimits(max_pages=12, max_rows=3_400)
+
+
+# --- reading economy: time order is judged on instants, not on their text ----------------------------------
+
+
+def two_form_activity_server(total: int, per_second: int, depth: int) -> ScriptedServer:
+    """Activities in time order, `per_second` to a second, each second's equal instants written both ways
+    (`...:07` and `...:07.000`, as the contract allows); the cursor gives up after `depth` rows of a window."""
+    rows = [
+        {"iid": f"i{k}", "offset": k + 1,
+         "activityDateTime": (DAY + timedelta(seconds=k // per_second)).isoformat() + ("" if k % 2 == 0 else ".000")}
+        for k in range(total)
+    ]  # fmt: skip
+    instants = [DAY + timedelta(seconds=k // per_second) for k in range(total)]
+
+    def script(seen):
+        start, end = (datetime.fromisoformat(seen.query[name]) for name in ("dateFrom", "dateTo"))
+        inside = [row for row, t in zip(rows, instants) if start <= t < end]
+        after = int(seen.query.get("offset", 0))
+        served = sum(1 for row in inside if row["offset"] <= after)
+        page = [row for row in inside if row["offset"] > after][: int(seen.query["maxrows"])]
+        return Reply(body=page[: max(0, depth - served)])
+
+    return ScriptedServer(script)
+
+
+def test_equal_instants_written_two_ways_do_not_make_a_full_window_read_again_in_halves():
+    with two_form_activity_server(total=300, per_second=3, depth=30) as server:
+        pages, stats = read_activity_day(make_client(server), ActivityWindowing(page_rows=10, window_row_limit=30))
+    frame = pl.concat(pages)
+    assert frame["iid"].n_unique() == 300
+    # each full window reads on from its last second: 30 rows of which that second's 3 come back, so 27 new rows
+    # a window, in 3 pages (34 requests, 333 rows); judged on the text, 136 requests read 1,170 rows
+    assert frame.height <= 300 + 3 * 12 and len(server.seen) <= 12 * 3 + 2
+    assert stats.windows_split == len(server.seen) // 3

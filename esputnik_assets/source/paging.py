@@ -8,16 +8,16 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TypeVar
 
 import polars as pl
 
 from esputnik_assets.shaping.errors import AnswerFormatError
-from esputnik_assets.shaping.parse import read_page
+from esputnik_assets.shaping.parse import ANSWER_DATETIME_FORMAT, read_page
 from esputnik_assets.source.client import EsputnikClient
 from esputnik_assets.source.errors import PagingError
-from esputnik_assets.source.windows import QUERY_FORMAT, LocalWindow
+from esputnik_assets.source.windows import LocalWindow
 
 T = TypeVar("T")
 
@@ -196,7 +196,7 @@ def _read_window(
     start = window.start
     while True:
         current = LocalWindow(start, window.end)
-        rows, cursor, latest, ordered = 0, None, "", True
+        rows, cursor, latest, ordered = 0, None, None, True
         while True:
             params: dict[str, object] = {**current.query(), "maxrows": windowing.page_rows}
             if cursor is not None:
@@ -211,9 +211,11 @@ def _read_window(
             budget.add_rows(page.height)
             stats.add(pages=1, rows=page.height)
             if page.height:
-                times = page.get_column("activityDateTime")
-                ordered = ordered and not times.has_nulls() and times.is_sorted() and times[0] >= latest
-                latest = max(latest, times.max() or "")
+                times = _instants(page.get_column("activityDateTime"))
+                ordered = ordered and not times.has_nulls() and times.is_sorted() and (latest is None or times[0] >= latest)
+                page_latest = times.max()
+                if page_latest is not None and (latest is None or page_latest > latest):
+                    latest = page_latest
                 yield page
             if page.height < windowing.page_rows:
                 stats.add(windows=1)
@@ -226,7 +228,7 @@ def _read_window(
                 raise PagingError(f"{dataset}: the activity cursor did not advance past offset {cursor} in {current}")
             cursor = int(last)
         stats.add(windows_split=1)
-        resume = _second_of(latest)
+        resume = None if latest is None else latest.replace(microsecond=0)
         if ordered and resume is not None and current.start < resume < current.end:
             client.log.info("%s: window %s came back full; reading on from %s", dataset, current, resume)
             start = resume
@@ -244,11 +246,9 @@ def _read_window(
         return
 
 
-def _second_of(answer_time: str) -> datetime | None:
-    try:
-        return datetime.strptime(answer_time[:19], QUERY_FORMAT)
-    except ValueError:
-        return None
+def _instants(answer_times: pl.Series) -> pl.Series:
+    """Answer times as instants: `...:33` and `...:33.000` are one instant, which their text does not sort as."""
+    return answer_times.str.strptime(pl.Datetime("us"), ANSWER_DATETIME_FORMAT, strict=False)
 
 
 def concurrently(

@@ -106,7 +106,7 @@ def read_v1(
     stats = stats if stats is not None else ReadStats()
     stats.add(windows=1)
     budget = _Budget(dataset, path, limits)
-    full_pages: dict[bytes, int] = {}  # digest of every full page of the read -> its startindex
+    full_pages: dict[bytes, int] = {}  # digest of every full page's rows -> its startindex
     start = 1
     while True:
         budget.next_page()
@@ -117,8 +117,8 @@ def read_v1(
                 f"{dataset}: GET {path} answered {page.height} rows for maxrows {page_rows} at startindex {start}; "
                 "the server is not honouring maxrows, so the pages cannot be trusted to follow each other"
             )
-        if page.height == page_rows:
-            digest = hashlib.blake2b(body, digest_size=16).digest()
+        if page.height == page_rows:  # the parsed rows, so that a repeat in another legal JSON form is one too
+            digest = hashlib.blake2b(page.hash_rows().to_numpy().tobytes(), digest_size=16).digest()
             if digest in full_pages:
                 raise PagingError(
                     f"{dataset}: GET {path} returned the same full page for startindex {full_pages[digest]} and "

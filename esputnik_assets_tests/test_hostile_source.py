@@ -21,7 +21,7 @@ from esputnik_assets.source.extract import extract
 from esputnik_assets.source.paging import ActivityWindowing, ReadLimits, ReadStats, read_activity, read_v1
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import ACTIVITY, CONTACTS, DATASETS
-from esputnik_assets.shaping.errors import AnswerFormatError
+from esputnik_assets.shaping.errors import AnswerFormatError, BadValueError
 from esputnik_assets_tests.scripted_server import Reply, ScriptedServer, sequence
 
 KEY = "sekret/KEY+01 23=?&~"  # characters that URL-encode and base64-encode in every variant
@@ -94,6 +94,24 @@ def test_a_v1_server_alternating_two_pages_is_caught_at_the_first_repeat():
         with pytest.raises(PagingError, match="same full page for startindex 1 and 1001"):
             read_contacts(make_client(server))
     assert len(server.seen) == 3
+
+
+def test_a_v1_server_ignoring_startindex_in_another_json_form_is_caught():
+    """The same rows with null fields sent, then left out, then as strings: one page, in the contract's forms."""
+    forms = [
+        lambda r: {**r, "lastName": None},
+        lambda r: r,
+        lambda r: {k: str(v) for k, v in r.items()},
+    ]
+
+    def same_rows(seen):
+        form = forms[(int(seen.query["startindex"]) // 500) % len(forms)]
+        return Reply(body=[form(row) for row in contact_rows(500)])
+
+    with ScriptedServer(stopping(same_rows)) as server:
+        with pytest.raises(PagingError, match="same full page for startindex 1 and 501"):
+            read_contacts(make_client(server))
+    assert len(server.seen) == 2
 
 
 @pytest.mark.parametrize(
@@ -181,6 +199,16 @@ def test_the_key_never_shows_when_a_200_answer_that_is_not_json_echoes_it():
     with ScriptedServer(lambda seen: Reply(body=f"hello {seen.authorization}")) as server:
         with pytest.raises(AnswerFormatError, match=r"starts with 'hello Basic \*\*\*") as caught:
             read_contacts(make_client(server))
+    assert_no_key_in(chain_text(caught.value))
+
+
+def test_the_key_never_shows_when_a_bad_value_echoes_it(tmp_path):
+    """A bad value is quoted in the error: one that holds the header is quoted redacted."""
+    spec = DATASETS["events"]
+    window = LocalWindow(DAY, DAY + timedelta(days=1))
+    with ScriptedServer(lambda seen: Reply(body=[{"eventId": 1, "occurred": seen.authorization}])) as server:
+        with pytest.raises(BadValueError, match=r"'occurred' has value 'Basic \*\*\*'") as caught:
+            extract(make_client(server), spec.source, [spec], window=window, timezone="UTC", spool_dir=tmp_path)
     assert_no_key_in(chain_text(caught.value))
 
 

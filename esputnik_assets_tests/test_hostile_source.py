@@ -147,6 +147,24 @@ def test_an_activity_page_longer_than_asked_is_a_paging_error():
     assert len(server.seen) == 1
 
 
+@pytest.mark.parametrize(
+    ("offsets", "text"),
+    [((5, 3), "advance past offset 5 in 2026-11-20T00:00:00 .. 2026-11-21T00:00:00: the last row's offset is '3'"),
+     (("abc",), "advance past offset None in .*: the last row's offset is 'abc'")],
+)  # fmt: skip
+def test_an_activity_cursor_that_does_not_advance_fails_naming_the_dataset(offsets, text):
+    """A cursor that goes back (or is no number) would re-read or loop; an earlier page again is such a cursor."""
+    pages = iter(offsets)
+
+    def script(seen):
+        return Reply(body=[{"iid": f"i{k}", "offset": next(pages), "activityDateTime": DAY.isoformat()} for k in range(1)])
+
+    with ScriptedServer(stopping(script)) as server:
+        with pytest.raises(PagingError, match=f"contactActivities: the activity cursor did not {text}"):
+            read_activity_day(make_client(server), ActivityWindowing(page_rows=1, window_row_limit=10))
+    assert len(server.seen) == len(offsets)
+
+
 def test_an_activity_read_that_never_ends_stops_at_its_ceiling():
     def endless(seen):
         return Reply(body=activity_rows(int(seen.query.get("offset", 0)) + 1, int(seen.query["maxrows"])))

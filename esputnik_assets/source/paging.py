@@ -223,10 +223,14 @@ def _read_window(
             rows += page.height
             if rows >= windowing.window_row_limit:
                 break
-            last = page.get_column("offset")[-1]
-            if last is None or (cursor is not None and int(last) <= cursor):
-                raise PagingError(f"{dataset}: the activity cursor did not advance past offset {cursor} in {current}")
-            cursor = int(last)
+            answered = page.get_column("offset")[-1]
+            last = int(answered) if answered is not None and answered.lstrip("-").isdigit() else None
+            if last is None or (cursor is not None and last <= cursor):
+                raise PagingError(
+                    f"{dataset}: the activity cursor did not advance past offset {cursor} in {current}: the last "
+                    f"row's offset is {answered!r}"
+                )
+            cursor = last
         stats.add(windows_split=1)
         resume = None if latest is None else latest.replace(microsecond=0)
         if ordered and resume is not None and current.start < resume < current.end:

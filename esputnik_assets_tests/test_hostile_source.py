@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from esputnik_assets.source.client import EsputnikClient, RetryPolicy
-from esputnik_assets.source.errors import BadRequestError, PagingError, TransientError
+from esputnik_assets.source.errors import BadRequestError, EsputnikError, PagingError, TransientError
 from esputnik_assets.source.extract import extract
 from esputnik_assets.source.paging import ActivityWindowing, ReadLimits, ReadStats, read_activity, read_v1
 from esputnik_assets.source.windows import LocalWindow
@@ -267,6 +267,15 @@ def test_a_cut_answer_that_stays_cut_fails_naming_the_dataset_and_chained_to_its
             read_contacts(make_client(server))
     assert str(caught.value).startswith("contacts: GET /v1/contacts still failing after 3 attempt(s)")
     assert "ChunkedEncodingError" in str(caught.value.__cause__)
+
+
+def test_a_redirect_loop_fails_at_once_naming_the_dataset_and_chained():
+    """Not a transient failure: every attempt would follow the same 30 redirects."""
+    loop = lambda seen: Reply(302, headers={"Location": "/api/v1/contacts"})  # noqa: E731
+    with ScriptedServer(loop) as server:
+        with pytest.raises(EsputnikError, match="contacts: GET /v1/contacts failed and cannot succeed on a retry") as caught:
+            read_contacts(make_client(server))
+    assert "TooManyRedirects" in str(caught.value.__cause__) and len(server.seen) == 31
 
 
 # --- logging through the client's logger -------------------------------------------------------------------

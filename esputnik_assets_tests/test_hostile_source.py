@@ -134,7 +134,8 @@ def activity_rows(first_offset: int, n: int, second: int = 0) -> list[dict]:
 def read_activity_day(client: EsputnikClient, windowing: ActivityWindowing) -> tuple[list[pl.DataFrame], ReadStats]:
     stats = ReadStats()
     window = LocalWindow(DAY, DAY + timedelta(days=1))
-    return list(read_activity(client, "contactActivities", ACTIVITY.path, ACTIVITY.answer_schema, window, windowing, stats)), stats
+    pages = read_activity(client, "contactActivities", ACTIVITY.path, ACTIVITY.answer_schema, window, windowing, stats)
+    return list(pages), stats
 
 
 def test_an_activity_page_longer_than_asked_is_a_paging_error():
@@ -157,7 +158,7 @@ def test_an_activity_cursor_that_does_not_advance_fails_naming_the_dataset(offse
     pages = iter(offsets)
 
     def script(seen):
-        return Reply(body=[{"iid": f"i{k}", "offset": next(pages), "activityDateTime": DAY.isoformat()} for k in range(1)])
+        return Reply(body=[{"iid": "i", "offset": next(pages), "activityDateTime": DAY.isoformat()}])
 
     with ScriptedServer(stopping(script)) as server:
         with pytest.raises(PagingError, match=f"contactActivities: the activity cursor did not {text}"):
@@ -236,7 +237,8 @@ def test_the_key_never_shows_when_a_bad_value_echoes_it(tmp_path):
 def test_a_trickling_answer_is_cut_at_the_request_deadline_and_retried():
     """40 bytes at one per 0.1 s would take 4 s; each socket read is quick, so only a total deadline ends it."""
     with ScriptedServer(lambda seen: Reply(body=b'[{"id": 1, "firstName": "slow........."}]', trickle=0.1)) as server:
-        client = make_client(server, read_timeout=2.0, request_deadline=0.4, retry=RetryPolicy(max_attempts=2, base_delay=0.01))
+        retry = RetryPolicy(max_attempts=2, base_delay=0.01)
+        client = make_client(server, read_timeout=2.0, request_deadline=0.4, retry=retry)
         started = time.monotonic()
         with pytest.raises(TransientError, match=r"after 2 attempt\(s\) over (\d+\.\d)s") as caught:
             read_contacts(client)

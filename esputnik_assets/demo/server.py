@@ -1,8 +1,8 @@
 """The demo account served over real HTTP on loopback, exactly per the contract (shared/spec/esputnik-api.md).
 
 Answers mix the contract's legal variations, as a live account may: answer times with and without milliseconds
-(the account writes them), null fields sent as null or left out (alternate pages, per endpoint), and activity numbers that the
-export keeps as text sent as numbers or strings (alternate rows).
+(the account writes them), null fields sent as null or left out (alternate pages, per endpoint), and activity
+numbers that the export keeps as text sent as numbers or strings (alternate rows).
 
 Tests and the sandbox CLI start it in-process; a FaultPlan injects the failures and quirks of the live API
 (429 with Retry-After, 5xx, latency, a disabled activity endpoint, repeated activity rows, a cursor that gives up
@@ -335,7 +335,8 @@ class DemoServer:
             return _json(pl.DataFrame())  # nothing new: never repeat rows then, or a reader would loop forever
         first = served - self._repeat(query, served, rows)
         page = _slice_parts(parts, first, rows)
-        return _json(page, leave_out_nulls=_nulls_left_out(ACTIVITY_PATH, first // rows), quoted=QUOTED_ACTIVITY_NUMBERS)
+        nulls_left_out = _nulls_left_out(ACTIVITY_PATH, first // rows)
+        return _json(page, leave_out_nulls=nulls_left_out, quoted=QUOTED_ACTIVITY_NUMBERS)
 
     def _activity_parts(self, start: datetime, end: datetime) -> list[pl.DataFrame]:
         """Per day, the zero-copy slice of the (time-sorted) day's activities inside the window."""

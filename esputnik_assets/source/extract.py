@@ -150,7 +150,9 @@ def extract(
         raise BadValueError(leak.dataset, leak.field, client.redact(str(leak.value)), leak.expected, leak.bad_rows)
     for name, count in dropped.items():
         if count:
-            client.log.warning("%s: %d row(s) answered for %s lie outside it and were left for their own day", name, count, window)
+            client.log.warning(
+                "%s: %d row(s) answered for %s lie outside it and were left for their own day", name, count, window
+            )
     return [
         SpooledDataset(
             dataset=spec.name,

@@ -212,7 +212,8 @@ def _read_window(
             stats.add(pages=1, rows=page.height)
             if page.height:
                 times = _instants(page.get_column("activityDateTime"))
-                ordered = ordered and not times.has_nulls() and times.is_sorted() and (latest is None or times[0] >= latest)
+                follows = latest is None or times[0] >= latest
+                ordered = ordered and not times.has_nulls() and times.is_sorted() and follows
                 page_latest = times.max()
                 if page_latest is not None and (latest is None or page_latest > latest):
                     latest = page_latest

@@ -1,6 +1,6 @@
 """Benchmark: the pipeline's own path for one partition against the simplest correct loop, on one demo server.
 
-    python benchmarks/extract.py                      # N = 100,000 and 1,000,000 activities, every dataset
+    python benchmarks/extract.py                      # N = 100,000, 300,000 and 1,000,000 activities, every dataset
     python benchmarks/extract.py --activities 200000 --datasets contactActivities orders
 
 The demo account's server runs in its own process on loopback with no pacing. Every measurement runs in a fresh
@@ -277,7 +277,7 @@ def main() -> None:
     from esputnik_assets.contracts import DATASET_NAMES
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--activities", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--activities", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
     parser.add_argument("--datasets", nargs="+", default=[d for d in DATASET_NAMES if d != "orderItems"])
     parser.add_argument("--no-dagster", action="store_true", help="skip the Dagster-run overhead measurement")
     parser.add_argument("--paced", action="store_true", help="also check wall time at 1 request/s with latency")

@@ -14,10 +14,15 @@ from urllib.parse import parse_qsl, urlsplit
 
 @dataclass
 class Reply:
+    """One answer; by default sent whole with its Content-Length, or shaped by one of the hostile options."""
+
     status: int = 200
     body: bytes | list | str = b"[]"
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    trickle: float = 0.0  # seconds between the body's bytes, sent one at a time
+    cut_after: int | None = None  # send only this many bytes of the body (Content-Length says all), then close
+    chunked: bool = False  # `Transfer-Encoding: chunked`; the body is sent as given, framing (or its faults) included
 
 
 @dataclass
@@ -25,6 +30,7 @@ class Seen:
     path: str
     query: dict[str, str]
     password: str | None
+    authorization: str = ""  # the request's Authorization header as sent, for servers that echo it
 
 
 class ScriptedServer:
@@ -39,7 +45,7 @@ class ScriptedServer:
                 url = urlsplit(self.path)
                 auth = self.headers.get("Authorization", "")
                 password = base64.b64decode(auth[6:]).decode().split(":", 1)[1] if auth.startswith("Basic ") else None
-                seen = Seen(url.path, dict(parse_qsl(url.query)), password)
+                seen = Seen(url.path, dict(parse_qsl(url.query)), password, auth)
                 owner.seen.append(seen)
                 reply = owner.script(seen)
                 if reply.delay:
@@ -53,9 +59,18 @@ class ScriptedServer:
                     self.send_response(reply.status)
                     for k, v in reply.headers.items():
                         self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(body)))
+                    if reply.chunked:
+                        self.send_header("Transfer-Encoding", "chunked")
+                    else:
+                        self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
-                    self.wfile.write(body)
+                    if reply.trickle:
+                        for i in range(len(body)):
+                            self.wfile.write(body[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(reply.trickle)
+                    else:
+                        self.wfile.write(body if reply.cut_after is None else body[: reply.cut_after])
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 

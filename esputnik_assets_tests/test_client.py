@@ -14,6 +14,7 @@ from esputnik_assets.source.errors import (
     AuthenticationError,
     BadRequestError,
     EndpointNotFoundError,
+    ForbiddenError,
     PagingError,
     TransientError,
 )
@@ -126,6 +127,8 @@ def test_retry_after_accepts_http_dates():
          "Contact support to enable ContactActivity."),
         (Reply(400, "maxrows must be <= 500"), BadRequestError, "maxrows must be <= 500"),
         (Reply(404, "Not Found"), EndpointNotFoundError, "switch the dataset off via ESPUTNIK_DATASETS"),
+        (Reply(403, "Forbidden"), ForbiddenError, "the key lacks permission for it. Use an API key with read access"),
+        (Reply(403, "Forbidden"), ForbiddenError, "or switch the dataset off via ESPUTNIK_DATASETS"),
     ],
 )  # fmt: skip
 def test_client_errors_are_not_retried_and_say_what_to_do(reply, error, text, sleeps):

@@ -3,7 +3,8 @@
 Every value is a pure function of (seed, sizes, revision, day), drawn from numpy generators seeded with those
 integers, so two processes build byte-identical answers. Day facts are built columnarly (numpy + polars) because
 benchmarks ask for a million activities a day. Datetimes are naive local times of the account, kept internally as
-milliseconds since 1970-01-01 (column ``_t``) and answered as ``YYYY-MM-DDTHH:mm:ss[.fff]`` text.
+milliseconds since 1970-01-01 (column ``_t``) and answered as ``YYYY-MM-DDTHH:mm:ss[.fff]`` text, whole seconds
+in both forms (see `api_datetime`).
 """
 
 from __future__ import annotations
@@ -114,10 +115,15 @@ S_CONTACTS, S_MESSAGES, S_BROADCASTS, S_DEVICES, S_ACTIVITIES, S_ORDERS, S_EVENT
 
 
 def api_datetime(ms: pl.Expr) -> pl.Expr:
-    """Answer text of a millisecond timestamp: whole seconds plain, otherwise with ``.fff``, as eSputnik does."""
+    """Answer text of a millisecond timestamp in both forms the contract allows, mixed by row as eSputnik mixes them.
+
+    An instant with milliseconds is written with ``.fff``; a whole second plain on even rows and with ``.000`` on odd
+    ones, so equal instants come written two ways (a reader that compares the text is caught out).
+    """
     moment = pl.from_epoch(ms, time_unit="ms")
+    plain = (ms % 1000 == 0) & (pl.int_range(pl.len()) % 2 == 0)
     return (
-        pl.when(ms % 1000 == 0)
+        pl.when(plain)
         .then(moment.dt.strftime("%Y-%m-%dT%H:%M:%S"))
         .otherwise(moment.dt.strftime("%Y-%m-%dT%H:%M:%S%.3f"))
     )

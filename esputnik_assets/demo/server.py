@@ -1,5 +1,9 @@
 """The demo account served over real HTTP on loopback, exactly per the contract (shared/spec/esputnik-api.md).
 
+Answers mix the contract's legal variations, as a live account may: answer times with and without milliseconds
+(the account writes them), null fields sent as null or left out (alternate pages, per endpoint), and activity
+numbers that the export keeps as text sent as numbers or strings (alternate rows).
+
 Tests and the sandbox CLI start it in-process; a FaultPlan injects the failures and quirks of the live API
 (429 with Retry-After, 5xx, latency, a disabled activity endpoint, repeated activity rows, a cursor that gives up
 deep into a window) so that the pipeline's robustness is exercised against something real.
@@ -8,7 +12,9 @@ deep into a window) so that the pipeline's robustness is exercised against somet
 from __future__ import annotations
 
 import base64
+import itertools
 import random
+import re
 import threading
 import time
 import zlib
@@ -34,6 +40,8 @@ V1_MAX_ROWS = 500
 ACTIVITY_MAX_ROWS = 1000
 ACTIVITY_MAX_WINDOW = timedelta(days=92)
 ONE_DAY = timedelta(days=1)
+NULL_FIELD = re.compile(rb',"\w+":null')  # a null field that is not its object's first (values escape their quotes)
+QUOTED_ACTIVITY_NUMBERS = ("workflowId",)  # a string column of the export that the answer may give as a number
 
 Answer = tuple[int, bytes, dict[str, str]]
 
@@ -62,9 +70,31 @@ def _text(status: int, message: str, headers: dict[str, str] | None = None) -> A
     return status, message.encode(), {"Content-Type": TEXT, **(headers or {})}
 
 
-def _json(frame: pl.DataFrame, headers: dict[str, str] | None = None) -> Answer:
+def _json(
+    frame: pl.DataFrame, headers: dict[str, str] | None = None, *, leave_out_nulls: bool = False,
+    quoted: tuple[str, ...] = (),
+) -> Answer:
+    """The rows as a bare JSON array, in the legal variations of the contract that a reader must take alike.
+
+    `leave_out_nulls`: null fields are left out of the page's rows (a missing field is null); `quoted`: on every
+    other row that has one, these fields' numbers are sent as strings.
+    """
     body = frame.select(pl.exclude("^_.*$")).write_json().encode() if frame.height else b"[]"
+    if leave_out_nulls:
+        body = NULL_FIELD.sub(b"", body)
+    for name in quoted:
+        every_other = itertools.count()
+        body = re.sub(
+            rb'"%s":(-?\d+)' % name.encode(),
+            lambda m: m.group(0) if next(every_other) % 2 else b'"%s":"%s"' % (name.encode(), m.group(1)),
+            body,
+        )
     return 200, body, {"Content-Type": JSON, **(headers or {})}
+
+
+def _nulls_left_out(path: str, page_number: int) -> bool:
+    """Whether a page leaves its null fields out: alternate pages, starting per endpoint, so one-page reads vary too."""
+    return (zlib.crc32(path.encode()) + page_number) % 2 == 1
 
 
 def _int_param(query: dict[str, str], name: str, default: int | None, low: int, high: int | None) -> int | None:
@@ -247,25 +277,27 @@ class DemoServer:
         if any(path == p or path.startswith(p.rstrip("/") + "/") for p in self.faults.disabled_paths):
             return _text(404, "Not found")
         if path in ENTITY_PATHS:
-            return self._v1_page(self.account.entity_frame(ENTITY_PATHS[path]), query)
+            return self._v1_page(path, self.account.entity_frame(ENTITY_PATHS[path]), query)
         if path.startswith("/v1/messages/"):
             return self._messages(path.removeprefix("/v1/messages/"), query)
         if path in FACT_PATHS:
-            return self._v1_page(self._fact_window(FACT_PATHS[path], *_window(query)), query)
+            return self._v1_page(path, self._fact_window(FACT_PATHS[path], *_window(query)), query)
         if path == ACTIVITY_PATH:
             return self._activity(query)
         return _text(404, "Not found")
 
-    def _v1_page(self, frame: pl.DataFrame, query: dict[str, str]) -> Answer:
+    def _v1_page(self, path: str, frame: pl.DataFrame, query: dict[str, str]) -> Answer:
         start = _int_param(query, "startindex", 1, 1, None)
         rows = _int_param(query, "maxrows", V1_MAX_ROWS, 1, V1_MAX_ROWS)
-        return _json(frame.slice(start - 1, rows), {"TotalCount": _reported_total(frame.height)})
+        page = frame.slice(start - 1, rows)
+        headers = {"TotalCount": _reported_total(frame.height)}
+        return _json(page, headers, leave_out_nulls=_nulls_left_out(path, (start - 1) // rows))
 
     def _messages(self, kind: str, query: dict[str, str]) -> Answer:
         if kind not in MESSAGE_TYPES:
             return _text(404, f"Unknown message type: {kind}")
         messages = self.account.entity_frame("messages")
-        return self._v1_page(messages.filter(pl.col("type") == kind).drop("type"), query)
+        return self._v1_page(f"/v1/messages/{kind}", messages.filter(pl.col("type") == kind).drop("type"), query)
 
     def _fact_window(self, dataset: str, start: datetime, end: datetime) -> pl.DataFrame:
         """Rows of dataset with start <= t < end; recent windows kept so paging one does not rebuild it."""
@@ -302,7 +334,9 @@ class DemoServer:
         if served >= sum(p.height for p in parts):
             return _json(pl.DataFrame())  # nothing new: never repeat rows then, or a reader would loop forever
         first = served - self._repeat(query, served, rows)
-        return _json(_slice_parts(parts, first, rows))
+        page = _slice_parts(parts, first, rows)
+        nulls_left_out = _nulls_left_out(ACTIVITY_PATH, first // rows)
+        return _json(page, leave_out_nulls=nulls_left_out, quoted=QUOTED_ACTIVITY_NUMBERS)
 
     def _activity_parts(self, start: datetime, end: datetime) -> list[pl.DataFrame]:
         """Per day, the zero-copy slice of the (time-sorted) day's activities inside the window."""

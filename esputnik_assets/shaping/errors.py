@@ -31,5 +31,5 @@ class AnswerFormatError(ShapingError):
     """An answer that is not a JSON array of objects."""
 
     def __init__(self, dataset: str, detail: str) -> None:
-        self.dataset = dataset
+        self.dataset, self.detail = dataset, detail
         super().__init__(f"{dataset}: the API answer is not a JSON array of rows: {detail}")

@@ -15,6 +15,10 @@ class AuthenticationError(EsputnikError):
     """401: the key is wrong or revoked."""
 
 
+class ForbiddenError(EsputnikError):
+    """403: the key is valid but may not read this endpoint; retrying cannot help."""
+
+
 class BadRequestError(EsputnikError):
     """400: the request or the account's setup is wrong; retrying cannot help."""
 
@@ -29,6 +33,10 @@ class EndpointNotFoundError(EsputnikError):
 
 class TransientError(EsputnikError):
     """429/5xx/connection failures that outlasted the retry budget."""
+
+
+class AttemptError(EsputnikError):
+    """One failed attempt, already redacted: the cause a final error is chained to (the raw one may echo the key)."""
 
 
 class PagingError(EsputnikError):

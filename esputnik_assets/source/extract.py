@@ -6,7 +6,6 @@ held whole in memory, and nothing reaches a table until the whole read has succe
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,12 +16,9 @@ import polars as pl
 from esputnik_assets.shaping.columns import ShapeContext, TypedPage
 from esputnik_assets.shaping.errors import BadValueError, MissingKeyError
 from esputnik_assets.source.client import EsputnikClient
-from esputnik_assets.source.errors import EsputnikError
 from esputnik_assets.source.paging import ActivityWindowing, ReadStats, read_activity, read_v1
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import DatasetSpec, Paging, SourceSpec, WriteMode
-
-log = logging.getLogger(__name__)
 
 SEQ_COLUMN = "_seq"  # arrival order: among rows with equal keys the latest read wins
 
@@ -91,12 +87,14 @@ def _pages(
         assert window is not None, "the activity endpoint is always read for a window"
         yield from read_activity(client, source.name, path, source.answer_schema, window, windowing, stats)
         return
+    limits = windowing.limits
     params = window.query() if (source.date_window and window is not None) else {}
     variants = source.variants or (("", {}),)
     for variant, literals in variants:
         variant_path = path.replace("{type}", variant)
         for page in read_v1(
-            client, source.name, variant_path, source.answer_schema, page_rows=source.page_rows, params=params, stats=stats
+            client, source.name, variant_path, source.answer_schema, page_rows=source.page_rows, params=params,
+            stats=stats, limits=limits,
         ):
             yield page.with_columns(pl.lit(v, dtype=pl.String).alias(k) for k, v in literals.items())
 
@@ -139,8 +137,9 @@ def extract(
     writers = {d.name: _SpoolWriter(spool_dir, d.name) for d in datasets}
     dropped = {d.name: 0 for d in datasets}
     bounds = window.utc_bounds(timezone) if window is not None else None
+    leak: BadValueError | None = None
     try:
-        pages = _pages(client, source, path or source.path, window, windowing, stats)
+        pages = _pages(client, source, path or source.path, window, windowing, stats)  # its errors name the dataset
         for batch in _batches(pages, batch_rows):
             for spec in datasets:
                 shaped = spec.shape(TypedPage(batch, ShapeContext(spec.name, timezone)))
@@ -149,11 +148,17 @@ def extract(
                     shaped, outside = _inside(shaped, spec, bounds)
                     dropped[spec.name] += outside
                 writers[spec.name].add(shaped)
-    except EsputnikError as exc:
-        raise type(exc)(f"{', '.join(d.name for d in datasets)}: {exc}") from exc
+    except BadValueError as exc:
+        if client.redact(str(exc.value)) == str(exc.value):
+            raise
+        leak = exc
+    if leak is not None:  # a bad value that holds the key (a server echoing headers) is quoted redacted, unchained
+        raise BadValueError(leak.dataset, leak.field, client.redact(str(leak.value)), leak.expected, leak.bad_rows)
     for name, count in dropped.items():
         if count:
-            log.warning("%s: %d row(s) answered for %s lie outside it and were left for their own day", name, count, window)
+            client.log.warning(
+                "%s: %d row(s) answered for %s lie outside it and were left for their own day", name, count, window
+            )
     return [
         SpooledDataset(
             dataset=spec.name,

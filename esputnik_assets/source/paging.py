@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TypeVar
 
 import polars as pl
 
-from esputnik_assets.shaping.parse import read_page
+from esputnik_assets.shaping.errors import AnswerFormatError
+from esputnik_assets.shaping.parse import ANSWER_DATETIME_FORMAT, read_page
 from esputnik_assets.source.client import EsputnikClient
 from esputnik_assets.source.errors import PagingError
-from esputnik_assets.source.windows import QUERY_FORMAT, LocalWindow
+from esputnik_assets.source.windows import LocalWindow
 
-log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -42,6 +41,52 @@ class ReadStats:
         return {"pages": self.pages, "rows": self.rows, "windows": self.windows, "windows_split": self.windows_split}
 
 
+@dataclass(frozen=True)
+class ReadLimits:
+    """Ceilings of one read, far above any real account's day: a server whose paging never ends fails the run."""
+
+    max_pages: int = 200_000
+    max_rows: int = 50_000_000
+
+
+class _Budget:
+    """Pages and rows one read has taken, held to its ceilings; shared by the read's threads."""
+
+    def __init__(self, dataset: str, path: str, limits: ReadLimits) -> None:
+        self.dataset, self.path, self.limits = dataset, path, limits
+        self.pages = self.rows = 0
+        self._lock = threading.Lock()
+
+    def next_page(self) -> None:
+        with self._lock:
+            if self.pages >= self.limits.max_pages:
+                raise PagingError(
+                    f"{self.dataset}: GET {self.path} took {self.pages:,} pages in one read, the ceiling "
+                    "(max_pages_per_read): the server's paging does not end. If the account really holds that "
+                    "much, raise the ceiling"
+                )
+            self.pages += 1
+
+    def add_rows(self, rows: int) -> None:
+        with self._lock:
+            self.rows += rows
+            if self.rows > self.limits.max_rows:
+                raise PagingError(
+                    f"{self.dataset}: GET {self.path} answered {self.rows:,} rows in one read, over the ceiling of "
+                    f"{self.limits.max_rows:,} (max_rows_per_read): the server's paging does not end. If the "
+                    "account really holds that much, raise the ceiling"
+                )
+
+
+def _parse(client: EsputnikClient, body: bytes, dataset: str, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+    """One answer page as a frame; a non-JSON answer is quoted in the error with the key redacted from it."""
+    try:
+        return read_page(body, dataset, schema)
+    except AnswerFormatError as exc:
+        failure = exc
+    raise AnswerFormatError(dataset, client.redact(failure.detail))  # outside `except`: the raw one is not chained
+
+
 def read_v1(
     client: EsputnikClient,
     dataset: str,
@@ -51,27 +96,42 @@ def read_v1(
     page_rows: int,
     params: Mapping[str, str] | None = None,
     stats: ReadStats | None = None,
+    limits: ReadLimits = ReadLimits(),
 ) -> Iterator[pl.DataFrame]:
-    """`startindex`/`maxrows` paging until a short (or empty) page; a repeated full page means the server ignores paging."""
+    """`startindex`/`maxrows` paging until a short (or empty) page, guarded against paging that never ends.
+
+    A page longer than asked, or a full page identical to any earlier full page of the read, means the server
+    ignores `startindex`/`maxrows`; the read also stops at `limits`. TotalCount is never trusted.
+    """
     stats = stats if stats is not None else ReadStats()
     stats.add(windows=1)
-    start, previous_digest = 1, b""
+    budget = _Budget(dataset, path, limits)
+    full_pages: dict[bytes, int] = {}  # digest of every full page's rows -> its startindex
+    start = 1
     while True:
-        body = client.get(path, {**(params or {}), "startindex": start, "maxrows": page_rows})
-        digest = hashlib.blake2b(body, digest_size=16).digest()
-        page = read_page(body, dataset, schema)
-        if page.height == page_rows and digest == previous_digest:
+        budget.next_page()
+        body = client.get(path, {**(params or {}), "startindex": start, "maxrows": page_rows}, dataset=dataset)
+        page = _parse(client, body, dataset, schema)
+        if page.height > page_rows:
             raise PagingError(
-                f"{dataset}: GET {path} returned the same full page for startindex {start - page_rows} and {start}; "
-                "the server is not honouring startindex, so reading on would loop or duplicate rows"
+                f"{dataset}: GET {path} answered {page.height} rows for maxrows {page_rows} at startindex {start}; "
+                "the server is not honouring maxrows, so the pages cannot be trusted to follow each other"
             )
+        if page.height == page_rows:  # the parsed rows, so that a repeat in another legal JSON form is one too
+            digest = hashlib.blake2b(page.hash_rows().to_numpy().tobytes(), digest_size=16).digest()
+            if digest in full_pages:
+                raise PagingError(
+                    f"{dataset}: GET {path} returned the same full page for startindex {full_pages[digest]} and "
+                    f"{start}; the server is not honouring startindex, so reading on would loop or duplicate rows"
+                )
+            full_pages[digest] = start
+        budget.add_rows(page.height)
         stats.add(pages=1, rows=page.height)
         if page.height:
             yield page
         if page.height < page_rows:
             return
         start += page_rows
-        previous_digest = digest
 
 
 @dataclass(frozen=True)
@@ -83,12 +143,14 @@ class ActivityWindowing:
     activity time), reading goes on with a new window from the second the last row was in, so nothing is read
     twice but that second; otherwise the window is split in halves and both are read again. Duplicates either way
     are dropped by `iid` when the day is written. `concurrency` windows are read at once, under the client's pacer.
+    `limits` bound every read of a run (`extract` holds the v1 reads to them too).
     """
 
     max_window: timedelta = timedelta(days=1)
     window_row_limit: int = 50_000
     page_rows: int = 1000  # the endpoint's maximum (more is a 400)
     concurrency: int = 1
+    limits: ReadLimits = ReadLimits()
 
 
 def read_activity(
@@ -100,14 +162,19 @@ def read_activity(
     windowing: ActivityWindowing,
     stats: ReadStats | None = None,
 ) -> Iterator[pl.DataFrame]:
-    """Every activity row in `window` (with repeats, left to the key), a day or less at a time."""
+    """Every activity row in `window` (with repeats, left to the key), a day or less at a time.
+
+    A page longer than asked fails the read, and so does a cursor that does not advance (which also catches a
+    server that answers earlier pages again); all windows of the read share the ceilings of `windowing.limits`.
+    """
     stats = stats if stats is not None else ReadStats()
+    budget = _Budget(dataset, path, windowing.limits)
     windows = window.chunks(windowing.max_window)
     if windowing.concurrency > 1:
         windows = [part for day in windows for part in day.split(windowing.concurrency)]
 
     def read(part: LocalWindow) -> Iterator[pl.DataFrame]:
-        return _read_window(client, dataset, path, schema, part, windowing, stats)
+        return _read_window(client, dataset, path, schema, part, windowing, stats, budget)
 
     if windowing.concurrency <= 1:
         for part in windows:
@@ -124,21 +191,32 @@ def _read_window(
     window: LocalWindow,
     windowing: ActivityWindowing,
     stats: ReadStats,
+    budget: _Budget,
 ) -> Iterator[pl.DataFrame]:
     start = window.start
     while True:
         current = LocalWindow(start, window.end)
-        rows, cursor, latest, ordered = 0, None, "", True
+        rows, cursor, latest, ordered = 0, None, None, True
         while True:
             params: dict[str, object] = {**current.query(), "maxrows": windowing.page_rows}
             if cursor is not None:
                 params["offset"] = cursor
-            page = read_page(client.get(path, params), dataset, schema)
+            budget.next_page()
+            page = _parse(client, client.get(path, params, dataset=dataset), dataset, schema)
+            if page.height > windowing.page_rows:
+                raise PagingError(
+                    f"{dataset}: GET {path} answered {page.height} rows for maxrows {windowing.page_rows} in "
+                    f"{current}; the server is not honouring maxrows, so the cursor cannot be trusted"
+                )
+            budget.add_rows(page.height)
             stats.add(pages=1, rows=page.height)
             if page.height:
-                times = page.get_column("activityDateTime")
-                ordered = ordered and not times.has_nulls() and times.is_sorted() and times[0] >= latest
-                latest = max(latest, times.max() or "")
+                times = _instants(page.get_column("activityDateTime"))
+                follows = latest is None or times[0] >= latest
+                ordered = ordered and not times.has_nulls() and times.is_sorted() and follows
+                page_latest = times.max()
+                if page_latest is not None and (latest is None or page_latest > latest):
+                    latest = page_latest
                 yield page
             if page.height < windowing.page_rows:
                 stats.add(windows=1)
@@ -146,14 +224,18 @@ def _read_window(
             rows += page.height
             if rows >= windowing.window_row_limit:
                 break
-            last = page.get_column("offset")[-1]
-            if last is None or (cursor is not None and int(last) <= cursor):
-                raise PagingError(f"{dataset}: the activity cursor did not advance past offset {cursor} in {current}")
-            cursor = int(last)
+            answered = page.get_column("offset")[-1]
+            last = int(answered) if answered is not None and answered.lstrip("-").isdigit() else None
+            if last is None or (cursor is not None and last <= cursor):
+                raise PagingError(
+                    f"{dataset}: the activity cursor did not advance past offset {cursor} in {current}: the last "
+                    f"row's offset is {answered!r}"
+                )
+            cursor = last
         stats.add(windows_split=1)
-        resume = _second_of(latest)
+        resume = None if latest is None else latest.replace(microsecond=0)
         if ordered and resume is not None and current.start < resume < current.end:
-            log.info("%s: window %s came back full; reading on from %s", dataset, current, resume)
+            client.log.info("%s: window %s came back full; reading on from %s", dataset, current, resume)
             start = resume
             continue
         if current.length <= timedelta(seconds=1):
@@ -161,17 +243,17 @@ def _read_window(
                 f"{dataset}: {windowing.window_row_limit} or more activities in the second {current.start}; "
                 "raise activity_window_row_limit up to the server's cursor depth to read it"
             )
-        log.info("%s: window %s came back full and out of time order; reading it again in halves", dataset, current)
+        client.log.info(
+            "%s: window %s came back full and out of time order; reading it again in halves", dataset, current
+        )
         for half in current.split(2):
-            yield from _read_window(client, dataset, path, schema, half, windowing, stats)
+            yield from _read_window(client, dataset, path, schema, half, windowing, stats, budget)
         return
 
 
-def _second_of(answer_time: str) -> datetime | None:
-    try:
-        return datetime.strptime(answer_time[:19], QUERY_FORMAT)
-    except ValueError:
-        return None
+def _instants(answer_times: pl.Series) -> pl.Series:
+    """Answer times as instants: `...:33` and `...:33.000` are one instant, which their text does not sort as."""
+    return answer_times.str.strptime(pl.Datetime("us"), ANSWER_DATETIME_FORMAT, strict=False)
 
 
 def concurrently(

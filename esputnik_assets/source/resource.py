@@ -18,7 +18,7 @@ from pydantic import Field
 
 from esputnik_assets.source.client import EsputnikClient, RetryPolicy
 from esputnik_assets.source.errors import AccountNotConfiguredError
-from esputnik_assets.source.paging import ActivityWindowing
+from esputnik_assets.source.paging import ActivityWindowing, ReadLimits
 from esputnik_assets.specs import SourceSpec
 
 DEFAULT_API_URL = "https://esputnik.com/api"
@@ -73,6 +73,16 @@ class EsputnikResource(dg.ConfigurableResource):
     spool_folder: str | None = Field(
         default=None, description="Where reads spool Parquet parts before the write (default: the system temp folder)"
     )
+    request_deadline_seconds: float = Field(
+        default=300.0,
+        description="Longest time one HTTP request may take, answer included (a trickling answer is cut and retried)",
+    )
+    max_pages_per_read: int = Field(
+        default=200_000, description="Pages one read may take before it fails as paging that never ends"
+    )
+    max_rows_per_read: int = Field(
+        default=50_000_000, description="Rows one read may answer before it fails as paging that never ends"
+    )
     demo_contacts: int = 2_000
     demo_activities_per_day: int = 5_000
     demo_orders_per_day: int = 120
@@ -91,6 +101,7 @@ class EsputnikResource(dg.ConfigurableResource):
             max_window=timedelta(hours=hours),
             window_row_limit=self.activity_window_row_limit,
             concurrency=max(1, self.max_concurrent_requests),
+            limits=ReadLimits(max_pages=self.max_pages_per_read, max_rows=self.max_rows_per_read),
         )
 
     def _client(self, base_url: str, api_key: str, requests_per_second: float) -> EsputnikClient:
@@ -100,6 +111,7 @@ class EsputnikResource(dg.ConfigurableResource):
             requests_per_second=requests_per_second,
             connect_timeout=self.connect_timeout_seconds,
             read_timeout=self.read_timeout_seconds,
+            request_deadline=self.request_deadline_seconds,
             retry=RetryPolicy(
                 max_attempts=self.max_attempts,
                 base_delay=self.retry_base_delay_seconds,

@@ -20,6 +20,9 @@ class LocalWindow:
         if self.end <= self.start:
             raise ValueError(f"empty window {self.start} .. {self.end}")
 
+    def __str__(self) -> str:  # as logs and errors show it: the query's own form
+        return f"{self.start.strftime(QUERY_FORMAT)} .. {self.end.strftime(QUERY_FORMAT)}"
+
     @classmethod
     def for_days(cls, first: date, last_exclusive: date) -> LocalWindow:
         return cls(datetime.combine(first, time()), datetime.combine(last_exclusive, time()))

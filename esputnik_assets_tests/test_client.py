@@ -148,7 +148,7 @@ def test_the_key_never_shows_in_errors_logs_or_reprs(caplog, sleeps):
     assert KEY not in repr(client) and KEY not in caplog.text
 
 
-def test_pacing_spaces_requests(monkeypatch):
+def test_pacing_spaces_requests(monkeypatch, tmp_path):
     """The pacer computes each start from the previous one; checked on its own clock, not by timing the machine."""
     from esputnik_assets.source import pacing
 
@@ -156,7 +156,7 @@ def test_pacing_spaces_requests(monkeypatch):
     waits: list[float] = []
     monkeypatch.setattr(pacing.time, "monotonic", lambda: clock[0])
     monkeypatch.setattr(pacing.time, "sleep", waits.append)
-    pacer = pacing.RatePacer(2.0)
+    pacer = pacing.RatePacer(2.0, "https://esputnik.example/api", folder=str(tmp_path))
     for _ in range(3):
         pacer.wait()
     assert waits == [0.5, 1.0]
@@ -264,3 +264,30 @@ def test_concurrent_reads_hand_on_errors_and_stop_cleanly():
         list(concurrently(list(range(8)), read, 3))
     first = next(concurrently(list(range(50)), read, 3))  # a consumer that stops early does not hang the pool
     assert first.height == 1
+
+
+def test_two_processes_reading_one_account_share_its_rate(tmp_path):
+    """Two runs (processes) against one account at once: together they keep to its rate, not twice it."""
+    import subprocess
+    import sys
+    import time as real_time
+
+    starts: list[float] = []
+
+    def script(seen):
+        starts.append(real_time.monotonic())
+        return Reply(body=[])
+
+    reader = (
+        "import sys; from esputnik_assets.source.client import EsputnikClient\n"
+        "client = EsputnikClient(sys.argv[1], 'k', requests_per_second=4)\n"
+        "for _ in range(6): client.get('/v1/contacts', {})\n"
+    )
+    with ScriptedServer(script) as server:
+        runs = [subprocess.Popen([sys.executable, "-c", reader, server.url], env={"TMPDIR": str(tmp_path)}) for _ in range(2)]
+        assert [run.wait(timeout=60) for run in runs] == [0, 0]
+    starts.sort()
+    assert len(starts) == 12
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert min(gaps) > 0.2  # 4 requests a second between both processes: starts at least 0.25 s apart (less jitter)
+    assert starts[-1] - starts[0] >= 11 * 0.25 * 0.9

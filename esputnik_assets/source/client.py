@@ -112,7 +112,7 @@ class EsputnikClient:
         self._timeout = (connect_timeout, read_timeout)
         self._deadline = request_deadline
         self._retry = retry or RetryPolicy()
-        self._pacer = RatePacer(requests_per_second)
+        self._pacer = RatePacer(requests_per_second, account=self.base_url)
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._sessions_lock = threading.Lock()

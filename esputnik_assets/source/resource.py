@@ -104,10 +104,11 @@ class EsputnikResource(dg.ConfigurableResource):
             limits=ReadLimits(max_pages=self.max_pages_per_read, max_rows=self.max_rows_per_read),
         )
 
-    def _client(self, base_url: str, api_key: str, requests_per_second: float) -> EsputnikClient:
+    def _client(self, base_url: str, api_key: str, requests_per_second: float, log: logging.Logger) -> EsputnikClient:
         return EsputnikClient(
             base_url,
             api_key,
+            log=log,
             requests_per_second=requests_per_second,
             connect_timeout=self.connect_timeout_seconds,
             read_timeout=self.read_timeout_seconds,
@@ -130,7 +131,7 @@ class EsputnikResource(dg.ConfigurableResource):
         if not self.api_key and not self.demo_account:
             raise AccountNotConfiguredError(NO_ACCOUNT)
         if self.api_key:
-            client = self._client(self.api_url, self.api_key, self.max_requests_per_second)
+            client = self._client(self.api_url, self.api_key, self.max_requests_per_second, log)
             try:
                 yield ApiSession(client, False)
             finally:
@@ -147,7 +148,7 @@ class EsputnikResource(dg.ConfigurableResource):
         )
         with DemoServer(account) as server:
             log.warning("Reading the built-in %s at %s, as configured (demo_account)", DEMO_NOTICE, server.url)
-            client = self._client(server.url, server.api_key, 0.0)
+            client = self._client(server.url, server.api_key, 0.0, log)
             try:
                 yield ApiSession(client, True)
             finally:

@@ -212,3 +212,25 @@ def test_a_duckdb_file_in_a_missing_folder_is_created_and_said(tmp_path):
     _, log = run_log(Pipeline("https://unused.invalid/api", None, io), DAY, selection=["devices"], demo_account=True)
     assert (tmp_path / "new" / "folder" / "w.duckdb").is_file()
     assert [line for line in log if "Created the folder" in line and str(tmp_path / "new" / "folder") in line]
+
+
+# -- 4. no form of the key in Dagster's storage -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [400, 500])
+def test_no_form_of_the_key_reaches_dagsters_run_storage(tmp_path, status):
+    """A server echoing the Authorization header: the failed run's events, errors and logs, as Dagster stores them
+    on disk, hold the key in none of its forms."""
+    from esputnik_assets_tests.test_hostile_source import FORMS, KEY, echo
+
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        with ScriptedServer(echo(status)) as server:
+            pipe = Pipeline(server.url, KEY, duckdb_io(tmp_path))
+            result = pipe.run(DAY, selection=["contacts"], raise_on_error=False, instance=instance,
+                              max_attempts=2, retry_base_delay_seconds=0.01)  # fmt: skip
+        assert not result.success and "***" in failure_text(result)
+        stored = b"".join(path.read_bytes() for path in (tmp_path / "home").rglob("*") if path.is_file())
+        assert len(stored) > 10_000  # the run really is in there
+    for name, form in FORMS.items():
+        assert form.rstrip("=").encode() not in stored, name

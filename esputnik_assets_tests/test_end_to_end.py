@@ -16,7 +16,7 @@ from esputnik_assets.specs import DATASETS, WriteMode
 from esputnik_assets.warehouse.bigquery import BigQueryWarehouse, schema_field
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse, duckdb_type
 from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOManager
-from esputnik_assets_tests.conftest import TIMEZONE, Pipeline, failure_text
+from esputnik_assets_tests.conftest import TIMEZONE, Pipeline, failure_text, run_log
 from esputnik_assets_tests.scripted_server import Reply, ScriptedServer
 
 DAYS = [date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)]
@@ -337,9 +337,19 @@ def test_each_partition_of_a_range_run_carries_its_own_days_figures(pipeline, ac
         assert meta["run_rows_written"].value == 3 * expected
         assert [r.data["day"] for r in meta["run_days"].value.records] == days
         assert "| eventId |" in meta["preview"].value
+        phases = ("fetching", "shaping", "spooling", "writing")
+        assert all(meta[f"run_seconds_{phase}"].value >= 0 for phase in phases)
 
     rerun = pipeline.run(days[1], selection=["events"])
     [event] = rerun.get_asset_materialization_events()
     assert event.event_specific_data.materialization.metadata["dagster/row_count"].value == 3 * expected
     contacts = [e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "contacts"]
     assert {e.event_specific_data.materialization.metadata["dagster/row_count"].value for e in contacts} == {300}
+
+
+def test_a_read_reports_its_progress_in_the_run_log(demo_server, tmp_path):
+    pipe = Pipeline(demo_server.url, demo_server.api_key, duckdb_io(tmp_path))
+    _, log = run_log(pipe, "2026-11-20", selection=["contactActivities"], spool_batch_rows=500)
+    progress = [line for line in log if "rows read in" in line]
+    assert progress[0].startswith("contactActivities: 1000 rows read in 1 pages")  # a line per spooled batch
+    assert progress[-1].startswith("contactActivities: 1500 rows read in 2 pages")

@@ -151,6 +151,7 @@ def build_source_asset(
                             "run_bytes_fetched": stats.bytes_received,
                             "run_pages": item.read.get("pages", 0),
                             "run_windows_split": item.read.get("windows_split", 0),
+                            **{f"run_{k}": v for k, v in item.read.items() if k.startswith("seconds_")},
                         },
                     )
                     written[item.dataset] = item  # the IO manager has written it by now (outputs are handled in turn)

@@ -6,9 +6,11 @@ held whole in memory, and nothing reaches a table until the whole read has succe
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 from pathlib import Path
 
 import polars as pl
@@ -20,6 +22,7 @@ from esputnik_assets.source.paging import ActivityWindowing, ReadStats, read_act
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import DatasetSpec, Paging, SourceSpec, WriteMode
 
+T = TypeVar("T")
 SEQ_COLUMN = "_seq"  # arrival order: among rows with equal keys the latest read wins
 
 
@@ -32,7 +35,7 @@ class SpooledDataset:
     rows: int
     window: LocalWindow | None  # the local days it replaces (facts), None for a full scan (entities)
     out_of_window_rows: int = 0
-    read: dict[str, int] = field(default_factory=dict)
+    read: dict[str, float] = field(default_factory=dict)  # the read's counts and seconds per phase
     allow_empty_days: bool = False  # a run may confirm that days which held rows are empty now
     source: str = "live"  # "demo" for the built-in demo account: the warehouse keeps the two apart
     written: dict[str, object] = field(default_factory=dict)  # what the write did, filled in by the IO manager
@@ -138,16 +141,22 @@ def extract(
     dropped = {d.name: 0 for d in datasets}
     bounds = window.utc_bounds(timezone) if window is not None else None
     leak: BadValueError | None = None
+    clock = _Stopwatch()
     try:
         pages = _pages(client, source, path or source.path, window, windowing, stats)  # its errors name the dataset
-        for batch in _batches(pages, batch_rows):
+        batches = _batches(pages, batch_rows)
+        while (batch := clock.timed("fetching", next, batches, None)) is not None:
             for spec in datasets:
-                shaped = spec.shape(TypedPage(batch, ShapeContext(spec.name, timezone)))
+                shaped = clock.timed("shaping", spec.shape, TypedPage(batch, ShapeContext(spec.name, timezone)))
                 _require_keys(shaped, spec)
                 if spec.write_mode is WriteMode.REPLACE_DAYS and bounds is not None:
                     shaped, outside = _inside(shaped, spec, bounds)
                     dropped[spec.name] += outside
-                writers[spec.name].add(shaped)
+                clock.timed("spooling", writers[spec.name].add, shaped)
+            client.log.info(
+                "%s: %d rows read in %d pages (%d requests) after %.1f s", source.name, stats.rows, stats.pages,
+                client.stats.requests, clock.elapsed(),
+            )  # fmt: skip
     except BadValueError as exc:
         if client.redact(str(exc.value)) == str(exc.value):
             raise
@@ -166,7 +175,28 @@ def extract(
             rows=writers[spec.name].rows,
             window=window if spec.write_mode is WriteMode.REPLACE_DAYS else None,
             out_of_window_rows=dropped[spec.name],
-            read=stats.as_metadata(),
+            read=stats.as_metadata() | clock.as_metadata(),
         )
         for spec in datasets
     ]
+
+
+class _Stopwatch:
+    """Seconds spent per phase of a read (fetching, shaping, spooling), for run metadata and progress lines."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.seconds: dict[str, float] = {}
+
+    def timed(self, phase: str, call: Callable[..., T], *args: object) -> T:
+        began = time.monotonic()
+        try:
+            return call(*args)
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.monotonic() - began
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def as_metadata(self) -> dict[str, float]:
+        return {f"seconds_{phase}": round(seconds, 3) for phase, seconds in self.seconds.items()}

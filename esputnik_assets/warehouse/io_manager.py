@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from datetime import date, datetime, timezone
 
@@ -63,6 +64,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         if not isinstance(obj, SpooledDataset):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a spooled read, got {type(obj).__name__}")
         spec, contract = DATASETS[obj.dataset], load_contracts()[obj.dataset]
+        began = time.monotonic()
         try:
             with self.open_warehouse() as warehouse:
                 warehouse.ensure_table(spec, contract)
@@ -93,6 +95,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             | ({"run_days": _days_table(result.per_day)} if len(result.per_day) > 1 else {})
             | {
                 "table": f"{self.location()}.{obj.dataset}",
+                "run_seconds_writing": round(time.monotonic() - began, 3),
                 "dagster/row_count": table_rows,
                 "preview": dg.MetadataValue.md(_markdown(preview)),
             }

@@ -193,7 +193,8 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
     )
     backfill = dg.BackfillPolicy.multi_run(max_partitions_per_run=settings.max_partitions_per_run)
     freshness = Freshness(settings.timezone, settings.freshness_deadline_hours, settings.start_date)
-    raw_assets = build_raw_assets(settings.datasets, partitions, backfill, freshness)
+    owners = [o.strip() for o in _get(env, "ESPUTNIK_OWNERS", "").split(",") if o.strip()]
+    raw_assets = build_raw_assets(settings.datasets, partitions, backfill, freshness, settings.warehouse, owners)
     daily_job = dg.define_asset_job(
         DAILY_JOB,
         selection=dg.AssetSelection.groups(GROUP),

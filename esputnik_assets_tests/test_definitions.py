@@ -197,3 +197,18 @@ def test_the_sandbox_command_serves_the_demo_account_on_its_own():
     finally:
         server.terminate()
         assert server.wait(timeout=30) is not None
+
+
+def test_assets_show_their_warehouse_owners_and_a_code_version_that_follows_the_contract():
+    bigquery = {"ESPUTNIK_WAREHOUSE": "bigquery", "BIGQUERY_PROJECT": "p", "ESPUTNIK_API_KEY": "k"}
+    for env, warehouse in (({}, "duckdb"), (bigquery, "bigquery")):
+        specs = build_definitions({**env, "ESPUTNIK_OWNERS": "team:marketing-data"}).resolve_all_asset_specs()
+        raw = [s for s in specs if s.group_name == "esputnik"]
+        assert all({"polars", warehouse} <= s.kinds and s.owners == ["team:marketing-data"] for s in raw)
+    from esputnik_assets.assets import raw as raw_module
+    from esputnik_assets.specs import DATASETS
+
+    before = raw_module.code_version(DATASETS["orders"])
+    assert before == raw_module.code_version(DATASETS["orders"]) != raw_module.code_version(DATASETS["events"])
+    changed = DATASETS["orders"].__class__(**{**DATASETS["orders"].__dict__, "key": ("orderId", "contactId")})
+    assert raw_module.code_version(changed) != before

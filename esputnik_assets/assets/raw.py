@@ -1,5 +1,6 @@
 """One asset factory for the nine raw tables: a multi-asset per eSputnik source, an output per table it feeds."""
 
+import hashlib
 from collections.abc import Iterator, Sequence
 
 import dagster as dg
@@ -45,7 +46,15 @@ def column_schema(contract: DatasetContract) -> dg.TableSchema:
     )
 
 
-def _out(spec: DatasetSpec, freshness: Freshness | None) -> dg.AssetOut:
+def code_version(spec: DatasetSpec) -> str:
+    """Changes when what a table holds could change (its columns, source, key or write mode), so the UI marks its
+    partitions stale after an upgrade that touches them."""
+    contract = load_contracts()[spec.name]
+    parts = [spec.source.path, spec.write_mode.value, ",".join(spec.key), *(f"{c.name}:{c.type}" for c in contract.columns)]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+
+def _out(spec: DatasetSpec, freshness: Freshness | None, warehouse: str, owners: Sequence[str]) -> dg.AssetOut:
     source = spec.source
     semantics = (
         f"Each run replaces whole local days of `{spec.partition_column}`, atomically."
@@ -58,7 +67,10 @@ def _out(spec: DatasetSpec, freshness: Freshness | None) -> dg.AssetOut:
         io_manager_key=IO_MANAGER_KEY,
         is_required=False,
         group_name=GROUP,
-        kinds={"polars"},
+        kinds={"polars", warehouse},
+        owners=list(owners),
+        tags={"esputnik/layer": "raw", "esputnik/write_mode": spec.write_mode.value},
+        code_version=code_version(spec),
         freshness_policy=freshness.policy() if freshness else None,
         metadata={
             "dagster/column_schema": column_schema(load_contracts()[spec.name]),
@@ -97,10 +109,12 @@ def build_source_asset(
     partitions_def: dg.PartitionsDefinition,
     backfill_policy: dg.BackfillPolicy,
     freshness: Freshness | None = None,
+    warehouse: str = "duckdb",
+    owners: Sequence[str] = (),
 ) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name=f"esputnik_{source.name}",
-        outs={spec.name: _out(spec, freshness) for spec in specs},
+        outs={spec.name: _out(spec, freshness, warehouse, owners) for spec in specs},
         check_specs=_check_specs(specs, freshness),
         can_subset=True,
         partitions_def=partitions_def,
@@ -207,12 +221,14 @@ def build_raw_assets(
     partitions_def: dg.PartitionsDefinition,
     backfill_policy: dg.BackfillPolicy,
     freshness: Freshness | None = None,
+    warehouse: str = "duckdb",
+    owners: Sequence[str] = (),
 ) -> list[dg.AssetsDefinition]:
     """The raw assets for the chosen datasets (the export's "check the boxes"), one multi-asset per source."""
     by_source: dict[str, list[DatasetSpec]] = {}
     for name in datasets:
         by_source.setdefault(DATASETS[name].source.name, []).append(DATASETS[name])
     return [
-        build_source_asset(specs[0].source, specs, partitions_def, backfill_policy, freshness)
+        build_source_asset(specs[0].source, specs, partitions_def, backfill_policy, freshness, warehouse, owners)
         for specs in by_source.values()
     ]

@@ -20,6 +20,7 @@ from esputnik_assets.warehouse.io_manager import WarehouseIOManager
 GROUP = "esputnik"
 KEY_PREFIX = "esputnik"
 IO_MANAGER_KEY = "warehouse_io_manager"
+API_POOL = "esputnik_api"  # every step that reads the account; limit it when runs are spread over machines
 
 
 class RawReadConfig(dg.Config):
@@ -120,6 +121,7 @@ def build_source_asset(
         partitions_def=partitions_def,
         backfill_policy=backfill_policy,
         op_tags={"esputnik/source": source.name},
+        pool=API_POOL,
     )
     def read_source(
         context: dg.AssetExecutionContext,

@@ -65,7 +65,11 @@ query Run($id: ID!) {
 MATERIALIZATIONS = """
 query Materializations($key: AssetKeyInput!, $days: [String!]) {
   assetOrError(assetKey: $key) {
-    ... on Asset { assetMaterializations(partitions: $days) { partition runId } }
+    ... on Asset {
+      assetMaterializations(partitions: $days) {
+        partition runId metadataEntries { label ... on IntMetadataEntry { intValue } }
+      }
+    }
   }
 }"""
 
@@ -169,11 +173,16 @@ def test_a_backfill_launched_like_the_ui_materializes_every_day(dev_server):
     run_ids = {run["runId"] for run in backfill["runs"]}
     assert run_ids and all(run["status"] == "SUCCESS" for run in backfill["runs"])
 
+    figures: dict[str, dict[str, dict[str, int]]] = {}
     for name in DATASET_NAMES:
         asset = dev_server.graphql(MATERIALIZATIONS, {"key": {"path": ["esputnik", name]}, "days": BACKFILL_DAYS})
         materialized = asset["assetOrError"]["assetMaterializations"]
         assert sorted(m["partition"] for m in materialized) == BACKFILL_DAYS, name
         assert {m["runId"] for m in materialized} <= run_ids, name
+        figures[name] = {
+            m["partition"]: {e["label"]: e["intValue"] for e in m["metadataEntries"] if "intValue" in e}
+            for m in materialized
+        }
 
     with duckdb.connect(str(dev_server.folder / "data" / "warehouse.duckdb"), read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
@@ -186,6 +195,12 @@ def test_a_backfill_launched_like_the_ui_materializes_every_day(dev_server):
                     "BETWEEN ? AND ?", [date.fromisoformat(BACKFILL_DAYS[0]), date.fromisoformat(BACKFILL_DAYS[-1])]
                 ).fetchall()  # fmt: skip
                 assert sorted(d.isoformat() for (d,) in days) == BACKFILL_DAYS, name
+                held = dict(con.execute(
+                    f'SELECT CAST({column} AS DATE), count(*) FROM esputnik."{name}" GROUP BY 1'
+                ).fetchall())  # fmt: skip
+                for day, entries in figures[name].items():  # each partition says its own day's rows, not the run's
+                    assert entries["rows_written"] == entries["dagster/partition_row_count"], (name, day)
+                    assert entries["rows_written"] == held[date.fromisoformat(day)], (name, day)
             else:
                 assert con.execute(f'SELECT count(*) FROM esputnik."{name}"').fetchone()[0] > 0, name
 

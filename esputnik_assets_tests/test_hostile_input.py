@@ -1,6 +1,9 @@
 """Hostile input and odd configuration: a run never succeeds with merged keys, demo rows it was not asked for, or
 spool files left behind."""
 
+import json
+import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -234,3 +237,16 @@ def test_no_form_of_the_key_reaches_dagsters_run_storage(tmp_path, status):
         assert len(stored) > 10_000  # the run really is in there
     for name, form in FORMS.items():
         assert form.rstrip("=").encode() not in stored, name
+
+
+def test_the_demo_account_starts_once_per_run_and_says_so_once(tmp_path):
+    pipe = Pipeline("https://unused.invalid/api", None, duckdb_io(tmp_path))
+    result, log = run_log(pipe, DAY, selection=["devices", "broadcasts", "orders"], demo_account=True,
+                          spool_folder=str(tmp_path / "shared"))  # fmt: skip
+    assert result.success
+    announced = [line for line in log if "Reading the built-in demo account" in line]
+    assert len(announced) == 1  # three steps, one server
+    [ready] = (tmp_path / "shared" / "esputnik-assets-demo").glob(f"{result.run_id}-*.json")
+    server = json.loads(ready.read_text())
+    assert announced[0].endswith(f"at {server['url']}, as configured (demo_account)")
+    os.kill(server["pid"], signal.SIGTERM)  # it would stop by itself after two idle minutes

@@ -135,7 +135,7 @@ def build_source_asset(
         written: dict[str, SpooledDataset] = {}
         if selected:
             with spool_dir(source.name, context.log, esputnik.spool_folder) as folder:
-                with esputnik.open(context.log) as api:
+                with esputnik.open(context.log, context.run_id) as api:
                     spooled = extract(
                         api.client,
                         source,

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import signal
 import threading
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from esputnik_assets.demo.account import BROKEN_DAY_MODES, DemoAccount
 from esputnik_assets.demo.server import DemoServer, FaultPlan
@@ -29,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds slept before each answer")
     parser.add_argument("--activity-duplicate-rate", type=float, default=0.0)
     parser.add_argument("--activity-cursor-depth", type=int, default=50_000)
+    parser.add_argument("--idle-exit", type=float, default=None, metavar="SECONDS", help="stop after this long without requests")
+    parser.add_argument("--ready-file", default=None, help="write {url, pid, api_key} as JSON here once serving")
     parser.add_argument(
         "--broken-day", action="append", default=[], metavar="DAY=MODE",
         help=f"serve DAY broken so the checks fail; MODE one of {', '.join(BROKEN_DAY_MODES)} (repeatable)",
@@ -54,11 +60,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"eSputnik demo account serving at {server.url}", flush=True)
         print(f"Point the pipeline at it: ESPUTNIK_API_URL={server.url} ESPUTNIK_API_KEY={server.api_key}", flush=True)
         print("Ctrl-C to stop.", flush=True)
+        if args.ready_file:  # written whole, then renamed: a reader never sees half a file
+            partial = Path(args.ready_file).with_suffix(".partial")
+            partial.write_text(json.dumps({"url": server.url, "pid": os.getpid(), "api_key": server.api_key}))
+            partial.rename(args.ready_file)
         try:
             while not stopping.wait(0.5):
-                pass
+                if args.idle_exit and time.monotonic() - server.last_request > args.idle_exit:
+                    break
         except KeyboardInterrupt:
             pass
+        finally:
+            if args.ready_file:
+                Path(args.ready_file).unlink(missing_ok=True)
     print("stopped", flush=True)
 
 

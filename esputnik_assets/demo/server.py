@@ -165,6 +165,7 @@ class DemoServer:
         self.api_key = api_key
         self.faults = faults or FaultPlan()
         self.request_log: list[tuple[str, str, dict[str, str], int]] = []
+        self.last_request = time.monotonic()  # when the latest request came in (or the server started)
         self._log_lock = threading.Lock()
         self._fault_lock = threading.Lock()
         self._fault_rng = random.Random(self.faults.seed)
@@ -224,6 +225,7 @@ class DemoServer:
         api_path = parts.path[4:] if parts.path.startswith("/api/") else parts.path
         with self._log_lock:
             self.request_log.append((request.command, api_path, query, status))
+            self.last_request = time.monotonic()
         try:
             request.send_response(status)
             for name, value in {**headers, "Content-Length": str(len(body))}.items():

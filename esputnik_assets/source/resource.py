@@ -121,8 +121,9 @@ class EsputnikResource(dg.ConfigurableResource):
         )
 
     @contextlib.contextmanager
-    def open(self, log: logging.Logger | None = None) -> Iterator[ApiSession]:
-        """A client for the configured account, or for a demo server started for the duration of the block."""
+    def open(self, log: logging.Logger | None = None, run_id: str | None = None) -> Iterator[ApiSession]:
+        """A client for the configured account, or for the demo account: the run's shared demo server when `run_id`
+        is given (started by its first step), else one for the duration of the block."""
         log = log or logging.getLogger(__name__)
         if self.api_key and self.demo_account:
             raise AccountNotConfiguredError(
@@ -138,6 +139,7 @@ class EsputnikResource(dg.ConfigurableResource):
                 client.close()
             return
         from esputnik_assets.demo import DemoAccount, DemoServer  # the demo is only loaded when it is used
+        from esputnik_assets.demo.shared import run_demo_server
 
         account = DemoAccount(
             contacts=self.demo_contacts,
@@ -146,9 +148,15 @@ class EsputnikResource(dg.ConfigurableResource):
             events_per_day=self.demo_events_per_day,
             broken_days=tuple(tuple(day.split("=", 1)) for day in self.demo_broken_days),
         )
-        with DemoServer(account) as server:
-            log.warning("Reading the built-in %s at %s, as configured (demo_account)", DEMO_NOTICE, server.url)
-            client = self._client(server.url, server.api_key, 0.0, log)
+        with contextlib.ExitStack() as stack:
+            if run_id is None:  # outside a run (a script, the doctor): a server for this block only
+                server = stack.enter_context(DemoServer(account))
+                url, api_key, started = server.url, server.api_key, True
+            else:
+                url, api_key, started = run_demo_server(account, run_id, self.spool_folder)
+            if started:
+                log.warning("Reading the built-in %s at %s, as configured (demo_account)", DEMO_NOTICE, url)
+            client = self._client(url, api_key, 0.0, log)
             try:
                 yield ApiSession(client, True)
             finally:

@@ -15,6 +15,8 @@ import dagster as dg
 
 from esputnik_assets.assets.raw import GROUP, IO_MANAGER_KEY, build_raw_assets
 from esputnik_assets.contracts import DATASET_NAMES
+from esputnik_assets.metrics.assets import GROUP as METRICS_GROUP
+from esputnik_assets.metrics.wiring import build_metrics
 from esputnik_assets.schedules import DAILY_JOB, build_daily_schedule
 from esputnik_assets.source.resource import DEFAULT_API_URL, EsputnikResource
 from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
@@ -119,14 +121,18 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
     )
     backfill = dg.BackfillPolicy.multi_run(max_partitions_per_run=settings.max_partitions_per_run)
     raw_assets = build_raw_assets(settings.datasets, partitions, backfill)
+    resources = build_resources(env, settings)
+    metric_assets, metric_resources = build_metrics(env, settings.datasets, partitions, backfill, resources[IO_MANAGER_KEY])
     daily_job = dg.define_asset_job(
-        DAILY_JOB, selection=dg.AssetSelection.groups(GROUP), description="All eSputnik tables for a range of days"
+        DAILY_JOB,
+        selection=dg.AssetSelection.groups(GROUP, METRICS_GROUP),
+        description="All eSputnik tables and their metrics for a range of days",
     )
     return dg.Definitions(
-        assets=raw_assets,
+        assets=[*raw_assets, *metric_assets],
         jobs=[daily_job],
         schedules=[build_daily_schedule(daily_job, settings.timezone, settings.lookback_days, settings.start_date)],
-        resources=build_resources(env, settings),
+        resources=resources | metric_resources,
     )
 
 

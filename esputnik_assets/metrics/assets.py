@@ -1,7 +1,5 @@
 """One asset factory for the metric tables: an asset per metric, partitioned like the raw assets, run in the warehouse."""
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from datetime import date, timedelta
 

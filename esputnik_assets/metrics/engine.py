@@ -38,6 +38,7 @@ from esputnik_assets.warehouse.sql import quote
 
 SOURCE_DIALECT = "bigquery"
 RAW, METRICS = "raw", "metrics"  # the schema names metric SQL is written against
+INLINED = ("tz",)  # parameters compiled into the text as escaped literals (see compile_sql)
 _DUCKDB_TYPES = {"date": "DATE", "int": "BIGINT", "float": "DOUBLE", "string": "VARCHAR", "timestamp": "TIMESTAMPTZ"}
 _BIGQUERY_TYPES = {"date": "DATE", "int": "INT64", "float": "FLOAT64", "string": "STRING", "timestamp": "TIMESTAMP"}
 _POLARS_TYPES = {
@@ -86,13 +87,22 @@ class QueryStats:
         self.bytes_processed.extend(other.bytes_processed)
 
 
-def compile_sql(sql: str, dialect: str, schemas: Mapping[str, str], project: str | None = None) -> str:
-    """The definition's SQL for one engine, with `raw.` and `metrics.` tables pointed at the configured schemas."""
+def compile_sql(
+    sql: str, dialect: str, schemas: Mapping[str, str], project: str | None = None, params: Params | None = None
+) -> str:
+    """The definition's SQL for one engine, with `raw.` and `metrics.` tables pointed at the configured schemas.
+
+    `@tz` alone becomes a string literal built (and escaped) by sqlglot: the BigQuery emulator misreads a time zone
+    given as a parameter to DATETIME(); the value is an IANA zone name checked when the settings are read.
+    """
     tree = sqlglot.parse_one(sql, read=SOURCE_DIALECT)
+    inlined = {name: params[name] for name in INLINED if params and name in params}
 
     def qualify(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Table) and node.db in schemas:
             return exp.table_(node.name, db=schemas[node.db], catalog=project, alias=node.alias or None)
+        if isinstance(node, exp.Parameter) and node.name in inlined:
+            return exp.Literal.string(str(inlined[node.name]))
         return node
 
     return tree.transform(qualify).sql(dialect=dialect, identify=True)
@@ -122,8 +132,8 @@ class DuckDBMetricEngine:
     def table(self, name: str) -> str:
         return f"{quote(self.schemas[METRICS])}.{quote(name)}"
 
-    def compile(self, sql: str) -> str:
-        return compile_sql(sql, "duckdb", self.schemas)
+    def compile(self, sql: str, params: Params) -> str:
+        return compile_sql(sql, "duckdb", self.schemas, params=params)
 
     def _ensure(self, con: duckdb.DuckDBPyConnection, table: MetricTable) -> None:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schemas[METRICS])}")
@@ -152,7 +162,7 @@ class DuckDBMetricEngine:
         names = ", ".join(quote(n) for n in table.column_names)
         with self._day_transaction(table, day) as con:
             written = con.execute(
-                f"INSERT INTO {self.table(table.name)} ({names}) SELECT {names} FROM ({self.compile(sql)}) AS m",
+                f"INSERT INTO {self.table(table.name)} ({names}) SELECT {names} FROM ({self.compile(sql, params)}) AS m",
                 bind(sql, params),
             ).fetchone()[0]
         return QueryStats(rows_written=int(written))
@@ -170,7 +180,7 @@ class DuckDBMetricEngine:
 
     def fetch(self, sql: str, params: Params) -> tuple[pl.DataFrame, QueryStats]:
         with self.warehouse.connect() as con:
-            frame = pl.from_arrow(con.sql(self.compile(sql), params=bind(sql, params)).to_arrow_table())
+            frame = pl.from_arrow(con.sql(self.compile(sql, params), params=bind(sql, params)).to_arrow_table())
         assert isinstance(frame, pl.DataFrame)
         return frame, QueryStats()
 
@@ -211,8 +221,8 @@ class BigQueryMetricEngine:
     def table(self, name: str) -> str:
         return ".".join(bq_quote(p) for p in (self.project, self.schemas[METRICS], name))
 
-    def compile(self, sql: str) -> str:
-        return compile_sql(sql, "bigquery", self.schemas, self.project)
+    def compile(self, sql: str, params: Params) -> str:
+        return compile_sql(sql, "bigquery", self.schemas, self.project, params)
 
     def _job(self, sql: str, params: Params) -> bigquery.QueryJob:
         config = bigquery.QueryJobConfig(query_parameters=[_bq_param(k, v) for k, v in params.items()])
@@ -251,7 +261,7 @@ class BigQueryMetricEngine:
         return QueryStats(rows_written=int(rows), bytes_processed=[int(job.total_bytes_processed or 0)])
 
     def replace_day(self, table: MetricTable, sql: str, params: Params, day: date) -> QueryStats:
-        return self._swap(table, self.compile(sql), bind(sql, params), day)
+        return self._swap(table, self.compile(sql, params), bind(sql, params), day)
 
     def replace_day_from_frame(self, table: MetricTable, frame: pl.DataFrame, day: date) -> QueryStats:
         """Load the bounded frame into a staging table (a load job), then swap the day from it."""
@@ -281,7 +291,7 @@ class BigQueryMetricEngine:
             self.client.delete_table(staging_id, not_found_ok=True)
 
     def fetch(self, sql: str, params: Params) -> tuple[pl.DataFrame, QueryStats]:
-        job = self._job(self.compile(sql), bind(sql, params))
+        job = self._job(self.compile(sql, params), bind(sql, params))
         frame = pl.from_arrow(job.to_arrow(create_bqstorage_client=False))
         assert isinstance(frame, pl.DataFrame)
         return frame, QueryStats(bytes_processed=[int(job.total_bytes_processed or 0)])
@@ -299,7 +309,7 @@ def parameter_names(sql: str) -> set[str]:
 
 def bind(sql: str, params: Params) -> dict[str, date | datetime | int | float | str]:
     """The subset of the available values that the definition names; a missing one is an error here, not later."""
-    wanted = parameter_names(sql)
+    wanted = parameter_names(sql) - set(INLINED)
     missing = wanted - set(params)
     if missing:
         raise KeyError(f"metric SQL names parameters without values: {sorted(missing)}")

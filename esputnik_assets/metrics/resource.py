@@ -36,6 +36,9 @@ class MetricsWarehouse(dg.ConfigurableResource):
     churn_horizon_days: int = Field(
         default=28, description="churn_risk: a contact churned when it places no order in this many days"
     )
+    affinity_min_pair_orders: int = Field(
+        default=2, description="product_affinity: pairs bought together in fewer orders over 90 days are left out"
+    )
 
     def open(self) -> contextlib.AbstractContextManager[MetricEngine]:
         raise NotImplementedError
@@ -43,9 +46,12 @@ class MetricsWarehouse(dg.ConfigurableResource):
     def params(self, day: date) -> dict[str, date | datetime | int | float | str]:
         """Every value a metric query may name, for day D (each query binds only those it uses)."""
         start, end = LocalWindow.for_days(day, day + timedelta(days=1)).utc_bounds(self.timezone)
+        start_30d, _ = LocalWindow.for_days(day - timedelta(days=29), day).utc_bounds(self.timezone)
+        start_90d, _ = LocalWindow.for_days(day - timedelta(days=89), day).utc_bounds(self.timezone)
         costs = {cost_parameter(m): float(self.cost_per_message.get(m, 0.0)) for m in MEDIA_TYPES}
         return {
-            "day": day, "start": start, "end": end, "tz": self.timezone,
+            "day": day, "start": start, "end": end, "tz": self.timezone, "start_30d": start_30d, "start_90d": start_90d,
+            "min_pair_orders": self.affinity_min_pair_orders,
             "attribution_seconds": self.attribution_window_hours * 3600,
             "churn_horizon_days": self.churn_horizon_days,
             **costs,

@@ -15,7 +15,7 @@ import pytest
 from google.cloud import bigquery
 
 from esputnik_assets.contracts import load_contracts
-from esputnik_assets.metrics.assets import compute_day
+from esputnik_assets.metrics.assets import compute_days
 from esputnik_assets.metrics.catalog import Metric
 from esputnik_assets.metrics.resource import BigQueryMetricsWarehouse, DuckDBMetricsWarehouse, MetricsWarehouse
 from esputnik_assets.specs import DATASETS
@@ -78,9 +78,10 @@ class MetricBench:
             with open(path, "rb") as handle:
                 self.client.load_table_from_file(handle, raw_bq.table_id(dataset), job_config=config).result()
 
-    def run(self, metric: Metric, day: date) -> dict:
+    def run(self, metric: Metric, *days: date) -> dict:
+        """Compute the metric for the days, in order, as one asset run does; the last day's extra metadata."""
         with self.warehouse.open() as engine:
-            _, extra = compute_day(metric, engine, self.warehouse, day)
+            _, extra = compute_days(metric, engine, self.warehouse, days, lambda message: None)
         return extra
 
     def table(self, metric: Metric) -> pl.DataFrame:

@@ -14,6 +14,7 @@ from esputnik_assets.metrics.catalog import (
     CUSTOMER_JOURNEYS,
     PRODUCT_AFFINITY,
 )
+from esputnik_assets.metrics.churn import CHURN_RISK
 from esputnik_assets_tests.metric_fixtures import MetricBench, at, engine_name, make_bench  # noqa: F401
 
 
@@ -224,3 +225,46 @@ def test_customer_journeys_funnel_within_the_attribution_window(engine_name, req
     assert [sms[k] for k in ("delivered", "opened", "clicked", "ordered", "click_conversion", "order_conversion")] == [
         1, 0, 0, 0, None, None,
     ]
+
+
+# ---- churn_risk -------------------------------------------------------------------------------------------------
+
+C = date(2026, 3, 1)
+
+
+def _churn_bench(engine_name, request, tmp_path, history: int) -> MetricBench:
+    """Loyal contacts order every 2-3 days to the end; churner k stops k days before C; 10 never order."""
+    bench = make_bench(engine_name, request, tmp_path, churn_horizon_days=5)
+    orders, n = [], 0
+    for contact in range(1, 41):
+        stop = 0 if contact <= 20 else (contact - 20) * 3 // 4  # churners stop 0 .. 15 days before C
+        for back in range(history, stop - 1, -2 if contact % 2 else -3):
+            n += 1
+            orders.append(order(n, contact, at(C - timedelta(days=back), 10), 10.0 + contact))
+    bench.load("orders", orders)
+    bench.load("contacts", [{"contactId": c} for c in range(1, 51)])
+    bench.run(CONTACT_DAILY, *(C - timedelta(days=back) for back in range(history, -1, -1)))
+    return bench
+
+
+def test_churn_risk_fits_on_history_and_reports_held_out_auc(engine_name, request, tmp_path):  # noqa: F811
+    bench = _churn_bench(engine_name, request, tmp_path, history=24)
+    bench.run(CONTACT_SEGMENTS, C - timedelta(days=10), C - timedelta(days=5), C)
+    extra = bench.run(CHURN_RISK, C)
+    assert "score_null_reason" not in extra
+    assert (extra["train_reference_day"], extra["held_out_reference_day"]) == ("2026-02-19", "2026-02-24")
+    assert extra["auc_held_out"] > 0.8
+    rows = by(bench.rows(CHURN_RISK, C), "contactId")
+    assert len(rows) == 50 and all(0.0 <= r["churn_score"] <= 1.0 for r in rows.values())
+    assert rows[45]["recency_days"] == 91  # never ordered
+    assert rows[40]["churn_score"] > rows[1]["churn_score"]  # stopped 15 days ago vs. ordering to the end
+
+
+def test_churn_risk_without_enough_history_writes_features_and_says_why(engine_name, request, tmp_path):  # noqa: F811
+    bench = _churn_bench(engine_name, request, tmp_path, history=3)
+    bench.run(CONTACT_SEGMENTS, C)
+    extra = bench.run(CHURN_RISK, C)
+    assert "no contact_segments snapshot for 2026-02-19" in extra["score_null_reason"]
+    rows = bench.rows(CHURN_RISK, C)
+    assert len(rows) == 50 and {r["churn_score"] for r in rows} == {None}
+    assert by(rows, "contactId")[1]["frequency"] > 0

@@ -1,6 +1,6 @@
 """One asset factory for the metric tables: an asset per metric, partitioned like the raw assets, run in the warehouse."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 
 import dagster as dg
@@ -53,6 +53,19 @@ def compute_day(metric: Metric, engine: MetricEngine, warehouse: MetricsWarehous
     return stats, extra
 
 
+def compute_days(
+    metric: Metric, engine: MetricEngine, warehouse: MetricsWarehouse, days: Sequence[date], log: Callable[[str], None]
+) -> tuple[QueryStats, dict]:
+    """Each day of a run's range in order (a trailing mean reads the days before it), after ensuring the raw tables."""
+    engine.ensure_raw(metric.reads)
+    total, notes = QueryStats(), {}
+    for day in days:
+        stats, notes = compute_day(metric, engine, warehouse, day)
+        total.add(stats)
+        log(f"{metric.name} {day}: {stats.rows_written} rows")
+    return total, notes
+
+
 def build_metric_asset(
     metric: Metric, partitions_def: dg.PartitionsDefinition, backfill_policy: dg.BackfillPolicy
 ) -> dg.AssetsDefinition:
@@ -71,12 +84,8 @@ def build_metric_asset(
     def metric_asset(context: dg.AssetExecutionContext, metrics_warehouse: MetricsWarehouse) -> dg.MaterializeResult:
         window = context.partition_time_window
         days = LocalWindow.for_days(window.start.date(), window.end.date()).days()
-        total, notes = QueryStats(), {}
         with metrics_warehouse.open() as engine:
-            for day in days:
-                stats, notes = compute_day(metric, engine, metrics_warehouse, day)
-                total.add(stats)
-                context.log.info(f"{metric.name} {day}: {stats.rows_written} rows")
+            total, notes = compute_days(metric, engine, metrics_warehouse, days, context.log.info)
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": total.rows_written,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -32,7 +32,9 @@ import sqlglot
 from google.cloud import bigquery
 from sqlglot import exp
 
-from esputnik_assets.warehouse.bigquery import STAGING_TTL, bq_quote
+from esputnik_assets.contracts import load_contracts
+from esputnik_assets.specs import DATASETS
+from esputnik_assets.warehouse.bigquery import STAGING_TTL, BigQueryWarehouse, bq_quote
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
 from esputnik_assets.warehouse.sql import quote
 
@@ -121,6 +123,8 @@ class MetricEngine(Protocol):
 
     def delete_before(self, table: MetricTable, day: date) -> int: ...
 
+    def ensure_raw(self, datasets: Sequence[str]) -> None: ...
+
 
 class DuckDBMetricEngine:
     """Metric tables in a second schema of the DuckDB file; one transaction per replaced day."""
@@ -183,6 +187,12 @@ class DuckDBMetricEngine:
             frame = pl.from_arrow(con.sql(self.compile(sql, params), params=bind(sql, params)).to_arrow_table())
         assert isinstance(frame, pl.DataFrame)
         return frame, QueryStats()
+
+    def ensure_raw(self, datasets: Sequence[str]) -> None:
+        """Raw tables a metric reads exist (empty) even before their first export, as the raw IO manager does."""
+        raw = DuckDBWarehouse(self.warehouse.path, self.schemas[RAW], memory_limit=self.warehouse.memory_limit)
+        for name in datasets:
+            raw.ensure_table(DATASETS[name], load_contracts()[name])
 
     def delete_before(self, table: MetricTable, day: date) -> int:
         with self.warehouse.connect() as con:
@@ -295,6 +305,12 @@ class BigQueryMetricEngine:
         frame = pl.from_arrow(job.to_arrow(create_bqstorage_client=False))
         assert isinstance(frame, pl.DataFrame)
         return frame, QueryStats(bytes_processed=[int(job.total_bytes_processed or 0)])
+
+    def ensure_raw(self, datasets: Sequence[str]) -> None:
+        """Raw tables a metric reads exist (empty) even before their first export, as the raw IO manager does."""
+        raw = BigQueryWarehouse(self.client, self.schemas[RAW], self.location)
+        for name in datasets:
+            raw.ensure_table(DATASETS[name], load_contracts()[name])
 
     def delete_before(self, table: MetricTable, day: date) -> int:
         self.ensure_table(table)

@@ -8,6 +8,7 @@ import dagster as dg
 
 from esputnik_assets.metrics.assets import RESOURCE_KEY, build_metric_assets
 from esputnik_assets.metrics.catalog import METRICS
+from esputnik_assets.metrics.churn import CHURN_RISK
 from esputnik_assets.metrics.resource import (
     METRICS_DATASET,
     BigQueryMetricsWarehouse,
@@ -17,7 +18,7 @@ from esputnik_assets.metrics.resource import (
 )
 from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOManager, WarehouseIOManager
 
-ALL_METRICS = METRICS
+ALL_METRICS = (*METRICS, CHURN_RISK)
 
 
 class MetricSettingsError(ValueError):
@@ -48,7 +49,13 @@ def metrics_warehouse(env: Mapping[str, str], io_manager: WarehouseIOManager) ->
         attribution_window_hours=_int(env, "ESPUTNIK_ATTRIBUTION_WINDOW_HOURS", 72, 1),
         snapshot_retention_days=_int(env, "ESPUTNIK_SNAPSHOT_RETENTION_DAYS", 120, 1),
         churn_horizon_days=_int(env, "ESPUTNIK_CHURN_HORIZON_DAYS", 28, 1),
+        affinity_min_pair_orders=_int(env, "ESPUTNIK_AFFINITY_MIN_PAIR_ORDERS", 2, 1),
     )
+    if common["snapshot_retention_days"] <= 2 * common["churn_horizon_days"]:
+        raise MetricSettingsError(
+            "ESPUTNIK_SNAPSHOT_RETENTION_DAYS must exceed 2 x ESPUTNIK_CHURN_HORIZON_DAYS: churn_risk trains on the "
+            "contact_segments snapshot of that many days ago"
+        )
     if isinstance(io_manager, BigQueryIOManager):
         return BigQueryMetricsWarehouse(bigquery=io_manager.bigquery, raw_dataset=io_manager.dataset, **common)
     assert isinstance(io_manager, DuckDBIOManager)

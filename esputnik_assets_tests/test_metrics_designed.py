@@ -214,8 +214,9 @@ def test_customer_journeys_funnel_within_the_attribution_window(engine_name, req
         order(4, 5, at(W, 11)), order(5, 6, at(W, 11)), order(6, 7, at(W, 9)),
         order(7, 7, at(W, 11), status="CANCELED"),
     ])  # fmt: skip
-    bench.run(CUSTOMER_JOURNEYS, W)
-    rows = by(bench.rows(CUSTOMER_JOURNEYS, W), "mediaType")
+    bench.run(CUSTOMER_JOURNEYS, W + timedelta(days=1))  # a 24-hour window: D's row follows the cohort of D-1
+    rows = by(bench.rows(CUSTOMER_JOURNEYS, W + timedelta(days=1)), "mediaType")
+    assert {r["cohort_date"] for r in rows.values()} == {W}
     email, sms = rows["Email"], rows["Sms"]
     assert [email[k] for k in ("delivered", "opened", "clicked", "ordered")] == [6, 4, 3, 1]
     assert [email[k] for k in ("open_conversion", "click_conversion", "order_conversion", "overall_conversion")] == (

@@ -582,10 +582,12 @@ CUSTOMER_JOURNEYS = Metric(
         "customer_journeys",
         (
             DATE,
+            col("cohort_date", "date", "C = D - ceil(attribution window / 24 h) days: the day the contacts were "
+                "delivered", f"{ACT}.activityDateTime"),
             col("mediaType", "string", "The channel", f"{ACT}.mediaType"),
-            col("delivered", "int", "Contacts with a DELIVERED activity in the channel on D", f"{ACT}.activityStatus"),
-            col("opened", "int", "Of those, contacts that opened (RECEIVED) in the channel on D", f"{ACT}.activityStatus"),
-            col("clicked", "int", "Of those, contacts that clicked in the channel on D", f"{ACT}.activityStatus"),
+            col("delivered", "int", "Contacts with a DELIVERED activity in the channel on C", f"{ACT}.activityStatus"),
+            col("opened", "int", "Of those, contacts that opened (RECEIVED) in the channel on C", f"{ACT}.activityStatus"),
+            col("clicked", "int", "Of those, contacts that clicked in the channel on C", f"{ACT}.activityStatus"),
             col("ordered", "int", "Of those, contacts with an order (not canceled) within the attribution window "
                 "after their first click", "orders.contactId", "orders.orderDate", "orders.Status"),
             col("open_conversion", "float", "opened / delivered", f"{ACT}.activityStatus"),
@@ -598,12 +600,13 @@ CUSTOMER_JOURNEYS = Metric(
         ),
     ),
     formula=(
-        "Use case 8 (customer journeys). Per channel (mediaType), the contacts delivered a message on D and how far "
-        "they went, each step a subset of the one before: opened (RECEIVED on D in the channel), clicked (CLICKED "
-        "on D in the channel), ordered (an order of the contact, not CANCELED, placed from the first click up to "
-        "ESPUTNIK_ATTRIBUTION_WINDOW_HOURS later, default 72). Conversions are step / previous step (and ordered / "
-        "delivered overall), null on a zero denominator; drop-offs are previous step - step. Orders after D count "
-        "once their day is loaded: the daily schedule's lookback recomputes recent days."
+        "Use case 8 (customer journeys). The row of day D follows the cohort of cohort_date C = D - ceil(W / 24 h) "
+        "days, W = ESPUTNIK_ATTRIBUTION_WINDOW_HOURS (default 72), so every attribution window has closed by the end "
+        "of D and a day's row never changes when later days arrive. Per channel (mediaType), the contacts delivered "
+        "a message on C and how far they went, each step a subset of the one before: opened (RECEIVED on C in the "
+        "channel), clicked (CLICKED on C in the channel), ordered (an order of the contact, not CANCELED, placed "
+        "from its first click up to W hours later). Conversions are step / previous step (and ordered / delivered "
+        "overall), null on a zero denominator; drop-offs are previous step - step."
     ),
     sql="""
 WITH day_activity AS (
@@ -611,7 +614,7 @@ WITH day_activity AS (
     LOGICAL_OR(activityStatus = 'DELIVERED') AS delivered, LOGICAL_OR(activityStatus = 'RECEIVED') AS opened,
     MIN(IF(activityStatus = 'CLICKED', activityDateTime, NULL)) AS first_click_at
   FROM raw.contactActivities
-  WHERE activityDateTime >= @start AND activityDateTime < @end AND contactId IS NOT NULL
+  WHERE activityDateTime >= @cohort_start AND activityDateTime < @cohort_end AND contactId IS NOT NULL
     AND activityStatus IN ('DELIVERED', 'RECEIVED', 'CLICKED')
   GROUP BY contactId, COALESCE(mediaType, 'Unknown')
 ),
@@ -622,8 +625,7 @@ steps AS (
 later_orders AS (
   SELECT orderId, MAX(contactId) AS contactId, MIN(orderDate) AS orderDate
   FROM raw.orders
-  WHERE orderDate >= @start AND orderDate <= TIMESTAMP_ADD(@end, INTERVAL @attribution_seconds SECOND)
-    AND (Status IS NULL OR Status <> 'CANCELED')
+  WHERE orderDate >= @cohort_start AND orderDate < @end AND (Status IS NULL OR Status <> 'CANCELED')
   GROUP BY orderId
 ),
 converted AS (
@@ -637,7 +639,7 @@ funnel AS (
   FROM steps AS s LEFT JOIN converted AS c ON c.contactId = s.contactId AND c.mediaType = s.mediaType
   GROUP BY s.mediaType
 )
-SELECT @day AS date, mediaType, delivered, opened, clicked, ordered,
+SELECT @day AS date, @cohort_day AS cohort_date, mediaType, delivered, opened, clicked, ordered,
   SAFE_DIVIDE(opened, delivered) AS open_conversion, SAFE_DIVIDE(clicked, opened) AS click_conversion,
   SAFE_DIVIDE(ordered, clicked) AS order_conversion, SAFE_DIVIDE(ordered, delivered) AS overall_conversion,
   delivered - opened AS dropped_before_open, opened - clicked AS dropped_before_click,

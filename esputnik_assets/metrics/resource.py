@@ -48,14 +48,24 @@ class MetricsWarehouse(dg.ConfigurableResource):
         start, end = LocalWindow.for_days(day, day + timedelta(days=1)).utc_bounds(self.timezone)
         start_30d, _ = LocalWindow.for_days(day - timedelta(days=29), day).utc_bounds(self.timezone)
         start_90d, _ = LocalWindow.for_days(day - timedelta(days=89), day).utc_bounds(self.timezone)
+        cohort_day = day - timedelta(days=self.journey_lag_days)
+        cohort_start, cohort_end = LocalWindow.for_days(cohort_day, cohort_day + timedelta(days=1)).utc_bounds(
+            self.timezone
+        )
         costs = {cost_parameter(m): float(self.cost_per_message.get(m, 0.0)) for m in MEDIA_TYPES}
         return {
             "day": day, "start": start, "end": end, "tz": self.timezone, "start_30d": start_30d, "start_90d": start_90d,
             "min_pair_orders": self.affinity_min_pair_orders,
+            "cohort_day": cohort_day, "cohort_start": cohort_start, "cohort_end": cohort_end,
             "attribution_seconds": self.attribution_window_hours * 3600,
             "churn_horizon_days": self.churn_horizon_days,
             **costs,
         }  # fmt: skip
+
+    @property
+    def journey_lag_days(self) -> int:
+        """customer_journeys' row of D follows the contacts delivered this many days earlier: every window closed."""
+        return -(-self.attribution_window_hours // 24)
 
     def location(self) -> str:
         raise NotImplementedError

@@ -511,7 +511,8 @@ SELECT @day AS date, k.contactId, k.language, s.preferred_channel, h.hour AS mos
   COALESCE(d.device_count, 0) AS device_count, d.device_models, d.operating_systems,
   e.eventTypeKey AS last_event_type, e.occured AS last_event_at
 FROM known AS k
-LEFT JOIN metrics.contact_segments AS s ON s.contactId = k.contactId AND s.date = @day
+LEFT JOIN (SELECT contactId, preferred_channel FROM metrics.contact_segments WHERE date = @day) AS s
+  ON s.contactId = k.contactId
 LEFT JOIN top_hour AS h ON h.contactId = k.contactId AND h.hour_rank = 1
 LEFT JOIN owned AS d ON d.contactId = k.contactId
 LEFT JOIN events AS e ON e.contactId = k.contactId AND e.event_rank = 1

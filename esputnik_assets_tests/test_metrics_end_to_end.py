@@ -10,7 +10,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from esputnik_assets.metrics.assets import GROUP, KEY_PREFIX, build_metric_assets, metric_key
-from esputnik_assets.metrics.resource import MetricsWarehouse
+from esputnik_assets.metrics.resource import BigQueryMetricsWarehouse, MetricsWarehouse
 from esputnik_assets.metrics.wiring import ALL_METRICS, metrics_warehouse
 from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
 from esputnik_assets_tests.conftest import TIMEZONE, Pipeline
@@ -67,7 +67,12 @@ def test_raw_and_metric_assets_materialize_together_for_several_days(pipeline, a
     churn = result.asset_materializations_for_node("esputnik_metrics__churn_risk")
     assert "no contact_segments snapshot" in churn[0].metadata["score_null_reason"].value
     campaign = result.asset_materializations_for_node("esputnik_metrics__campaign_performance")[0].metadata
-    assert campaign["days"].value == f"{FIRST} .. {last}" and "bytes_processed" in campaign
+    assert campaign["days"].value == f"{FIRST} .. {last}"
+    per_query = campaign["bytes_processed_per_query"].value
+    if isinstance(warehouse, BigQueryMetricsWarehouse):  # one replace per day, each reporting its bytes
+        assert [int(b) >= 0 for b in per_query.split(", ")] == [True] * 3
+    else:
+        assert per_query == "n/a (DuckDB)"
 
 
 def test_a_week_range_run_equals_day_by_day_runs(demo_server, make_io_manager):

@@ -178,3 +178,14 @@ def test_both_engines_agree_value_for_value(request, tmp_path):
     for duck, bq in zip(*tables, strict=True):
         assert duck.height > 0
         assert_frame_equal(duck, bq, check_exact=False, rel_tol=1e-12)
+
+
+def test_bigquery_metric_tables_are_partitioned_by_date_with_described_columns(request, tmp_path):
+    bench = make_bench("bigquery", request, tmp_path)
+    bench.load("orders", ORDERS)
+    bench.run(DAILY_SALES, D)
+    warehouse = bench.warehouse
+    table = bench.client.get_table(f"{bench.client.project}.{warehouse.metrics_dataset}.daily_sales")
+    assert table.time_partitioning.field == "date"
+    assert [f.name for f in table.schema] == DAILY_SALES.table.column_names
+    assert all(f.description for f in table.schema)

@@ -1,10 +1,11 @@
 """The metric definitions: for each metric, its table, its formula in words, and its one SQL (BigQuery dialect).
 
 Every query describes one local day D of the account and is given these parameters, bound by the driver:
-``@day`` (DATE D), ``@start`` / ``@end`` (TIMESTAMP, the UTC instants D spans: every raw fact read filters its
-partition column on them or on a history window derived from them), ``@tz`` (the account's time zone),
-``@cost_<media>`` (FLOAT64 cost per delivered message, e.g. ``@cost_email``; ``@cost_inapp`` for In-App) and the
-windows of `MetricSettings`. "The day's activities" are contactActivities with activityDateTime in D; a count of a
+``@day`` (DATE D), ``@start`` / ``@end`` (TIMESTAMP, the UTC instants D spans), ``@start_30d`` / ``@start_90d``
+(the UTC start of D-29 / D-89), ``@cohort_day`` / ``@cohort_start`` / ``@cohort_end`` (customer_journeys' cohort day),
+``@tz`` (the account's time zone), ``@cost_<media>`` (FLOAT64 cost per delivered message, e.g. ``@cost_email``;
+``@cost_inapp`` for In-App), ``@attribution_seconds`` and ``@min_pair_orders`` (see `MetricsWarehouse`). Every raw
+fact read filters its partition column on these bounds, every metric table read its `date`. "The day's activities" are contactActivities with activityDateTime in D; a count of a
 status is the number of distinct contactId among those activities with that activityStatus; a rate whose
 denominator is zero is null (SAFE_DIVIDE).
 """

@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,7 +39,7 @@ STATUS = (
 )
 
 
-def generate_raw(path: Path, activities_per_day: int) -> dict:
+def generate_raw(path: Path, activities_per_day: int) -> None:
     """The raw tables of D-89 .. D, generated in DuckDB (never through Python rows)."""
     import duckdb
 
@@ -101,12 +102,17 @@ def generate_raw(path: Path, activities_per_day: int) -> dict:
         SELECT 'd' || i, 1 + hash(i, 18) % {CONTACTS}, 'Pixel 8', 'ANDROID', '15' FROM range({DEVICES}) AS r(i)""")
     con.execute(f"""INSERT INTO esputnik."broadcasts" ("id", "name", "mediaType")
         SELECT 7000 + i, 'Broadcast ' || i, {media}[1 + (i % 6)::INT] FROM range({BROADCASTS}) AS r(i)""")
-    rows = {
-        name: con.execute(f'SELECT count(*) FROM esputnik."{name}"').fetchone()[0]
-        for name in ("contactActivities", "orders", "orderItems", "revenue", "events")
-    }
     con.close()
-    return rows
+
+
+def raw_rows(path: Path) -> dict[str, int]:
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {
+            name: con.execute(f'SELECT count(*) FROM esputnik."{name}"').fetchone()[0]
+            for name in ("contactActivities", "orders", "orderItems", "revenue", "events")
+        }
 
 
 def prepare_history(path: Path) -> None:
@@ -160,6 +166,7 @@ def measure(path: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--activities", type=int, default=1_000_000, help="activities a day")
+    parser.add_argument("--keep", help="generate into this DuckDB file, or reuse it when it exists (a copy is measured)")
     parser.add_argument("--measure", help=argparse.SUPPRESS)  # child process: the DuckDB file to measure
     args = parser.parse_args()
     if args.measure:
@@ -168,8 +175,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="esputnik-metrics-bench-") as scratch:
         path = Path(scratch) / "warehouse.duckdb"
         began = time.perf_counter()
-        rows = generate_raw(path, args.activities)
-        prepare_history(path)
+        if args.keep and Path(args.keep).exists():
+            shutil.copyfile(args.keep, path)
+            rows = raw_rows(path)
+        else:
+            generate_raw(path, args.activities)
+            prepare_history(path)
+            rows = raw_rows(path)
+            if args.keep:
+                shutil.copyfile(path, args.keep)
         setup = time.perf_counter() - began
         raw_mib = path.stat().st_size / 2**20
         child = subprocess.run(

@@ -122,7 +122,9 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
     backfill = dg.BackfillPolicy.multi_run(max_partitions_per_run=settings.max_partitions_per_run)
     raw_assets = build_raw_assets(settings.datasets, partitions, backfill)
     resources = build_resources(env, settings)
-    metric_assets, metric_resources = build_metrics(env, settings.datasets, partitions, backfill, resources[IO_MANAGER_KEY])
+    metric_assets, metric_resources = build_metrics(
+        env, settings.datasets, partitions, backfill, resources[IO_MANAGER_KEY]
+    )
     daily_job = dg.define_asset_job(
         DAILY_JOB,
         selection=dg.AssetSelection.groups(GROUP, METRICS_GROUP),

@@ -5,9 +5,11 @@ Every query describes one local day D of the account and is given these paramete
 (the UTC start of D-29 / D-89), ``@cohort_day`` / ``@cohort_start`` / ``@cohort_end`` (customer_journeys' cohort day),
 ``@tz`` (the account's time zone), ``@cost_<media>`` (FLOAT64 cost per delivered message, e.g. ``@cost_email``;
 ``@cost_inapp`` for In-App), ``@attribution_seconds`` and ``@min_pair_orders`` (see `MetricsWarehouse`). Every raw
-fact read filters its partition column on these bounds, every metric table read its `date`. "The day's activities" are contactActivities with activityDateTime in D; a count of a
-status is the number of distinct contactId among those activities with that activityStatus; a rate whose
-denominator is zero is null (SAFE_DIVIDE).
+fact read filters its partition column on these bounds, every metric table read its `date`.
+
+"The day's activities" are contactActivities with activityDateTime in D; a count of a status is the number of
+distinct contactId among those activities with that activityStatus; a rate whose denominator is zero is null
+(SAFE_DIVIDE).
 """
 
 from __future__ import annotations
@@ -48,7 +50,8 @@ class Metric:
 
 def col(name: str, type_: str, description: str, *lineage: str) -> MetricColumn:
     """A metric column; lineage given as "dataset.column" strings."""
-    return MetricColumn(name, type_, description, tuple(tuple(item.split(".", 1)) for item in lineage))  # type: ignore[misc]
+    sources = tuple(tuple(item.split(".", 1)) for item in lineage)
+    return MetricColumn(name, type_, description, sources)  # type: ignore[arg-type]
 
 
 DATE = col("date", "date", "The local day D of the account this row describes")

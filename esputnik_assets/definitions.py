@@ -19,6 +19,8 @@ from esputnik_assets.checks.freshness import Freshness, build_freshness_sensor
 from esputnik_assets.checks.raw import CheckThresholds
 from esputnik_assets.contracts import DATASET_NAMES
 from esputnik_assets.doctor import build_doctor_job
+from esputnik_assets.metrics.assets import GROUP as METRICS_GROUP
+from esputnik_assets.metrics.wiring import build_metrics
 from esputnik_assets.run_policy import DAILY_JOB_TAGS, STEP_RETRY_POLICY
 from esputnik_assets.schedules import DAILY_JOB, build_daily_schedule
 from esputnik_assets.source.resource import DEFAULT_API_URL, EsputnikResource
@@ -195,22 +197,26 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
     freshness = Freshness(settings.timezone, settings.freshness_deadline_hours, settings.start_date)
     owners = [o.strip() for o in _get(env, "ESPUTNIK_OWNERS", "").split(",") if o.strip()]
     raw_assets = build_raw_assets(settings.datasets, partitions, backfill, freshness, settings.warehouse, owners)
+    resources = build_resources(env, settings)
+    metric_assets, metric_resources = build_metrics(
+        env, settings.datasets, partitions, backfill, resources[IO_MANAGER_KEY]
+    )
     daily_job = dg.define_asset_job(
         DAILY_JOB,
-        selection=dg.AssetSelection.groups(GROUP),
-        description="All eSputnik tables for a range of days",
+        selection=dg.AssetSelection.groups(GROUP, METRICS_GROUP),
+        description="All eSputnik tables and their metrics for a range of days",
         op_retry_policy=STEP_RETRY_POLICY,
         tags=DAILY_JOB_TAGS,
     )
     return dg.Definitions(
-        assets=raw_assets,
+        assets=[*raw_assets, *metric_assets],
         jobs=[daily_job, build_doctor_job(settings.datasets)],
         schedules=[build_daily_schedule(daily_job, settings.timezone, settings.lookback_days, settings.start_date)],
         sensors=[
             build_freshness_sensor([asset_key(d) for d in settings.datasets], freshness),
             build_alert_sensor([key for assets in raw_assets for key in assets.check_keys]),
         ],
-        resources=build_resources(env, settings),
+        resources=resources | metric_resources,
     )
 
 

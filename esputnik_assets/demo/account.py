@@ -112,6 +112,10 @@ REVENUE_ACTIVITY_COLUMNS = [
 
 # Stream tags keep the generators of different datasets independent of each other.
 S_CONTACTS, S_MESSAGES, S_BROADCASTS, S_DEVICES, S_ACTIVITIES, S_ORDERS, S_EVENTS, S_REVENUE, S_REVISION = range(9)
+S_BUYERS = 9
+# Buyers: a steady, heavy-tailed propensity per contact (repeat buyers) that stops on the contact's own last buying
+# day, spread over these days since 1970 (2025-07-01 .. 2027-07-01), so any stretch of 2026 has contacts who churn.
+BUYING_END_SPAN = ((date(2025, 7, 1).toordinal() - EPOCH_DAY), (date(2027, 7, 1).toordinal() - EPOCH_DAY))
 
 
 def api_datetime(ms: pl.Expr) -> pl.Expr:
@@ -579,7 +583,7 @@ class DemoAccount:
             hit = np.arange(m) % 5 == 0
             total = np.where(hit, np.round(total + 5.0 * self.revision, 2), total)
             status = np.where(hit, (status + self.revision) % len(ORDER_STATUSES), status)
-        who = contacts[rng.integers(0, contacts.height, m)]
+        who = contacts[self._buyers(rng, day, m)]
         frame = pl.DataFrame({
             "orderId": ids, "externalOrderId": pl.Series(ids - 5_000_000).cast(pl.String),
             "externalCustomerId": who["externalCustomerId"], "contactId": who["id"],
@@ -602,6 +606,22 @@ class DemoAccount:
             "totalCost", "discount", "currency", "email", "phone", "firstName", "lastName", "deliveryMethod",
             "paymentMethod", "deliveryAddress", "items", "_t",
         )
+
+    def _buyers(self, rng: np.random.Generator, day: date, m: int) -> np.ndarray:
+        """Row numbers of the contacts placing the day's m orders: drawn by propensity among those still buying."""
+        profile = self._cached("_buyers", None, self._build_buyers)
+        weights = np.where(profile["last_day"].to_numpy() >= day.toordinal() - EPOCH_DAY, profile["propensity"], 0.0)
+        if m == 0 or weights.sum() == 0:
+            return rng.integers(0, max(profile.height, 1), m)
+        return rng.choice(profile.height, m, p=weights / weights.sum())
+
+    def _build_buyers(self) -> pl.DataFrame:
+        rng = self._rng(S_BUYERS)
+        n = self.contacts
+        return pl.DataFrame({
+            "propensity": rng.gamma(0.5, 1.0, n),
+            "last_day": rng.integers(BUYING_END_SPAN[0], BUYING_END_SPAN[1], n),
+        })
 
     @staticmethod
     def _order_items(rng: np.random.Generator, ids: np.ndarray, counts: np.ndarray) -> pl.DataFrame:

@@ -1,0 +1,115 @@
+"""One asset factory for the metric tables: an asset per metric, partitioned like the raw assets, run in the warehouse."""
+
+from collections.abc import Callable, Sequence
+from datetime import date, timedelta
+
+import dagster as dg
+
+from esputnik_assets.assets.raw import asset_key as raw_asset_key
+from esputnik_assets.contracts import DATASET_NAMES
+from esputnik_assets.metrics.catalog import Metric
+from esputnik_assets.metrics.engine import MetricEngine, MetricTable, QueryStats
+from esputnik_assets.metrics.resource import MetricsWarehouse
+from esputnik_assets.source.windows import LocalWindow
+
+GROUP = "esputnik_metrics"
+KEY_PREFIX = "esputnik_metrics"
+RESOURCE_KEY = "metrics_warehouse"
+
+
+def metric_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey([KEY_PREFIX, name])
+
+
+def _source_key(table: str) -> dg.AssetKey:
+    """A lineage source: a raw table, or another metric table."""
+    return raw_asset_key(table) if table in DATASET_NAMES else metric_key(table)
+
+
+def column_schema(table: MetricTable) -> dg.TableSchema:
+    return dg.TableSchema(columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in table.columns])
+
+
+def column_lineage(table: MetricTable) -> dg.TableColumnLineage:
+    return dg.TableColumnLineage(
+        deps_by_column={
+            c.name: [dg.TableColumnDep(asset_key=_source_key(t), column_name=name) for t, name in c.lineage]
+            for c in table.columns
+            if c.lineage
+        }
+    )
+
+
+def compute_day(metric: Metric, engine: MetricEngine, warehouse: MetricsWarehouse, day: date) -> tuple[QueryStats, dict]:
+    """Replace day D of the metric's table (its own runner, else its SQL); prune old snapshots; report what it did."""
+    if metric.runner is not None:
+        stats, extra = metric.runner(metric, engine, warehouse, day)
+    else:
+        stats, extra = engine.replace_day(metric.table, metric.sql, warehouse.params(day), day), {}
+    if metric.snapshot:
+        extra["snapshot_rows_pruned"] = engine.delete_before(
+            metric.table, day - timedelta(days=warehouse.snapshot_retention_days - 1)
+        )
+    return stats, extra
+
+
+def compute_days(
+    metric: Metric, engine: MetricEngine, warehouse: MetricsWarehouse, days: Sequence[date], log: Callable[[str], None]
+) -> tuple[QueryStats, dict]:
+    """Each day of a run's range in order (a trailing mean reads the days before it), after ensuring the raw tables."""
+    engine.ensure_raw(metric.reads)
+    total, notes = QueryStats(), {}
+    for day in days:
+        stats, notes = compute_day(metric, engine, warehouse, day)
+        total.add(stats)
+        log(f"{metric.name} {day}: {stats.rows_written} rows")
+    return total, notes
+
+
+def build_metric_asset(
+    metric: Metric, partitions_def: dg.PartitionsDefinition, backfill_policy: dg.BackfillPolicy
+) -> dg.AssetsDefinition:
+    deps = [raw_asset_key(d) for d in metric.reads] + [metric_key(m) for m in metric.upstream]
+
+    @dg.asset(
+        key=metric_key(metric.name),
+        group_name=GROUP,
+        description=metric.formula,
+        deps=deps,
+        partitions_def=partitions_def,
+        backfill_policy=backfill_policy,
+        kinds={"sql"},
+        metadata={"dagster/column_schema": column_schema(metric.table), "formula": metric.formula},
+    )
+    def metric_asset(context: dg.AssetExecutionContext, metrics_warehouse: MetricsWarehouse) -> dg.MaterializeResult:
+        window = context.partition_time_window
+        days = LocalWindow.for_days(window.start.date(), window.end.date()).days()
+        with metrics_warehouse.open() as engine:
+            total, notes = compute_days(metric, engine, metrics_warehouse, days, context.log.info)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": total.rows_written,
+                "dagster/column_lineage": column_lineage(metric.table),
+                "days": f"{days[0]} .. {days[-1]}" if len(days) > 1 else str(days[0]),
+                "table": f"{metrics_warehouse.location()}.{metric.name}",
+                "bytes_processed": sum(total.bytes_processed),
+                "bytes_processed_per_query": ", ".join(str(b) for b in total.bytes_processed) or "n/a (DuckDB)",
+                **notes,
+            }
+        )
+
+    return metric_asset
+
+
+def build_metric_assets(
+    metrics: Sequence[Metric],
+    datasets: Sequence[str],
+    partitions_def: dg.PartitionsDefinition,
+    backfill_policy: dg.BackfillPolicy,
+) -> list[dg.AssetsDefinition]:
+    """The metric assets whose raw inputs are exported (and whose upstream metrics are built), in dependency order."""
+    built: list[str] = []
+    for metric in metrics:
+        if set(metric.reads) <= set(datasets) and set(metric.upstream) <= set(built):
+            built.append(metric.name)
+    return [build_metric_asset(m, partitions_def, backfill_policy) for m in metrics if m.name in built]

@@ -1,0 +1,127 @@
+"""churn_risk (use case 4): features in SQL, a scikit-learn model fitted on the account's own history in Python.
+
+The label of a contact at a reference day R is "churned" = no order (not canceled) in the H days R+1 .. R+H
+(H = ESPUTNIK_CHURN_HORIZON_DAYS, default 28). For day D the model is fitted on the contact_segments snapshot of
+R = D-2H labelled by R+1 .. D-H, evaluated on the later, held-out snapshot D-H labelled by D-H+1 .. D (its AUC goes
+into the metadata), and scores D's snapshot. Only one row per contact ever reaches Python (three snapshots).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from esputnik_assets.metrics.catalog import DATE, Metric, col
+from esputnik_assets.metrics.engine import MetricEngine, MetricTable, QueryStats
+from esputnik_assets.metrics.resource import MetricsWarehouse
+
+FEATURES = ("recency_days", "frequency", "monetary", "opens_30d", "clicks_30d")
+NO_ORDER_RECENCY = 91  # recency of a contact without an order in the 90-day window: just beyond it
+
+FEATURES_SQL = f"""
+SELECT contactId, COALESCE(recency_days, {NO_ORDER_RECENCY}) AS recency_days, frequency, monetary, opens_30d,
+  clicks_30d
+FROM metrics.contact_segments WHERE date = @feature_day
+"""
+LABELLED_SQL = f"""
+WITH buyers AS (
+  SELECT DISTINCT contactId FROM metrics.contact_daily
+  WHERE date > @feature_day AND date <= @label_end AND orders > 0
+)
+SELECT f.*, IF(b.contactId IS NULL, 1, 0) AS churned
+FROM ({FEATURES_SQL}) AS f LEFT JOIN buyers AS b ON b.contactId = f.contactId
+"""
+
+
+def _fit_and_score(train: pl.DataFrame, test: pl.DataFrame, current: pl.DataFrame) -> tuple[np.ndarray, float]:
+    """Logistic regression on log1p-scaled features: fitted on train, AUC on test, probabilities for current."""
+    model = make_pipeline(FunctionTransformer(np.log1p), StandardScaler(), LogisticRegression(max_iter=1000))
+    model.fit(train.select(FEATURES).to_numpy(), train["churned"].to_numpy())
+    auc = roc_auc_score(test["churned"].to_numpy(), model.predict_proba(test.select(FEATURES).to_numpy())[:, 1])
+    return model.predict_proba(current.select(FEATURES).to_numpy())[:, 1], float(auc)
+
+
+def _why_not(train: pl.DataFrame, test: pl.DataFrame, train_day: date, test_day: date, horizon: int) -> str | None:
+    """Why no model can be fitted (too little history, or one class only), or None."""
+    for name, frame, day in (("training", train, train_day), ("held-out", test, test_day)):
+        if frame.height == 0:
+            return (
+                f"no contact_segments snapshot for {day} ({name} reference day): the model needs {2 * horizon} "
+                f"days of metric history before the day (2 x ESPUTNIK_CHURN_HORIZON_DAYS) within the retention"
+            )
+        if frame["churned"].n_unique() < 2:
+            return f"every contact of the {name} snapshot {day} has the same label: nothing to learn or evaluate"
+    return None
+
+
+def run_churn(
+    metric: Metric, engine: MetricEngine, warehouse: MetricsWarehouse, day: date
+) -> tuple[QueryStats, dict[str, object]]:
+    """Write D's churn features and, when the history allows a model, its scores; say in metadata how it went."""
+    horizon = warehouse.churn_horizon_days
+    train_day, test_day = day - timedelta(days=2 * horizon), day - timedelta(days=horizon)
+    stats = QueryStats()
+    current, s = engine.fetch(FEATURES_SQL, {"feature_day": day})
+    stats.add(s)
+    train, s = engine.fetch(LABELLED_SQL, {"feature_day": train_day, "label_end": test_day})
+    stats.add(s)
+    test, s = engine.fetch(LABELLED_SQL, {"feature_day": test_day, "label_end": day})
+    stats.add(s)
+    reason = _why_not(train, test, train_day, test_day, horizon)
+    extra: dict[str, object] = {"train_reference_day": str(train_day), "held_out_reference_day": str(test_day)}
+    if reason is None and current.height:
+        scores, auc = _fit_and_score(train, test, current)
+        extra |= {
+            "model": "scikit-learn LogisticRegression on log1p, standardized features",
+            "auc_held_out": round(auc, 4),
+            "train_rows": train.height, "train_churn_rate": round(float(train["churned"].mean()), 4),
+            "held_out_rows": test.height, "held_out_churn_rate": round(float(test["churned"].mean()), 4),
+        }  # fmt: skip
+        score = pl.Series("churn_score", scores, dtype=pl.Float64)
+    else:
+        extra["score_null_reason"] = reason or f"no contact_segments snapshot for {day}: nothing to score"
+        score = pl.Series("churn_score", [None] * current.height, dtype=pl.Float64)
+    frame = current.with_columns(pl.lit(day).alias("date"), score)
+    written = engine.replace_day_from_frame(metric.table, frame, day)
+    stats.rows_written = written.rows_written
+    stats.bytes_processed.extend(written.bytes_processed)
+    return stats, extra
+
+
+CHURN_RISK = Metric(
+    table=MetricTable(
+        "churn_risk",
+        (
+            DATE,
+            col("contactId", "int", "The contact", "contact_segments.contactId"),
+            col("recency_days", "int", f"Days since the last order within 90 days; {NO_ORDER_RECENCY} without one",
+                "contact_segments.recency_days"),
+            col("frequency", "int", "Orders over D-89 .. D", "contact_segments.frequency"),
+            col("monetary", "float", "Revenue over D-89 .. D", "contact_segments.monetary"),
+            col("opens_30d", "int", "Opens over D-29 .. D", "contact_segments.opens_30d"),
+            col("clicks_30d", "int", "Clicks over D-29 .. D", "contact_segments.clicks_30d"),
+            col("churn_score", "float", "Probability of no order in the next H days (the fitted model); null when "
+                "the history is too short (the reason is in the materialization metadata)",
+                "contact_segments.recency_days", "contact_daily.orders"),
+        ),
+        cluster_by=("contactId",),
+    ),
+    formula=(
+        "Use case 4 (churn prediction). Per contact as of D: the features recency_days (91 without an order in 90 "
+        "days), frequency, monetary, opens_30d, clicks_30d from contact_segments, and churn_score = P(no order in "
+        "the next H days) by a scikit-learn logistic regression fitted on the snapshot of D-2H labelled by its next "
+        "H days (H = ESPUTNIK_CHURN_HORIZON_DAYS, default 28), its AUC measured on the held-out snapshot of D-H "
+        "labelled by D-H+1 .. D. Too little history: features written, score null, reason in the metadata."
+    ),
+    sql=FEATURES_SQL,  # the features written; the runner adds the labelled snapshots and the score
+    reads=(),
+    upstream=("contact_daily", "contact_segments"),
+    snapshot=True,
+    runner=run_churn,
+)

@@ -1,0 +1,113 @@
+"""The metric layer's resource: where the raw and metric tables live, and the settings the formulas take."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime, timedelta
+
+import dagster as dg
+from pydantic import Field
+
+from esputnik_assets.metrics.catalog import MEDIA_TYPES, cost_parameter
+from esputnik_assets.metrics.engine import BigQueryMetricEngine, DuckDBMetricEngine, MetricEngine
+from esputnik_assets.source.windows import LocalWindow
+from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
+
+METRICS_DATASET = "esputnik_metrics"
+
+
+class MetricsWarehouse(dg.ConfigurableResource):
+    """Engine-independent part: the account's time zone, the two schemas, and every tunable of the formulas."""
+
+    timezone: str = Field(default="UTC", description="The account's time zone: a partition is a local day")
+    raw_dataset: str = Field(default="esputnik", description="Schema / dataset of the raw tables (ESPUTNIK_DATASET)")
+    metrics_dataset: str = Field(default=METRICS_DATASET, description="Schema / dataset of the metric tables")
+    cost_per_message: dict[str, float] = Field(
+        default_factory=dict,
+        description="Cost of one delivered message per mediaType (ESPUTNIK_COST_PER_MESSAGE_<MEDIA>); missing = 0",
+    )
+    attribution_window_hours: int = Field(
+        default=72, description="customer_journeys: an order counts when it follows the click within this many hours"
+    )
+    snapshot_retention_days: int = Field(
+        default=120, description="Days of contact-level snapshots kept (contact_segments, contact_profiles, churn_risk)"
+    )
+    churn_horizon_days: int = Field(
+        default=28, description="churn_risk: a contact churned when it places no order in this many days"
+    )
+    affinity_min_pair_orders: int = Field(
+        default=2, description="product_affinity: pairs bought together in fewer orders over 90 days are left out"
+    )
+
+    def open(self) -> contextlib.AbstractContextManager[MetricEngine]:
+        raise NotImplementedError
+
+    def params(self, day: date) -> dict[str, date | datetime | int | float | str]:
+        """Every value a metric query may name, for day D (each query binds only those it uses)."""
+        start, end = LocalWindow.for_days(day, day + timedelta(days=1)).utc_bounds(self.timezone)
+        start_30d, _ = LocalWindow.for_days(day - timedelta(days=29), day).utc_bounds(self.timezone)
+        start_90d, _ = LocalWindow.for_days(day - timedelta(days=89), day).utc_bounds(self.timezone)
+        cohort_day = day - timedelta(days=self.journey_lag_days)
+        cohort_start, cohort_end = LocalWindow.for_days(cohort_day, cohort_day + timedelta(days=1)).utc_bounds(
+            self.timezone
+        )
+        costs = {cost_parameter(m): float(self.cost_per_message.get(m, 0.0)) for m in MEDIA_TYPES}
+        return {
+            "day": day, "start": start, "end": end, "tz": self.timezone, "start_30d": start_30d, "start_90d": start_90d,
+            "min_pair_orders": self.affinity_min_pair_orders,
+            "cohort_day": cohort_day, "cohort_start": cohort_start, "cohort_end": cohort_end,
+            "attribution_seconds": self.attribution_window_hours * 3600,
+            "churn_horizon_days": self.churn_horizon_days,
+            **costs,
+        }  # fmt: skip
+
+    @property
+    def journey_lag_days(self) -> int:
+        """customer_journeys' row of D follows the contacts delivered this many days earlier: every window closed."""
+        return -(-self.attribution_window_hours // 24)
+
+    def location(self) -> str:
+        raise NotImplementedError
+
+
+class DuckDBMetricsWarehouse(MetricsWarehouse):
+    """Metric tables in a second schema of the same DuckDB file as the raw tables."""
+
+    path: str = Field(default="data/warehouse.duckdb", description="DuckDB file (ESPUTNIK_DUCKDB_PATH)")
+    memory_limit: str = Field(default="256MB", description="DuckDB's memory limit for metric queries (spills beyond)")
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[DuckDBMetricEngine]:
+        yield DuckDBMetricEngine(self.path, self.raw_dataset, self.metrics_dataset, self.memory_limit)
+
+    def location(self) -> str:
+        return f"{self.path}:{self.metrics_dataset}"
+
+
+class BigQueryMetricsWarehouse(MetricsWarehouse):
+    """Metric tables in a second BigQuery dataset of the same project, partitioned by `date`."""
+
+    bigquery: EsputnikBigQueryResource
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[BigQueryMetricEngine]:
+        with self.bigquery.get_client() as client:
+            yield BigQueryMetricEngine(client, self.raw_dataset, self.metrics_dataset, self.bigquery.location)
+
+    def location(self) -> str:
+        return f"{self.bigquery.project}.{self.metrics_dataset}"
+
+
+def cost_settings(env: Mapping[str, str]) -> dict[str, float]:
+    """ESPUTNIK_COST_PER_MESSAGE_<MEDIA> (e.g. _EMAIL, _SMS, _INAPP) as {mediaType: cost}; unset ones are 0."""
+    costs: dict[str, float] = {}
+    for media in MEDIA_TYPES:
+        name = "ESPUTNIK_COST_PER_MESSAGE_" + cost_parameter(media).removeprefix("cost_").upper()
+        raw = (env.get(name) or "").strip()
+        if raw:
+            value = float(raw)
+            if value < 0:
+                raise ValueError(f"{name}={raw!r} must be >= 0")
+            costs[media] = value
+    return costs

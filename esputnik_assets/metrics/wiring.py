@@ -1,0 +1,74 @@
+"""The metric layer's part of the environment map: its settings, its resource (beside the raw tables), its assets."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import dagster as dg
+
+from esputnik_assets.metrics.assets import RESOURCE_KEY, build_metric_assets
+from esputnik_assets.metrics.catalog import METRICS
+from esputnik_assets.metrics.churn import CHURN_RISK
+from esputnik_assets.metrics.resource import (
+    METRICS_DATASET,
+    BigQueryMetricsWarehouse,
+    DuckDBMetricsWarehouse,
+    MetricsWarehouse,
+    cost_settings,
+)
+from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOManager, WarehouseIOManager
+
+ALL_METRICS = (*METRICS, CHURN_RISK)
+
+
+class MetricSettingsError(ValueError):
+    """A metric setting this project cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = (env.get(name) or str(default)).strip()
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise MetricSettingsError(f"{name}={raw!r} is not a whole number") from exc
+    if value < minimum:
+        raise MetricSettingsError(f"{name}={raw!r} must be >= {minimum}")
+    return value
+
+
+def metrics_warehouse(env: Mapping[str, str], io_manager: WarehouseIOManager) -> MetricsWarehouse:
+    """The metric tables live beside the raw ones: same DuckDB file or BigQuery project, schema `esputnik_metrics`."""
+    try:
+        costs = cost_settings(env)
+    except ValueError as exc:
+        raise MetricSettingsError(str(exc)) from exc
+    common = dict(
+        timezone=io_manager.timezone,
+        metrics_dataset=(env.get("ESPUTNIK_METRICS_DATASET") or METRICS_DATASET).strip(),
+        cost_per_message=costs,
+        attribution_window_hours=_int(env, "ESPUTNIK_ATTRIBUTION_WINDOW_HOURS", 72, 1),
+        snapshot_retention_days=_int(env, "ESPUTNIK_SNAPSHOT_RETENTION_DAYS", 120, 1),
+        churn_horizon_days=_int(env, "ESPUTNIK_CHURN_HORIZON_DAYS", 28, 1),
+        affinity_min_pair_orders=_int(env, "ESPUTNIK_AFFINITY_MIN_PAIR_ORDERS", 2, 1),
+    )
+    if common["snapshot_retention_days"] <= 2 * common["churn_horizon_days"]:
+        raise MetricSettingsError(
+            "ESPUTNIK_SNAPSHOT_RETENTION_DAYS must exceed 2 x ESPUTNIK_CHURN_HORIZON_DAYS: churn_risk trains on the "
+            "contact_segments snapshot of that many days ago"
+        )
+    if isinstance(io_manager, BigQueryIOManager):
+        return BigQueryMetricsWarehouse(bigquery=io_manager.bigquery, raw_dataset=io_manager.dataset, **common)
+    assert isinstance(io_manager, DuckDBIOManager)
+    return DuckDBMetricsWarehouse(path=io_manager.path, raw_dataset=io_manager.dataset, **common)
+
+
+def build_metrics(
+    env: Mapping[str, str],
+    datasets: Sequence[str],
+    partitions_def: dg.PartitionsDefinition,
+    backfill_policy: dg.BackfillPolicy,
+    io_manager: WarehouseIOManager,
+) -> tuple[list[dg.AssetsDefinition], dict[str, dg.ConfigurableResource]]:
+    """The metric assets over the exported datasets and the resource they run with."""
+    assets = build_metric_assets(ALL_METRICS, datasets, partitions_def, backfill_policy)
+    return assets, {RESOURCE_KEY: metrics_warehouse(env, io_manager)}

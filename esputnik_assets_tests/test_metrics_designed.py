@@ -1,0 +1,271 @@
+"""The designed metrics pinned to their documented formulas, on hand-built raw tables, on both engines."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from esputnik_assets.metrics.catalog import (
+    CHANNEL_ENGAGEMENT,
+    CONTACT_DAILY,
+    CONTACT_PROFILES,
+    CONTACT_SEGMENTS,
+    CUSTOMER_JOURNEYS,
+    PRODUCT_AFFINITY,
+)
+from esputnik_assets.metrics.churn import CHURN_RISK
+from esputnik_assets_tests.metric_fixtures import MetricBench, at, engine_name, make_bench  # noqa: F401
+
+
+def act(contact: int, status: str, media: str, when, broadcast: int | None = None) -> dict:
+    return {"contactId": contact, "activityStatus": status, "mediaType": media, "activityDateTime": when,
+            "broadcastId": broadcast}  # fmt: skip
+
+
+def order(order_id: int, contact: int, when, cost: float = 10.0, status: str | None = "DELIVERED") -> dict:
+    return {"orderId": order_id, "contactId": contact, "orderDate": when, "totalCost": cost, "Status": status}
+
+
+def by(rows: list[dict], *keys: str) -> dict:
+    return {tuple(row[k] for k in keys) if len(keys) > 1 else row[keys[0]]: row for row in rows}
+
+
+# ---- channel_engagement -----------------------------------------------------------------------------------------
+
+W = date(2026, 1, 10)
+
+
+def test_channel_engagement_rates_and_trailing_means(engine_name, request, tmp_path):  # noqa: F811
+    bench = make_bench(engine_name, request, tmp_path)
+    bench.load("contactActivities", [
+        # D-7: outside D's 7-day window (D-6 .. D)
+        act(1, "DELIVERED", "Email", at(W - timedelta(days=7), 9)), act(1, "RECEIVED", "Email", at(W - timedelta(days=7), 10)),
+        # D-1: delivered 2, opened 1, clicked 0
+        act(1, "DELIVERED", "Email", at(W - timedelta(days=1), 9)), act(1, "RECEIVED", "Email", at(W - timedelta(days=1), 10)),
+        act(2, "DELIVERED", "Email", at(W - timedelta(days=1), 9)),
+        # D: c1 (a triggered message, no broadcast) opens twice and clicks; c2, c3 delivered; c4 bounced
+        act(1, "DELIVERED", "Email", at(W, 9)), act(1, "RECEIVED", "Email", at(W, 10)),
+        act(1, "RECEIVED", "Email", at(W, 11)), act(1, "CLICKED", "Email", at(W, 11, 5)),
+        act(2, "DELIVERED", "Email", at(W, 9), 7001), act(3, "DELIVERED", "Email", at(W, 9), 7001),
+        act(4, "UNDELIVERED", "Email", at(W, 9), 7001),
+        act(5, "SENT", "Sms", at(W, 12)), act(5, "UNDELIVERED", "Sms", at(W, 12, 1)),
+    ])  # fmt: skip
+    for day in (W - timedelta(days=7), W - timedelta(days=1), W):
+        bench.run(CHANNEL_ENGAGEMENT, day)
+    rows = by(bench.rows(CHANNEL_ENGAGEMENT, W), "mediaType")
+    email, sms = rows["Email"], rows["Sms"]
+    assert (email["delivered"], email["undelivered"], email["opened"], email["clicked"]) == (3, 1, 1, 1)
+    assert email["open_rate"] == pytest.approx(1 / 3)
+    assert email["open_rate_7d"] == pytest.approx((0.5 + 1 / 3) / 2)
+    assert email["delivery_rate_7d"] == pytest.approx((1.0 + 0.75) / 2)
+    assert email["click_rate_7d"] == pytest.approx((0.0 + 1 / 3) / 2)
+    assert email["click_to_open_rate_7d"] == pytest.approx((0.0 + 1.0) / 2)
+    assert (sms["sent"], sms["delivery_rate"], sms["delivery_rate_7d"]) == (1, 0.0, 0.0)
+    assert (sms["open_rate"], sms["open_rate_7d"]) == (None, None)
+
+
+# ---- contact_daily, contact_segments, contact_profiles ------------------------------------------------------------
+
+S = date(2026, 4, 10)  # summer time in Kyiv (UTC+3)
+
+
+def ago(days: int, hour: int = 12, minute: int = 0):
+    return at(S - timedelta(days=days), hour, minute)
+
+
+SEGMENT_ORDERS = [
+    order(1, 1, ago(2), 10.0), order(2, 1, ago(5), 20.0), order(3, 1, ago(10), 30.0),  # champions
+    order(4, 1, ago(1), 99.0, "CANCELED"),  # not counted
+    order(5, 2, ago(20)), order(6, 2, ago(25)),  # loyal
+    order(7, 3, ago(40)), order(8, 3, ago(60)),  # at risk
+    order(9, 4, ago(5), 15.0, None),  # new: a null status is not canceled
+    order(10, 5, ago(50)),  # hibernating
+    order(11, 7, ago(95)),  # outside 90 days
+    order(12, 8, ago(1), 5.0, "CANCELED"),  # only a canceled order: no orders
+]
+SEGMENT_ACTIVITY = [
+    act(6, "RECEIVED", "Email", ago(3, 20)), act(6, "RECEIVED", "Email", ago(3, 20, 30)),
+    act(6, "CLICKED", "Sms", ago(1, 8)),
+    act(1, "RECEIVED", "Viber", ago(3, 9)), act(1, "RECEIVED", "Email", ago(3, 9, 30)),  # a tie: alphabetical
+    act(1, "CLICKED", "Email", ago(2, 21)),
+    act(7, "RECEIVED", "Email", ago(35)),  # outside 30 days
+]
+CONTACTS = [{"contactId": c, "languageCode": lang} for c, lang in
+            ((1, "uk"), (2, "pl"), (3, "en"), (4, "uk"), (5, "de"), (6, "uk"), (7, "pl"), (8, "en"), (9, "uk"))]
+
+
+def _segment_bench(engine_name, request, tmp_path) -> MetricBench:
+    bench = make_bench(engine_name, request, tmp_path)
+    bench.load("orders", SEGMENT_ORDERS)
+    bench.load("contactActivities", SEGMENT_ACTIVITY)
+    bench.load("contacts", CONTACTS)
+    bench.load("devices", [
+        {"deviceId": "d1", "contactId": 1, "deviceModel": "iPhone 15", "osType": "IOS", "osVersion": "17.5"},
+        {"deviceId": "d2", "contactId": 1, "deviceModel": "Pixel 8", "osType": "ANDROID", "osVersion": "15"},
+        {"deviceId": "d3", "contactId": 6, "deviceModel": "Pixel 8", "osType": "ANDROID", "osVersion": "15"},
+    ])  # fmt: skip
+    bench.load("events", [
+        {"eventId": 1, "contactId": 1, "eventTypeKey": "productViewed", "occured": ago(2, 10)},
+        {"eventId": 2, "contactId": 1, "eventTypeKey": "addedToCart", "occured": ago(1, 11)},
+        {"eventId": 3, "contactId": 2, "eventTypeKey": "pageViewed", "occured": ago(40)},  # outside 30 days
+    ])  # fmt: skip
+    days = sorted({S - timedelta(days=d) for d in (1, 2, 3, 5, 10, 20, 25, 35, 40, 50, 60, 95)})
+    for day in days:
+        bench.run(CONTACT_DAILY, day)
+    return bench
+
+
+def test_contact_daily_sums_a_day_per_contact_and_channel(engine_name, request, tmp_path):  # noqa: F811
+    bench = _segment_bench(engine_name, request, tmp_path)
+    rows = bench.rows(CONTACT_DAILY, S - timedelta(days=3))
+    assert by(rows, "contactId", "mediaType") .keys() == {(6, "Email"), (1, "Viber"), (1, "Email")}
+    assert by(rows, "contactId", "mediaType")[(6, "Email")]["opened"] == 2
+    buyers = by([r for r in bench.rows(CONTACT_DAILY, S - timedelta(days=1)) if r["mediaType"] is None], "contactId")
+    assert buyers == {}  # the day's only orders were canceled
+    [row] = [r for r in bench.rows(CONTACT_DAILY, S - timedelta(days=5)) if r["contactId"] == 4]
+    assert (row["mediaType"], row["orders"], row["revenue"], row["last_order_at"]) == (None, 1, 15.0, ago(5))
+
+
+def test_contact_segments_rfm_and_named_segments(engine_name, request, tmp_path):  # noqa: F811
+    bench = _segment_bench(engine_name, request, tmp_path)
+    bench.run(CONTACT_SEGMENTS, S)
+    rows = by(bench.rows(CONTACT_SEGMENTS, S), "contactId")
+    assert {c: r["segment"] for c, r in rows.items()} == {
+        1: "champions", 2: "loyal", 3: "at_risk", 4: "new", 5: "hibernating", 6: "engaged_prospect",
+        7: "unengaged", 8: "unengaged", 9: "unengaged",
+    }  # fmt: skip
+    assert [rows[1][k] for k in ("recency_days", "frequency", "monetary", "opens_30d", "clicks_30d")] == [
+        2, 3, 60.0, 2, 1,
+    ]
+    assert rows[1]["preferred_channel"] == "Email"  # Email 2 actions (open + click) beats Viber 1
+    assert (rows[2]["recency_days"], rows[3]["recency_days"], rows[5]["frequency"]) == (20, 40, 1)
+    assert (rows[6]["opens_30d"], rows[6]["clicks_30d"], rows[6]["preferred_channel"]) == (2, 1, "Email")
+    assert (rows[7]["recency_days"], rows[7]["frequency"], rows[7]["opens_30d"], rows[7]["preferred_channel"]) == (
+        None, 0, 0, None,
+    )
+
+
+def test_contact_segments_keep_the_retention_setting(engine_name, request, tmp_path):  # noqa: F811
+    bench = _segment_bench(engine_name, request, tmp_path)
+    bench.warehouse = bench.warehouse.model_copy(update={"snapshot_retention_days": 3})
+    for day in (S - timedelta(days=4), S - timedelta(days=3), S - timedelta(days=1), S):
+        extra = bench.run(CONTACT_SEGMENTS, day)
+    assert extra["snapshot_rows_pruned"] == 9  # D-3 (9 contacts) is older than the 3 days D-2 .. D
+    assert sorted({r["date"] for r in bench.rows(CONTACT_SEGMENTS)}) == [S - timedelta(days=1), S]
+
+
+def test_contact_profiles(engine_name, request, tmp_path):  # noqa: F811
+    bench = _segment_bench(engine_name, request, tmp_path)
+    bench.run(CONTACT_SEGMENTS, S)
+    bench.run(CONTACT_PROFILES, S)
+    rows = by(bench.rows(CONTACT_PROFILES, S), "contactId")
+    one = rows[1]
+    assert (one["language"], one["preferred_channel"], one["most_active_hour"], one["device_count"]) == (
+        "uk", "Email", 9, 2,
+    )
+    assert (one["device_models"], one["operating_systems"]) == ("Pixel 8, iPhone 15", "ANDROID 15, IOS 17.5")
+    assert (one["last_event_type"], one["last_event_at"]) == ("addedToCart", ago(1, 11))
+    assert (rows[6]["most_active_hour"], rows[6]["device_count"]) == (20, 1)
+    assert (rows[2]["last_event_type"], rows[2]["most_active_hour"], rows[2]["device_count"]) == (None, None, 0)
+
+
+# ---- product_affinity -------------------------------------------------------------------------------------------
+
+
+def test_product_affinity_support_confidence_lift(engine_name, request, tmp_path):  # noqa: F811
+    bench = make_bench(engine_name, request, tmp_path)
+    baskets = {1: ["A", "B", "C", "A"], 2: ["A", "B", None], 3: ["A", "C"], 4: ["B", "C"], 5: ["A"], 6: ["A", "B"]}
+    days = {1: 1, 2: 10, 3: 20, 4: 30, 5: 89, 6: 90}  # order 6 is 90 days before D: outside D-89 .. D
+    bench.load("orders", [order(o, o, ago(days[o]), status="CANCELED" if o == 3 else "DELIVERED") for o in baskets])
+    bench.load("orderItems", [
+        {"orderId": o, "externalProductId": p, "name": "Kettle" if p is None else f"Product {p}", "quantity": 1,
+         "orderDate": ago(days[o])}
+        for o, products in baskets.items() for p in products
+    ])  # fmt: skip
+    bench.run(PRODUCT_AFFINITY, S)
+    rows = by(bench.rows(PRODUCT_AFFINITY, S), "product", "other_product")
+    assert set(rows) == {("A", "B"), ("B", "A"), ("B", "C"), ("C", "B")}  # A+C once, Kettle once: below 2
+    a_b, c_b = rows[("A", "B")], rows[("C", "B")]
+    assert (a_b["pair_orders"], a_b["product_orders"], a_b["other_orders"], a_b["baskets"]) == (2, 3, 3, 4)
+    assert (a_b["support"], a_b["confidence"], a_b["lift"]) == pytest.approx((0.5, 2 / 3, 8 / 9))
+    assert (c_b["confidence"], c_b["lift"]) == pytest.approx((1.0, 4 / 3))
+    assert rows[("B", "C")]["lift"] == pytest.approx(4 / 3)
+
+
+# ---- customer_journeys ------------------------------------------------------------------------------------------
+
+
+def test_customer_journeys_funnel_within_the_attribution_window(engine_name, request, tmp_path):  # noqa: F811
+    bench = make_bench(engine_name, request, tmp_path, attribution_window_hours=24)
+    funnel = lambda c, *steps: [act(c, s, "Email", at(W, 10)) for s in steps]  # noqa: E731
+    bench.load("contactActivities", [
+        *funnel(1, "DELIVERED", "RECEIVED", "CLICKED"),  # orders 23 hours after the click: converted
+        *funnel(2, "DELIVERED", "RECEIVED", "CLICKED"),  # orders 25 hours after: too late
+        *funnel(3, "DELIVERED", "RECEIVED"),  # orders without clicking
+        *funnel(4, "DELIVERED"),
+        *funnel(5, "CLICKED"),  # delivered another day: not in D's funnel
+        *funnel(6, "DELIVERED", "CLICKED"),  # clicked without an open: the funnel stops at opened
+        *funnel(7, "DELIVERED", "RECEIVED", "CLICKED"),  # ordered before the click, and a canceled order after
+        act(8, "DELIVERED", "Sms", at(W, 10)),
+    ])  # fmt: skip
+    bench.load("orders", [
+        order(1, 1, at(W + timedelta(days=1), 9)), order(2, 2, at(W + timedelta(days=1), 11)), order(3, 3, at(W, 12)),
+        order(4, 5, at(W, 11)), order(5, 6, at(W, 11)), order(6, 7, at(W, 9)),
+        order(7, 7, at(W, 11), status="CANCELED"),
+    ])  # fmt: skip
+    bench.run(CUSTOMER_JOURNEYS, W + timedelta(days=1))  # a 24-hour window: D's row follows the cohort of D-1
+    rows = by(bench.rows(CUSTOMER_JOURNEYS, W + timedelta(days=1)), "mediaType")
+    assert {r["cohort_date"] for r in rows.values()} == {W}
+    email, sms = rows["Email"], rows["Sms"]
+    assert [email[k] for k in ("delivered", "opened", "clicked", "ordered")] == [6, 4, 3, 1]
+    assert [email[k] for k in ("open_conversion", "click_conversion", "order_conversion", "overall_conversion")] == (
+        pytest.approx([4 / 6, 3 / 4, 1 / 3, 1 / 6])
+    )
+    assert [email[k] for k in ("dropped_before_open", "dropped_before_click", "dropped_before_order")] == [2, 1, 2]
+    assert [sms[k] for k in ("delivered", "opened", "clicked", "ordered", "click_conversion", "order_conversion")] == [
+        1, 0, 0, 0, None, None,
+    ]
+
+
+# ---- churn_risk -------------------------------------------------------------------------------------------------
+
+C = date(2026, 3, 1)
+
+
+def _churn_bench(engine_name, request, tmp_path, history: int) -> MetricBench:
+    """Loyal contacts order every 2-3 days to the end; churner k stops k days before C; 10 never order."""
+    bench = make_bench(engine_name, request, tmp_path, churn_horizon_days=5)
+    orders, n = [], 0
+    for contact in range(1, 41):
+        stop = 0 if contact <= 20 else (contact - 20) * 3 // 4  # churners stop 0 .. 15 days before C
+        for back in range(history, stop - 1, -2 if contact % 2 else -3):
+            n += 1
+            orders.append(order(n, contact, at(C - timedelta(days=back), 10), 10.0 + contact))
+    bench.load("orders", orders)
+    bench.load("contacts", [{"contactId": c} for c in range(1, 51)])
+    bench.run(CONTACT_DAILY, *(C - timedelta(days=back) for back in range(history, -1, -1)))
+    return bench
+
+
+def test_churn_risk_fits_on_history_and_reports_held_out_auc(engine_name, request, tmp_path):  # noqa: F811
+    bench = _churn_bench(engine_name, request, tmp_path, history=24)
+    bench.run(CONTACT_SEGMENTS, C - timedelta(days=10), C - timedelta(days=5), C)
+    extra = bench.run(CHURN_RISK, C)
+    assert "score_null_reason" not in extra
+    assert (extra["train_reference_day"], extra["held_out_reference_day"]) == ("2026-02-19", "2026-02-24")
+    assert extra["auc_held_out"] > 0.8
+    rows = by(bench.rows(CHURN_RISK, C), "contactId")
+    assert len(rows) == 50 and all(0.0 <= r["churn_score"] <= 1.0 for r in rows.values())
+    assert rows[45]["recency_days"] == 91  # never ordered
+    assert rows[40]["churn_score"] > rows[1]["churn_score"]  # stopped 15 days ago vs. ordering to the end
+
+
+def test_churn_risk_without_enough_history_writes_features_and_says_why(engine_name, request, tmp_path):  # noqa: F811
+    bench = _churn_bench(engine_name, request, tmp_path, history=3)
+    bench.run(CONTACT_SEGMENTS, C)
+    extra = bench.run(CHURN_RISK, C)
+    assert "no contact_segments snapshot for 2026-02-19" in extra["score_null_reason"]
+    rows = bench.rows(CHURN_RISK, C)
+    assert len(rows) == 50 and {r["churn_score"] for r in rows} == {None}
+    assert by(rows, "contactId")[1]["frequency"] > 0

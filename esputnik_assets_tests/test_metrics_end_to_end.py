@@ -1,0 +1,108 @@
+"""Raw and metric assets materialized together by Dagster from the demo account, on both warehouses."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import dagster as dg
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from esputnik_assets.metrics.assets import GROUP, KEY_PREFIX, build_metric_assets, metric_key
+from esputnik_assets.metrics.resource import BigQueryMetricsWarehouse, MetricsWarehouse
+from esputnik_assets.metrics.wiring import ALL_METRICS, metrics_warehouse
+from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
+from esputnik_assets_tests.conftest import TIMEZONE, Pipeline
+
+FIRST = date(2026, 3, 2)
+
+
+def metric_definitions(pipeline: Pipeline, warehouse: MetricsWarehouse) -> dg.Definitions:
+    """The conftest pipeline's raw graph plus every metric asset, partitioned alike, on the same warehouse."""
+    raw = pipeline.definitions()
+    partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone=TIMEZONE)
+    metrics = build_metric_assets(ALL_METRICS, pipeline.datasets, partitions, dg.BackfillPolicy.multi_run(31))
+    return dg.Definitions.merge(raw, dg.Definitions(assets=metrics, resources={"metrics_warehouse": warehouse}))
+
+
+def run(defs: dg.Definitions, first: date, last: date) -> dg.ExecuteInProcessResult:
+    job = defs.resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(
+        tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+
+
+def metric_tables(warehouse: MetricsWarehouse) -> dict[str, pl.DataFrame]:
+    """Every metric table, typed by its declaration and sorted, so two copies compare equal."""
+    out = {}
+    with warehouse.open() as engine:
+        for metric in ALL_METRICS:
+            frame, _ = engine.fetch(f"SELECT * FROM metrics.{metric.name}", {})
+            frame = frame.select(metric.table.column_names).cast(metric.table.polars_schema)
+            out[metric.name] = frame.sort(frame.columns, nulls_last=True)
+    return out
+
+
+def test_raw_and_metric_assets_materialize_together_for_several_days(pipeline, account):
+    warehouse = metrics_warehouse({"ESPUTNIK_ATTRIBUTION_WINDOW_HOURS": "24"}, pipeline.io_manager)
+    last = FIRST + timedelta(days=2)
+    result = run(metric_definitions(pipeline, warehouse), FIRST, last)
+    assert result.success
+    tables = metric_tables(warehouse)
+    days = [FIRST + timedelta(days=i) for i in range(3)]
+    for name, frame in tables.items():
+        if name == "customer_journeys":  # D's row follows the contacts delivered on D-1, not loaded for the first day
+            assert sorted(frame["date"].unique()) == days[1:]
+        elif name != "product_affinity":  # pairs need two orders holding both: not every day of a small account
+            assert sorted(frame["date"].unique()) == days, name
+    sales = tables["daily_sales"].filter(pl.col("date") == FIRST).row(0, named=True)
+    truth = account.rows("orders", FIRST)
+    kept = truth.filter(pl.col("status") != "CANCELLED")
+    assert sales["orders"] == kept.height
+    assert sales["revenue"] == pytest.approx(kept["totalCost"].sum())
+    segments = tables["contact_segments"].filter(pl.col("date") == last)
+    assert segments.height == account.contacts and segments["segment"].n_unique() > 3
+    churn = result.asset_materializations_for_node("esputnik_metrics__churn_risk")
+    assert "no contact_segments snapshot" in churn[0].metadata["score_null_reason"].value
+    campaign = result.asset_materializations_for_node("esputnik_metrics__campaign_performance")[0].metadata
+    assert campaign["days"].value == f"{FIRST} .. {last}"
+    per_query = campaign["bytes_processed_per_query"].value
+    if isinstance(warehouse, BigQueryMetricsWarehouse):  # one replace per day, each reporting its bytes
+        assert [int(b) >= 0 for b in per_query.split(", ")] == [True] * 3
+    else:
+        assert per_query == "n/a (DuckDB)"
+
+
+def test_a_week_range_run_equals_day_by_day_runs(demo_server, make_io_manager):
+    range_io, daily_io = make_io_manager("duckdb"), make_io_manager("duckdb")
+    copies = []
+    for io_manager, spans in ((range_io, [(FIRST, FIRST + timedelta(days=6))]),
+                              (daily_io, [(FIRST + timedelta(days=i),) * 2 for i in range(7)])):  # fmt: skip
+        pipeline = Pipeline(demo_server.url, demo_server.api_key, io_manager)
+        warehouse = metrics_warehouse({}, io_manager)
+        defs = metric_definitions(pipeline, warehouse)
+        for first, last in spans:
+            assert run(defs, first, last).success
+        copies.append(metric_tables(warehouse))
+    for name in copies[0]:
+        assert copies[0][name].height > 0 or name == "product_affinity", name
+        assert_frame_equal(copies[0][name], copies[1][name])
+
+
+def test_metric_assets_carry_formula_columns_and_lineage(demo_server, make_io_manager):
+    io_manager = make_io_manager("duckdb")
+    pipeline = Pipeline(demo_server.url, demo_server.api_key, io_manager)
+    defs = metric_definitions(pipeline, metrics_warehouse({}, io_manager))
+    specs = {s.key: s for s in defs.resolve_all_asset_specs() if s.key.path[0] == KEY_PREFIX}
+    assert {k.path[1] for k in specs} == {m.name for m in ALL_METRICS}
+    for metric in ALL_METRICS:
+        spec = specs[metric_key(metric.name)]
+        assert spec.group_name == GROUP and spec.description == metric.formula
+        assert [c.name for c in spec.metadata["dagster/column_schema"].columns] == metric.table.column_names
+        assert {d.asset_key for d in spec.deps} == {dg.AssetKey(["esputnik", r]) for r in metric.reads} | {
+            metric_key(u) for u in metric.upstream
+        }
+    roi_deps = {d.asset_key.path[-1] for d in specs[metric_key("campaign_roi")].deps}
+    assert roi_deps == {"contactActivities", "revenue", "broadcasts"}

@@ -1,0 +1,191 @@
+"""The three pinned metrics on small hand-built raw tables, on DuckDB and on the BigQuery emulator.
+
+Day D is 2026-01-10 in Europe/Kyiv (UTC+2): local 00:30 on D is still D-1 in UTC, local 00:30 on D+1 is still D
+in UTC, so a filter on UTC days instead of local ones fails these tests. Every expected number below was worked out
+by hand from the rows listed here.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from polars.testing import assert_frame_equal
+
+from esputnik_assets.metrics.catalog import CAMPAIGN_PERFORMANCE, CAMPAIGN_ROI, DAILY_SALES
+from esputnik_assets_tests.metric_fixtures import MetricBench, at, engine_name, make_bench  # noqa: F401
+
+D = date(2026, 1, 10)
+NEXT = D + timedelta(days=1)
+
+
+def activity(contact: int, status: str, broadcast: int | None, media: str, when, campaign: str = "Group") -> dict:
+    return {"contactId": contact, "activityStatus": status, "activity": status, "broadcastId": broadcast,
+            "mediaType": media, "activityDateTime": when, "started": when, "campaignType": campaign}  # fmt: skip
+
+
+ACTIVITIES = [
+    # broadcast 7001 (Email): c1 opens twice and clicks; c2 sent just after local midnight; c3 bounces;
+    # c4 unsubscribes and reports spam; c5's delivery falls on D+1 local time (D in UTC): not counted.
+    activity(1, "SENT", 7001, "Email", at(D, 9)), activity(1, "DELIVERED", 7001, "Email", at(D, 9, 1)),
+    activity(1, "RECEIVED", 7001, "Email", at(D, 10)), activity(1, "RECEIVED", 7001, "Email", at(D, 11)),
+    activity(1, "CLICKED", 7001, "Email", at(D, 11, 5)),
+    activity(2, "SENT", 7001, "Email", at(D, 0, 30)), activity(2, "DELIVERED", 7001, "Email", at(D, 0, 31)),
+    activity(2, "RECEIVED", 7001, "Email", at(D, 13)),
+    activity(3, "SENT", 7001, "Email", at(D, 9)), activity(3, "UNDELIVERED", 7001, "Email", at(D, 9, 2)),
+    activity(4, "SENT", 7001, "Email", at(D, 9)), activity(4, "DELIVERED", 7001, "Email", at(D, 9, 3)),
+    activity(4, "UNSUBSCRIBED", 7001, "Email", at(D, 15)), activity(4, "SPAM", 7001, "Email", at(D, 15, 1)),
+    activity(5, "SENT", 7001, "Email", at(NEXT, 0, 29)), activity(5, "DELIVERED", 7001, "Email", at(NEXT, 0, 30)),
+    # broadcast 7002 (Sms): nothing delivered, so every rate over delivered is null
+    activity(6, "SENT", 7002, "Sms", at(D, 12)), activity(6, "UNDELIVERED", 7002, "Sms", at(D, 12, 1)),
+    # broadcast 7003 is not in broadcasts: no name, the activities' media type
+    activity(7, "SENT", 7003, "Viber", at(D, 8)), activity(7, "DELIVERED", 7003, "Viber", at(D, 8, 1)),
+    activity(7, "RECEIVED", 7003, "Viber", at(D, 8, 2)),
+    # a triggered (IM) message without a broadcast: no campaign row
+    activity(8, "DELIVERED", None, "Email", at(D, 16), "IM"), activity(8, "RECEIVED", None, "Email", at(D, 16, 5), "IM"),
+    activity(8, "CLICKED", None, "Email", at(D, 16, 6), "IM"),
+]
+BROADCASTS = [
+    {"id": 7001, "name": "Promo", "mediaType": "Email"},
+    {"id": 7002, "name": "Flash", "mediaType": "Sms"},
+    {"id": 7009, "name": "Idle", "mediaType": "Email"},  # no activity on D: no row
+]
+ORDERS = [
+    {"orderId": 1, "contactId": 1, "Status": "DELIVERED", "totalCost": 100.0, "orderDate": at(D, 9)},
+    {"orderId": 2, "contactId": 2, "Status": None, "totalCost": 50.5, "orderDate": at(D, 12)},
+    {"orderId": 3, "contactId": 3, "Status": "CANCELED", "totalCost": 80.0, "orderDate": at(D, 13)},
+    {"orderId": 4, "contactId": 4, "Status": "IN PROGRESS", "totalCost": 20.0, "orderDate": at(D, 0, 15)},
+    {"orderId": 5, "contactId": 5, "Status": "DELIVERED", "totalCost": 999.0, "orderDate": at(NEXT, 0, 15)},
+]
+ITEMS = [
+    {"orderId": 1, "quantity": 2, "orderDate": at(D, 9)}, {"orderId": 1, "quantity": 1, "orderDate": at(D, 9)},
+    {"orderId": 2, "quantity": 3, "orderDate": at(D, 12)}, {"orderId": 3, "quantity": 5, "orderDate": at(D, 13)},
+    {"orderId": 4, "quantity": 1, "orderDate": at(D, 0, 15)}, {"orderId": 5, "quantity": 7, "orderDate": at(NEXT, 0, 15)},
+]
+
+
+def revenue(order: int, cost: float, broadcast: int | None, media: str, instance: int, when) -> dict:
+    return {"orderId": order, "totalCost": cost, "broadcastId": broadcast, "mediaType": media,
+            "messageInstanceId": instance, "orderDate": when}  # fmt: skip
+
+
+REVENUE = [
+    # order 1 is credited twice to 7001 (two message instances) and once to 7002
+    revenue(1, 100.0, 7001, "Email", 11, at(D, 9)), revenue(1, 100.0, 7001, "Email", 12, at(D, 9)),
+    revenue(1, 100.0, 7002, "Sms", 13, at(D, 9)),
+    # order 2: broadcast 7001, a triggered message without broadcast, and 7004 (unknown broadcast, WebPush)
+    revenue(2, 50.5, 7001, "Email", 21, at(D, 12)), revenue(2, 50.5, None, "Email", 22, at(D, 12)),
+    revenue(2, 50.5, 7004, "WebPush", 23, at(D, 12)),
+    revenue(5, 999.0, 7001, "Email", 51, at(NEXT, 0, 15)),  # D+1 local
+]
+COSTS = {"Email": 0.01, "Sms": 0.5}
+
+
+@pytest.fixture
+def bench(engine_name, request, tmp_path) -> MetricBench:  # noqa: F811
+    bench = make_bench(engine_name, request, tmp_path, cost_per_message=COSTS)
+    for dataset, rows in (("contactActivities", ACTIVITIES), ("broadcasts", BROADCASTS), ("orders", ORDERS),
+                          ("orderItems", ITEMS), ("revenue", REVENUE)):  # fmt: skip
+        bench.load(dataset, rows)
+    return bench
+
+
+def by(rows: list[dict], key: str) -> dict:
+    return {row[key]: row for row in rows}
+
+
+def test_campaign_performance(bench):
+    bench.run(CAMPAIGN_PERFORMANCE, D)
+    rows = by(bench.rows(CAMPAIGN_PERFORMANCE), "broadcastId")
+    assert set(rows) == {7001, 7002, 7003}
+    promo = rows[7001]
+    assert (promo["date"], promo["name"], promo["mediaType"]) == (D, "Promo", "Email")
+    assert [promo[k] for k in ("sent", "delivered", "undelivered", "opened", "clicked", "unsubscribed", "spam")] == [
+        4, 3, 1, 2, 1, 1, 1,
+    ]
+    assert promo["delivery_rate"] == pytest.approx(0.75)
+    assert promo["open_rate"] == pytest.approx(2 / 3)
+    assert promo["click_rate"] == pytest.approx(1 / 3)
+    assert promo["click_to_open_rate"] == pytest.approx(0.5)
+    assert promo["unsubscribe_rate"] == pytest.approx(1 / 3)
+    assert promo["spam_rate"] == pytest.approx(1 / 3)
+    flash = rows[7002]
+    assert (flash["sent"], flash["delivered"], flash["undelivered"], flash["delivery_rate"]) == (1, 0, 1, 0.0)
+    assert [flash[k] for k in ("open_rate", "click_rate", "click_to_open_rate", "unsubscribe_rate", "spam_rate")] == [
+        None, None, None, None, None,
+    ]
+    unknown = rows[7003]
+    assert (unknown["name"], unknown["mediaType"], unknown["opened"]) == (None, "Viber", 1)
+    assert (unknown["open_rate"], unknown["click_rate"], unknown["click_to_open_rate"]) == (1.0, 0.0, 0.0)
+
+
+def test_daily_sales(bench):
+    bench.run(DAILY_SALES, D)
+    bench.run(DAILY_SALES, D + timedelta(days=2))  # a day without orders
+    day, empty = bench.rows(DAILY_SALES)
+    assert day["date"] == D
+    assert (day["orders"], day["canceled_orders"], day["items"]) == (3, 1, 7)
+    assert day["revenue"] == pytest.approx(170.5)
+    assert day["average_order_value"] == pytest.approx(170.5 / 3)
+    assert day["attributed_revenue"] == pytest.approx(150.5)
+    assert day["attributed_share"] == pytest.approx(150.5 / 170.5)
+    assert empty == {
+        "date": D + timedelta(days=2), "orders": 0, "revenue": 0.0, "average_order_value": None, "items": 0,
+        "canceled_orders": 0, "attributed_revenue": 0.0, "attributed_share": None,
+    }  # fmt: skip
+
+
+def test_campaign_roi(bench):
+    bench.run(CAMPAIGN_ROI, D)
+    rows = by(bench.rows(CAMPAIGN_ROI), "broadcastId")
+    assert set(rows) == {7001, 7002, 7003, 7004}
+    promo = rows[7001]
+    assert (promo["mediaType"], promo["delivered"], promo["attributed_orders"]) == ("Email", 3, 2)
+    assert promo["attributed_revenue"] == pytest.approx(150.5)
+    assert promo["cost"] == pytest.approx(0.03)
+    assert promo["roi"] == pytest.approx((150.5 - 0.03) / 0.03)
+    assert promo["revenue_per_delivered"] == pytest.approx(150.5 / 3)
+    flash = rows[7002]
+    assert (flash["mediaType"], flash["delivered"], flash["attributed_orders"], flash["cost"]) == ("Sms", 0, 1, 0.0)
+    assert (flash["attributed_revenue"], flash["roi"], flash["revenue_per_delivered"]) == (100.0, None, None)
+    viber = rows[7003]
+    assert (viber["mediaType"], viber["delivered"], viber["attributed_orders"], viber["attributed_revenue"]) == (
+        "Viber", 1, 0, 0.0,
+    )
+    assert (viber["cost"], viber["roi"], viber["revenue_per_delivered"]) == (0.0, None, 0.0)
+    webpush = rows[7004]
+    assert (webpush["mediaType"], webpush["attributed_orders"], webpush["attributed_revenue"]) == ("WebPush", 1, 50.5)
+
+
+def test_rerunning_a_day_replaces_it(bench):
+    bench.run(CAMPAIGN_PERFORMANCE, D)
+    first = bench.table(CAMPAIGN_PERFORMANCE)
+    bench.run(CAMPAIGN_PERFORMANCE, D)
+    assert bench.table(CAMPAIGN_PERFORMANCE).equals(first)
+
+
+def test_both_engines_agree_value_for_value(request, tmp_path):
+    tables = []
+    for engine in ("duckdb", "bigquery"):
+        bench = make_bench(engine, request, tmp_path, cost_per_message=COSTS)
+        for dataset, rows in (("contactActivities", ACTIVITIES), ("broadcasts", BROADCASTS), ("orders", ORDERS),
+                              ("orderItems", ITEMS), ("revenue", REVENUE)):  # fmt: skip
+            bench.load(dataset, rows)
+        for metric in (CAMPAIGN_PERFORMANCE, DAILY_SALES, CAMPAIGN_ROI):
+            for day in (D - timedelta(days=1), D, NEXT):
+                bench.run(metric, day)
+        tables.append([bench.table(m) for m in (CAMPAIGN_PERFORMANCE, DAILY_SALES, CAMPAIGN_ROI)])
+    for duck, bq in zip(*tables, strict=True):
+        assert duck.height > 0
+        assert_frame_equal(duck, bq, check_exact=False, rel_tol=1e-12)
+
+
+def test_bigquery_metric_tables_are_partitioned_by_date_with_described_columns(request, tmp_path):
+    bench = make_bench("bigquery", request, tmp_path)
+    bench.load("orders", ORDERS)
+    bench.run(DAILY_SALES, D)
+    warehouse = bench.warehouse
+    table = bench.client.get_table(f"{bench.client.project}.{warehouse.metrics_dataset}.daily_sales")
+    assert table.time_partitioning.field == "date"
+    assert [f.name for f in table.schema] == DAILY_SALES.table.column_names
+    assert all(f.description for f in table.schema)

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 
-from esputnik_assets.assets.raw import GROUP, IO_MANAGER_KEY, asset_key, build_raw_assets
+from esputnik_assets.assets.raw import GROUP, IO_MANAGER_KEY, build_raw_assets
 from esputnik_assets.checks.alerts import AlertWebhook, build_alert_sensor
 from esputnik_assets.checks.freshness import Freshness, build_freshness_sensor
 from esputnik_assets.checks.raw import CheckThresholds
@@ -199,8 +199,9 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
     raw_assets = build_raw_assets(settings.datasets, partitions, backfill, freshness, settings.warehouse, owners)
     resources = build_resources(env, settings)
     metric_assets, metric_resources = build_metrics(
-        env, settings.datasets, partitions, backfill, resources[IO_MANAGER_KEY]
+        env, settings.datasets, partitions, backfill, resources[IO_MANAGER_KEY], freshness
     )
+    all_assets = [*raw_assets, *metric_assets]
     daily_job = dg.define_asset_job(
         DAILY_JOB,
         selection=dg.AssetSelection.groups(GROUP, METRICS_GROUP),
@@ -209,12 +210,12 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
         tags=DAILY_JOB_TAGS,
     )
     return dg.Definitions(
-        assets=[*raw_assets, *metric_assets],
+        assets=all_assets,
         jobs=[daily_job, build_doctor_job(settings.datasets)],
         schedules=[build_daily_schedule(daily_job, settings.timezone, settings.lookback_days, settings.start_date)],
         sensors=[
-            build_freshness_sensor([asset_key(d) for d in settings.datasets], freshness),
-            build_alert_sensor([key for assets in raw_assets for key in assets.check_keys]),
+            build_freshness_sensor([key for assets in all_assets for key in assets.keys], freshness),
+            build_alert_sensor([key for assets in all_assets for key in assets.check_keys]),
         ],
         resources=resources | metric_resources,
     )

@@ -173,10 +173,10 @@ def build_source_asset(
                     written[item.dataset] = item  # the IO manager has written it by now (outputs are handled in turn)
         yield from run_checks(context, specs, written, window, warehouse_io_manager, check_thresholds)
         if freshness:
-            now = freshness.clock()
+            now, covered = freshness.clock(), context.partition_keys if written else []
             for spec in specs:
                 if dg.AssetCheckKey(asset_key(spec.name), PARTITION_ON_TIME) in context.selected_asset_check_keys:
-                    outcome = freshness.evaluate(context.instance, asset_key(spec.name), now)
+                    outcome = freshness.evaluate(context.instance, asset_key(spec.name), now, covered)
                     yield _result(asset_key(spec.name), PARTITION_ON_TIME, outcome)
 
     return read_source

@@ -9,7 +9,7 @@ that records its result, so a late table turns red without anyone clicking.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -49,11 +49,16 @@ class Freshness:
         local = now.astimezone(ZoneInfo(self.timezone))
         return (local - timedelta(hours=self.deadline_hours)).date() - timedelta(days=1)
 
-    def evaluate(self, instance: dg.DagsterInstance, key: dg.AssetKey, now: datetime) -> Outcome:
+    def evaluate(
+        self, instance: dg.DagsterInstance, key: dg.AssetKey, now: datetime, covered: Collection[str] = ()
+    ) -> Outcome:
+        """`covered`: the partitions the evaluating run is materializing (not yet in the event log)."""
         due = self.latest_due_day(now)
         metadata: dict[str, object] = {"due_partition": due.isoformat(), "deadline_hours": self.deadline_hours}
         if due < self.first_day:
             return Outcome(True, f"no partition due yet (the first is {self.first_day})", metadata)
+        if due.isoformat() in covered:
+            return Outcome(True, f"partition {due} is materialized by this run", metadata)
         records = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=key, asset_partitions=[due.isoformat()]), limit=1
         ).records

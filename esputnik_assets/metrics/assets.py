@@ -6,6 +6,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from esputnik_assets.assets.raw import asset_key as raw_asset_key
+from esputnik_assets.checks.freshness import PARTITION_ON_TIME, Freshness
 from esputnik_assets.contracts import DATASET_NAMES
 from esputnik_assets.metrics.catalog import Metric
 from esputnik_assets.metrics.engine import MetricEngine, MetricTable, QueryStats
@@ -67,9 +68,14 @@ def compute_days(
 
 
 def build_metric_asset(
-    metric: Metric, partitions_def: dg.PartitionsDefinition, backfill_policy: dg.BackfillPolicy
+    metric: Metric,
+    partitions_def: dg.PartitionsDefinition,
+    backfill_policy: dg.BackfillPolicy,
+    freshness: Freshness | None = None,
 ) -> dg.AssetsDefinition:
     deps = [raw_asset_key(d) for d in metric.reads] + [metric_key(m) for m in metric.upstream]
+    key = metric_key(metric.name)
+    check_specs = [dg.AssetCheckSpec(PARTITION_ON_TIME, asset=key, description=freshness.description)] if freshness else []
 
     @dg.asset(
         key=metric_key(metric.name),
@@ -80,6 +86,8 @@ def build_metric_asset(
         backfill_policy=backfill_policy,
         kinds={"sql"},
         metadata={"dagster/column_schema": column_schema(metric.table), "formula": metric.formula},
+        check_specs=check_specs,
+        freshness_policy=freshness.policy() if freshness else None,
     )
     def metric_asset(context: dg.AssetExecutionContext, metrics_warehouse: MetricsWarehouse) -> dg.MaterializeResult:
         window = context.partition_time_window
@@ -95,7 +103,15 @@ def build_metric_asset(
                 "bytes_processed": sum(total.bytes_processed),
                 "bytes_processed_per_query": ", ".join(str(b) for b in total.bytes_processed) or "n/a (DuckDB)",
                 **notes,
-            }
+            },
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=PARTITION_ON_TIME, passed=outcome.passed, severity=outcome.severity,
+                    description=outcome.description, metadata=outcome.metadata,
+                )
+                for outcome in ([freshness.evaluate(context.instance, key, freshness.clock(), context.partition_keys)]
+                                if freshness else [])
+            ],  # fmt: skip
         )
 
     return metric_asset
@@ -106,10 +122,11 @@ def build_metric_assets(
     datasets: Sequence[str],
     partitions_def: dg.PartitionsDefinition,
     backfill_policy: dg.BackfillPolicy,
+    freshness: Freshness | None = None,
 ) -> list[dg.AssetsDefinition]:
     """The metric assets whose raw inputs are exported (and whose upstream metrics are built), in dependency order."""
     built: list[str] = []
     for metric in metrics:
         if set(metric.reads) <= set(datasets) and set(metric.upstream) <= set(built):
             built.append(metric.name)
-    return [build_metric_asset(m, partitions_def, backfill_policy) for m in metrics if m.name in built]
+    return [build_metric_asset(m, partitions_def, backfill_policy, freshness) for m in metrics if m.name in built]

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import dagster as dg
 
+from esputnik_assets.checks.freshness import Freshness
 from esputnik_assets.metrics.assets import RESOURCE_KEY, build_metric_assets
 from esputnik_assets.metrics.catalog import METRICS
 from esputnik_assets.metrics.churn import CHURN_RISK
@@ -68,7 +69,8 @@ def build_metrics(
     partitions_def: dg.PartitionsDefinition,
     backfill_policy: dg.BackfillPolicy,
     io_manager: WarehouseIOManager,
+    freshness: Freshness | None = None,
 ) -> tuple[list[dg.AssetsDefinition], dict[str, dg.ConfigurableResource]]:
     """The metric assets over the exported datasets and the resource they run with."""
-    assets = build_metric_assets(ALL_METRICS, datasets, partitions_def, backfill_policy)
+    assets = build_metric_assets(ALL_METRICS, datasets, partitions_def, backfill_policy, freshness)
     return assets, {RESOURCE_KEY: metrics_warehouse(env, io_manager)}

@@ -5,7 +5,7 @@ from collections.abc import Iterator, Sequence
 
 import dagster as dg
 
-from esputnik_assets.checks.raw import CheckContext, CheckThresholds, Outcome, checks_for
+from esputnik_assets.checks.raw import CheckContext, CheckThresholds, checks_for
 from esputnik_assets.checks.freshness import PARTITION_ON_TIME, Freshness
 from esputnik_assets.checks.read import READ_REPORT, READ_REPORT_DESCRIPTION, read_report
 from esputnik_assets.contracts import DatasetContract, load_contracts
@@ -177,7 +177,7 @@ def build_source_asset(
             for spec in specs:
                 if dg.AssetCheckKey(asset_key(spec.name), PARTITION_ON_TIME) in context.selected_asset_check_keys:
                     outcome = freshness.evaluate(context.instance, asset_key(spec.name), now, covered)
-                    yield _result(asset_key(spec.name), PARTITION_ON_TIME, outcome)
+                    yield outcome.result(asset_key(spec.name), PARTITION_ON_TIME)
 
     return read_source
 
@@ -201,21 +201,9 @@ def run_checks(
             days = day_bounds(window, io_manager.timezone)
             ctx = CheckContext(warehouse, spec, load_contracts()[spec.name], days, io_manager.timezone, thresholds)
             for check in checks:
-                outcome = check.evaluate(ctx)
-                yield _result(key, check.name, outcome)
+                yield check.evaluate(ctx).result(key, check.name)
             if dg.AssetCheckKey(key, READ_REPORT) in wanted:
-                yield _result(key, READ_REPORT, read_report(written.get(spec.name), thresholds))
-
-
-def _result(key: dg.AssetKey, name: str, outcome: Outcome) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        asset_key=key,
-        check_name=name,
-        passed=outcome.passed,
-        severity=outcome.severity,
-        description=outcome.description,
-        metadata=outcome.metadata,
-    )
+                yield read_report(written.get(spec.name), thresholds).result(key, READ_REPORT)
 
 
 def build_raw_assets(

@@ -87,16 +87,7 @@ def build_freshness_sensor(keys: Sequence[dg.AssetKey], freshness: Freshness) ->
             name = key.to_user_string()
             state[name] = f"{outcome.metadata['due_partition']}:{outcome.passed}"
             if last.get(name) != state[name]:
-                events.append(
-                    dg.AssetCheckEvaluation(
-                        asset_key=key,
-                        check_name=PARTITION_ON_TIME,
-                        passed=outcome.passed,
-                        severity=outcome.severity,
-                        description=outcome.description,
-                        metadata=outcome.metadata,
-                    )
-                )
+                events.append(outcome.evaluation(key, PARTITION_ON_TIME))
         return dg.SensorResult(asset_events=events, cursor=json.dumps(state, sort_keys=True))
 
     return evaluate_freshness

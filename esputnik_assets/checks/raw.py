@@ -91,6 +91,16 @@ class Outcome:
     metadata: dict[str, object] = field(default_factory=dict)
     severity: dg.AssetCheckSeverity = ERROR
 
+    def result(self, key: dg.AssetKey, name: str) -> dg.AssetCheckResult:
+        """As the step that checked it reports it."""
+        return dg.AssetCheckResult(asset_key=key, check_name=name, passed=self.passed, severity=self.severity,
+                                   description=self.description, metadata=self.metadata)  # fmt: skip
+
+    def evaluation(self, key: dg.AssetKey, name: str) -> dg.AssetCheckEvaluation:
+        """As a sensor records it between runs."""
+        return dg.AssetCheckEvaluation(asset_key=key, check_name=name, passed=self.passed, severity=self.severity,
+                                       description=self.description, metadata=self.metadata)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class RawCheck:

@@ -11,7 +11,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -20,19 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from esputnik_assets.demo.account import DemoAccount
+from esputnik_assets.source.spool_dirs import process_alive
 
 IDLE_EXIT_SECONDS = 120  # a run's steps follow each other closely; a server idle this long has no run left
 START_TIMEOUT_SECONDS = 60
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextlib.contextmanager
@@ -66,7 +56,7 @@ def run_demo_server(account: DemoAccount, run_id: str, folder: str | None = None
     with _locked(root / f"{run_id}.lock"):
         if ready.is_file():
             found = json.loads(ready.read_text())
-            if _alive(found["pid"]):
+            if process_alive(found["pid"]):
                 return found["url"], found["api_key"], False
             ready.unlink()
         api_key = f"demo-{run_id[:8]}"

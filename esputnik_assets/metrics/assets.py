@@ -105,13 +105,12 @@ def build_metric_asset(
                 **notes,
             },
             check_results=[
-                dg.AssetCheckResult(
-                    check_name=PARTITION_ON_TIME, passed=outcome.passed, severity=outcome.severity,
-                    description=outcome.description, metadata=outcome.metadata,
+                freshness.evaluate(context.instance, key, freshness.clock(), context.partition_keys).result(
+                    key, PARTITION_ON_TIME
                 )
-                for outcome in ([freshness.evaluate(context.instance, key, freshness.clock(), context.partition_keys)]
-                                if freshness else [])
-            ],  # fmt: skip
+            ]
+            if freshness
+            else [],
         )
 
     return metric_asset

@@ -25,7 +25,8 @@ def spool_root(base: str | None = None) -> Path:
     return Path(base or tempfile.gettempdir()) / ROOT_NAME
 
 
-def _owner_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this pid runs (one of another user counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -46,7 +47,7 @@ def sweep_stale(root: Path, log: logging.Logger) -> int:
             continue
         pid = int(pid_text)
         age = time.time() - folder.stat().st_mtime
-        if pid == os.getpid() or (_owner_alive(pid) and age < STALE_AFTER_SECONDS):
+        if pid == os.getpid() or (process_alive(pid) and age < STALE_AFTER_SECONDS):
             continue
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
         shutil.rmtree(folder, ignore_errors=True)

@@ -25,6 +25,7 @@ from esputnik_assets.source.errors import (
     AuthenticationError,
     BadRequestError,
     EndpointNotFoundError,
+    ForbiddenError,
     TransientError,
 )
 from esputnik_assets.source.resource import EsputnikResource
@@ -115,9 +116,10 @@ def probe(client: EsputnikClient, path: str, params: Mapping[str, object]) -> Pr
         return Probe(Outcome.WRONG_KEY, str(exc))
     except EndpointNotFoundError as exc:
         return Probe(Outcome.NO_ENDPOINT, str(exc))
+    except ForbiddenError as exc:
+        return Probe(Outcome.FORBIDDEN, str(exc))
     except BadRequestError as exc:
-        met = _statuses_met(client, before)
-        return Probe(Outcome.FORBIDDEN if 403 in met else Outcome.BAD_REQUEST, str(exc))
+        return Probe(Outcome.BAD_REQUEST, str(exc))
     except TransientError as exc:
         met = _statuses_met(client, before)
         if 429 in met:

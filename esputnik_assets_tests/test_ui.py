@@ -225,9 +225,10 @@ def _browser() -> str | None:
     return next((found for name in names if (found := shutil.which(name))), None)
 
 
-def _render(browser: str, url: str, screenshot: Path) -> str:
-    """The page after its scripts and data loaded: a PNG at `screenshot`, and the DOM it rendered."""
-    flags = ["--headless=new", "--disable-gpu", "--hide-scrollbars", "--window-size=1600,1200",
+def _render(browser: str, url: str, screenshot: Path, height: int = 1200) -> str:
+    """The page after its scripts and data loaded: a PNG at `screenshot`, and the DOM it rendered (the lineage graph
+    renders only the nodes in view: a tall window shows a whole group)."""
+    flags = ["--headless=new", "--disable-gpu", "--hide-scrollbars", f"--window-size=1600,{height}",
              "--virtual-time-budget=12000"] + (["--no-sandbox"] if os.geteuid() == 0 else [])  # fmt: skip
     screenshot.unlink(missing_ok=True)
     page = subprocess.run(
@@ -254,12 +255,19 @@ def test_the_lineage_and_an_asset_page_render_in_a_browser(dev_server):
     browser = _browser()
     ARTIFACTS.mkdir(exist_ok=True)
     lineage = _render(browser, f"{dev_server.url}/asset-groups", ARTIFACTS / "lineage.png")
+    for group in ("esputnik", "esputnik_metrics"):  # the global graph shows both groups (collapsed to one node each)
+        assert f">{group}<" in lineage, f"group {group} not on the lineage page"
+    groups = f"{dev_server.url}/locations/esputnik_assets/asset-groups"
+    raw = _render(browser, f"{groups}/esputnik", ARTIFACTS / "lineage-raw.png", height=4000)
     for name in DATASET_NAMES:
-        assert name in lineage, f"{name} not on the lineage page"
+        assert name in raw, f"{name} not on the raw group's lineage page"
+    metrics = _render(browser, f"{groups}/esputnik_metrics", ARTIFACTS / "lineage-metrics.png", height=4000)
+    for name in ("campaign_performance", "daily_sales", "campaign_roi", "churn_risk", "customer_journeys"):
+        assert name in metrics, f"{name} not on the metric group's lineage page"
     asset = _render(browser, f"{dev_server.url}/assets/esputnik/contactActivities", ARTIFACTS / "asset.png")
     expected = ("contactActivities", "Latest materialization", "Checks", "Columns", "activityStatus", "esputnik_daily")
     for text in expected:
         assert text in asset, f"{text!r} not on the asset page"
-    for png in ("lineage.png", "asset.png"):
+    for png in ("lineage.png", "lineage-raw.png", "lineage-metrics.png", "asset.png"):
         _assert_not_blank(ARTIFACTS / png)
     print(f"\nscreenshots: {ARTIFACTS}")

@@ -68,7 +68,8 @@ def test_settings_reach_the_metrics_resource():
     assert (resource.path, resource.raw_dataset, resource.metrics_dataset) == ("/tmp/x.duckdb", "esputnik", "kpi")
     params = resource.params(__import__("datetime").date(2026, 3, 29))  # the spring DST change in Europe: 23 hours
     assert (params["cost_sms"], params["cost_email"]) == (0.45, 0.0)
-    bq = build_definitions({"ESPUTNIK_WAREHOUSE": "bigquery", "BIGQUERY_PROJECT": "p"}).resources["metrics_warehouse"]
+    bigquery_env = {"ESPUTNIK_WAREHOUSE": "bigquery", "BIGQUERY_PROJECT": "p", "ESPUTNIK_API_KEY": "k"}
+    bq = build_definitions(bigquery_env).resources["metrics_warehouse"]
     assert isinstance(bq, BigQueryMetricsWarehouse) and bq.bigquery.project == "p"
 
 

@@ -110,8 +110,7 @@ class RawCheck:
     description: str
     blocking: bool
     applies: Callable[[DatasetSpec], bool]
-    evaluate: Callable[[CheckContext], Outcome]
-    severity: dg.AssetCheckSeverity = ERROR
+    evaluate: Callable[[CheckContext], Outcome]  # the outcome carries its severity
 
 
 # -- schema -----------------------------------------------------------------------------------------------------
@@ -364,14 +363,14 @@ RAW_CHECKS: tuple[RawCheck, ...] = (
              lambda s: bool(_stored_key(s)), _keys),
     RawCheck("accepted_values", "Enumerated columns hold the values datasets.csv lists (plus the API contract's "
              "documented additions); other values are reported with their counts.", False,
-             lambda s: bool(_enumerated(s)), _accepted_values, WARN),
+             lambda s: bool(_enumerated(s)), _accepted_values),
     RawCheck("referential", "References to other tables (contacts, broadcasts, messages, orders) are known there.",
-             False, lambda s: s.name in REFERENCES, _referential, WARN),
+             False, lambda s: s.name in REFERENCES, _referential),
     RawCheck("volume", f"Each day's rows against its trailing {HISTORY_DAYS}-day mean: an empty or sharply smaller "
              "day fails (an API that quietly answers nothing is not a quiet day).", True, _is_fact, _volume),
     *(
         RawCheck(f"kpi_{kpi.name}", f"{kpi.label}, per day, against its trailing {HISTORY_DAYS}-day mean.", False,
-                 lambda s, kpi=kpi: s.name == kpi.dataset, _kpi_check(kpi), kpi.severity)
+                 lambda s, kpi=kpi: s.name == kpi.dataset, _kpi_check(kpi))
         for kpi in KPIS
     ),
 )  # fmt: skip

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from esputnik_assets.contracts import DatasetContract, load_contracts
+from esputnik_assets.redaction import redact, redact_metadata
 from esputnik_assets.specs import DATASETS, DatasetSpec, WriteMode
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.warehouse.base import DayBounds, Warehouse, day_bounds
@@ -94,12 +95,12 @@ class Outcome:
     def result(self, key: dg.AssetKey, name: str) -> dg.AssetCheckResult:
         """As the step that checked it reports it."""
         return dg.AssetCheckResult(asset_key=key, check_name=name, passed=self.passed, severity=self.severity,
-                                   description=self.description, metadata=self.metadata)  # fmt: skip
+                                   description=redact(self.description), metadata=redact_metadata(self.metadata))  # fmt: skip
 
     def evaluation(self, key: dg.AssetKey, name: str) -> dg.AssetCheckEvaluation:
         """As a sensor records it between runs."""
         return dg.AssetCheckEvaluation(asset_key=key, check_name=name, passed=self.passed, severity=self.severity,
-                                       description=self.description, metadata=self.metadata)  # fmt: skip
+                                       description=redact(self.description), metadata=redact_metadata(self.metadata))  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import logging
 import random
@@ -11,10 +10,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from urllib.parse import quote, quote_plus
 
 import requests
 
+from esputnik_assets import redaction
 from esputnik_assets.source.errors import (
     ActivityNotEnabledError,
     AttemptError,
@@ -108,7 +107,7 @@ class EsputnikClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
-        self._secret_forms = secret_forms(api_key)
+        redaction.register_secret(api_key)  # any text leaving the process is redacted of it from now on
         self._timeout = (connect_timeout, read_timeout)
         self._deadline = request_deadline
         self._retry = retry or RetryPolicy()
@@ -141,9 +140,7 @@ class EsputnikClient:
 
     def redact(self, text: str) -> str:
         """Remove every form of the key from text that may leave this object (servers echo headers and URLs)."""
-        for form in self._secret_forms:
-            text = text.replace(form, "***")
-        return text
+        return redaction.redact(text, self._api_key)
 
     def _shown(self, text: str) -> str:
         """A server's or an exception's text as errors and logs may repeat it: redacted whole, then shortened."""
@@ -259,14 +256,3 @@ class EsputnikClient:
 
 class _DeadlinePassed(Exception):
     """The watchdog cut an answer that did not arrive within the request deadline (handled as transient)."""
-
-
-def secret_forms(api_key: str) -> tuple[str, ...]:
-    """Every form the key can take in a server's text, longest first: raw, URL-encoded, and base64 as in the
-    Basic-auth header (of ":" + key, and of the key alone; unpadded, so a padded copy loses its secret part too)."""
-    if not api_key:
-        return ()
-    forms = {api_key, quote(api_key), quote(api_key, safe=""), quote_plus(api_key)}
-    for raw in (f":{api_key}".encode(), api_key.encode()):
-        forms |= {base64.b64encode(raw).decode().rstrip("="), base64.urlsafe_b64encode(raw).decode().rstrip("=")}
-    return tuple(sorted(forms, key=len, reverse=True))

@@ -454,8 +454,8 @@ def check_table_sources(io_manager: WarehouseIOManager, datasets: Sequence[str],
         other = {name: source for name in existing if (source := warehouse.source_of(name)) not in (None, incoming)}
     where = io_manager.location()
     if not other:
-        return Check("warehouse tables", Status.OK,
-                     f"{len(existing)} of {len(datasets)} table(s) exist in {where}; none holds rows of another account")  # fmt: skip
+        found = f"{len(existing)} of {len(datasets)} table(s) exist in {where}"
+        return Check("warehouse tables", Status.OK, f"{found}; none holds rows of another account")
     held = ", ".join(f"{name} ({source})" for name, source in sorted(other.items()))
     return Check(
         "warehouse tables", Status.WARN,

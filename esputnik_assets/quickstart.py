@@ -40,9 +40,11 @@ def next_steps(io_manager: WarehouseIOManager, example: str, home: Path) -> list
     lines = []
     if isinstance(io_manager, DuckDBIOManager):
         database = json.dumps(str(Path(io_manager.path).resolve()))
-        code = f'import duckdb; print(duckdb.connect({database}, read_only=True).sql("FROM {io_manager.dataset}.{example} LIMIT 5"))'
+        sql = json.dumps(f"FROM {io_manager.dataset}.{example} LIMIT 5")
+        code = f"import duckdb; print(duckdb.connect({database}, read_only=True).sql({sql}))"
         lines.append(f"Query them:  {shlex.quote(sys.executable)} -c {shlex.quote(code)}")
-    dev = f"cd {shlex.quote(str(Path.cwd()))} && {shlex.quote(dagster_executable('esputnik-assets'))} dev -m esputnik_assets"
+    command = shlex.quote(dagster_executable("esputnik-assets"))
+    dev = f"cd {shlex.quote(str(Path.cwd()))} && {command} dev -m esputnik_assets"
     lines.append(f"See this run, the lineage, schedule and backfills in the UI:  {dev}")
     lines.append(f"   (then http://127.0.0.1:3000; runs are kept in {home})")
     return lines

@@ -222,7 +222,8 @@ def test_an_alert_quoting_the_api_key_reaches_the_webhook_redacted(instance, rec
     key = "alert-key-7f3a9c"
     register_secret(key)
     forms = secret_forms(key)
-    sensor = build_alert_sensor(failing_checks(instance, 1, description=f"the server echoed {forms[-1]} and {forms[0]}"))
+    echoed = f"the server echoed {forms[-1]} and {forms[0]}"
+    sensor = build_alert_sensor(failing_checks(instance, 1, description=echoed))
     cursor, _ = tick(sensor, instance, None, alert_webhook=AlertWebhook(url=receiver.url))
     [post] = receiver.posts
     assert "the server echoed *** and ***" in post["text"]

@@ -76,7 +76,8 @@ def test_the_demo_account_is_all_green_from_the_console_command(tmp_path):
     assert lines[-1] == "Ready: nothing blocks the export."
     assert all(line.startswith("[ ok ]") for line in lines[:-1]), result.stdout
     items = [line[7:].split(":", 1)[0] for line in lines[:-1]]
-    warehouse = ["warehouse connection", "warehouse create schema", "warehouse write", "warehouse read", "warehouse tables"]
+    warehouse = ["warehouse connection", "warehouse create schema", "warehouse write", "warehouse read",
+                 "warehouse tables"]  # fmt: skip
     assert items == ["settings", "key", *(f"dataset {name}" for name in DATASET_NAMES), "time zone", *warehouse]
     assert (tmp_path / "data" / "warehouse.duckdb").exists()  # where the export writes by default
     import duckdb
@@ -161,12 +162,14 @@ def test_a_host_that_does_not_resolve_and_a_failed_tls_handshake_are_told_apart(
     assert f"the TLS handshake with 127.0.0.1:{port} failed" in lines["key"], lines["key"]
 
 
-CAPTIVE_PORTAL = "<!DOCTYPE html><html><head><title>Sign in to Wi-Fi</title></head><body>key " + SECRET + "</body></html>"
+CAPTIVE_PORTAL = f"<!DOCTYPE html><html><head><title>Sign in to Wi-Fi</title></head><body>key {SECRET}</body></html>"
 
 
 def html_env(server, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A live account's environment pointing at a scripted server."""
     return {"ESPUTNIK_API_URL": server.url, "ESPUTNIK_API_KEY": SECRET, "ESPUTNIK_TIMEZONE": "Europe/Kyiv",
-            "ESPUTNIK_MAX_REQUESTS_PER_SECOND": "0", "ESPUTNIK_DUCKDB_PATH": str(tmp_path / "w.duckdb"), **extra}  # fmt: skip
+            "ESPUTNIK_MAX_REQUESTS_PER_SECOND": "0", "ESPUTNIK_DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+            **extra}  # fmt: skip
 
 
 def test_a_web_page_answered_with_200_is_not_ready(monkeypatch, capsys, tmp_path):
@@ -189,7 +192,8 @@ def test_one_endpoint_answering_a_web_page_blocks_its_datasets(monkeypatch, caps
         return Reply(200, "<html>" + SECRET + "</html>") if seen.path == "/api/v1/orders" else Reply(200, [])
 
     with ScriptedServer(script) as server:
-        code, lines, out = run_doctor(monkeypatch, capsys, **html_env(server, tmp_path, ESPUTNIK_DATASETS="contacts,orders"))
+        env = html_env(server, tmp_path, ESPUTNIK_DATASETS="contacts,orders")
+        code, lines, out = run_doctor(monkeypatch, capsys, **env)
     assert code == 1 and status(lines["key"]) == "ok" and status(lines["dataset contacts"]) == "ok"
     line = lines["dataset orders"]
     assert status(line) == "FAIL" and "GET /v1/orders: answered 200, but not with the API's JSON" in line

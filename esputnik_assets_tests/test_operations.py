@@ -86,5 +86,6 @@ def test_the_quick_start_runs_a_named_job_lists_both_groups_and_prints_commands_
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     bare = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # the virtualenv not active
-    answer = subprocess.run(["/bin/sh", "-c", query], cwd=elsewhere, env=bare, capture_output=True, text=True, timeout=60)
+    answer = subprocess.run(["/bin/sh", "-c", query], cwd=elsewhere, env=bare, capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
     assert answer.returncode == 0 and "5 rows" in answer.stdout, answer.stderr

@@ -153,7 +153,8 @@ def build_alert_sensor(check_keys: Sequence[dg.AssetCheckKey]) -> dg.SensorDefin
             )
         queue = state.pending + new
         if len(queue) > PENDING_LIMIT:
-            context.log.warning(f"{len(queue) - PENDING_LIMIT} oldest unsent alert(s) dropped (at most {PENDING_LIMIT} wait)")
+            dropped = len(queue) - PENDING_LIMIT
+            context.log.warning(f"{dropped} oldest unsent alert(s) dropped (at most {PENDING_LIMIT} wait)")
         state.pending = queue[-PENDING_LIMIT:]
         context.update_cursor(state.dump())
         sent = 0

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import dagster as dg
 
 from esputnik_assets.assets.raw import GROUP, IO_MANAGER_KEY, build_raw_assets
-from esputnik_assets.checks.alerts import AlertWebhook, build_alert_sensor
+from esputnik_assets.checks.alerts import WEBHOOK_VARIABLE, AlertWebhook, build_alert_sensor
 from esputnik_assets.checks.freshness import Freshness, build_freshness_sensor
 from esputnik_assets.checks.raw import CheckThresholds
 from esputnik_assets.contracts import DATASET_NAMES
@@ -30,8 +30,7 @@ from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOMana
 DEFAULT_START_DATE = "2026-01-01"
 WAREHOUSES = ("duckdb", "bigquery")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-CREDENTIALS_VARIABLE = "BIGQUERY_CREDENTIALS_BASE64"
-WEBHOOK_VARIABLE = "ESPUTNIK_ALERT_WEBHOOK_URL"  # a secret: held as an EnvVar, never logged  # a service-account key, base64-encoded, as dagster-gcp takes it
+CREDENTIALS_VARIABLE = "BIGQUERY_CREDENTIALS_BASE64"  # a service-account key, base64-encoded, as dagster-gcp takes it
 
 
 class SettingsError(ValueError):

@@ -8,16 +8,21 @@ works. The API key is never printed: lines name the base URL and the paths only.
 import contextlib
 import enum
 import io
+import logging
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
 from esputnik_assets.assets.raw import IO_MANAGER_KEY
+from esputnik_assets.redaction import redact
+from esputnik_assets.shaping.errors import AnswerFormatError
+from esputnik_assets.shaping.parse import read_page
 from esputnik_assets.source.client import EsputnikClient
 from esputnik_assets.source.errors import (
     AccountNotConfiguredError,
@@ -97,19 +102,21 @@ class Outcome(enum.Enum):
     UNREACHABLE = "unreachable"
     SERVER_ERROR = "server error (5xx)"
     BAD_REQUEST = "refused the request"
+    NOT_THE_API = "answered 200, but not with the API's JSON"
 
 
 @dataclass(frozen=True)
 class Probe:
     outcome: Outcome
-    message: str = ""  # the client's error text (already free of the key)
+    message: str = ""  # the client's error text, or what came back instead of JSON (free of the key)
 
 
-def probe(client: EsputnikClient, path: str, params: Mapping[str, object]) -> Probe:
-    """One GET, classified by the statuses it met (the client's typed errors, and its per-status counts)."""
-    before = dict(client.stats.by_status)
+def probe(client: EsputnikClient, source: SourceSpec, path: str, params: Mapping[str, object]) -> Probe:
+    """One GET, classified by the statuses it met (the client's typed errors, and its per-status counts), and its
+    answer parsed as the export parses it: a web page answered with 200 (a captive portal, a wrong URL) is no API."""
+    before, retries = dict(client.stats.by_status), client.stats.retries
     try:
-        client.get(path, params)
+        body = client.get(path, params)
     except ActivityNotEnabledError as exc:
         return Probe(Outcome.NOT_ENABLED, str(exc))
     except AuthenticationError as exc:
@@ -124,8 +131,37 @@ def probe(client: EsputnikClient, path: str, params: Mapping[str, object]) -> Pr
         met = _statuses_met(client, before)
         if 429 in met:
             return Probe(Outcome.RATE_LIMITED, str(exc))
-        return Probe(Outcome.SERVER_ERROR if met else Outcome.UNREACHABLE, str(exc))
+        if met:
+            return Probe(Outcome.SERVER_ERROR, str(exc))
+        attempts = client.stats.retries - retries + 1
+        return Probe(Outcome.UNREACHABLE, f"{connection_failure(str(exc), client.base_url)}; {attempts} attempt(s)")
+    try:
+        read_page(body, source.name, source.answer_schema)
+    except AnswerFormatError as exc:
+        return Probe(Outcome.NOT_THE_API, redact(exc.detail))
     return Probe(Outcome.WORKS)
+
+
+# What requests/urllib3 say (the text holds their whole exception chain), and the reason in a person's words.
+_CONNECTION_FAILURES = (
+    (("nameresolution", "failed to resolve", "name or service not known", "nodename nor servname",
+      "name resolution", "getaddrinfo"), "the host name {host} does not resolve (DNS)"),
+    (("connection refused",), "{host}:{port} refused the connection (nothing listens there)"),
+    (("sslerror", "ssl:", "certificate"), "the TLS handshake with {host}:{port} failed (is it https? is the "
+     "certificate trusted?)"),
+    (("timeout", "timed out", "not complete after"), "{host}:{port} did not answer in time (timeout)"),
+    (("proxyerror", "proxy"), "the proxy refused or failed the connection to {host}:{port}"),
+    (("reset", "aborted", "remotedisconnected"), "{host}:{port} closed the connection"),
+)  # fmt: skip
+
+
+def connection_failure(message: str, base_url: str) -> str:
+    """A failed connection in one line a person understands, naming the host and port (never the URL's query)."""
+    url = urlsplit(base_url)
+    host, port = url.hostname or base_url, url.port or (443 if url.scheme == "https" else 80)
+    text = message.lower()
+    reason = next((r for needles, r in _CONNECTION_FAILURES if any(n in text for n in needles)), None)
+    return (reason or "no connection to {host}:{port}").format(host=host, port=port)
 
 
 def _statuses_met(client: EsputnikClient, before: Mapping[int, int]) -> set[int]:
@@ -157,6 +193,8 @@ _DATASET_ACTIONS = {
     Outcome.BAD_REQUEST: "check endpoint_paths for '{source}'; the answer above says what eSputnik refused",
     Outcome.UNREACHABLE: "check ESPUTNIK_API_URL and the network (proxy, firewall)",
     Outcome.WRONG_KEY: "check ESPUTNIK_API_KEY",
+    Outcome.NOT_THE_API: "check endpoint_paths for '{source}' and ESPUTNIK_API_URL: something other than eSputnik's "
+    "API answers there",
 }
 _NON_BLOCKING = {Outcome.WORKS, Outcome.RATE_LIMITED}
 
@@ -165,10 +203,17 @@ def check_account(esputnik: EsputnikResource, datasets: Sequence[str]) -> list[C
     """The key (one request), then one cheap request per enabled dataset's endpoint, with a short retry budget."""
     quick = esputnik.model_copy(update=PROBE_BUDGET)
     try:
-        with quick.open() as api:
+        with quick.open(log=_folded_log()) as api:
             return _check_account(api.client, quick, datasets, api.is_demo)
     except AccountNotConfiguredError as exc:
         return [Check("key", Status.FAIL, str(exc), "set ESPUTNIK_API_KEY, or ESPUTNIK_DEMO=true for the demo account")]
+
+
+def _folded_log() -> logging.Logger:
+    """A logger that drops the client's retry lines: each probe's line reports its attempts instead."""
+    log = logging.Logger(f"{__name__}.probe")  # not registered: nothing configured elsewhere reaches or shows it
+    log.addHandler(logging.NullHandler())
+    return log
 
 
 def _check_account(
@@ -176,7 +221,7 @@ def _check_account(
 ) -> list[Check]:
     where = "the built-in demo account" if is_demo else client.base_url
     contacts_path = esputnik.path_for(CONTACTS)
-    key = probe(client, contacts_path, {"startindex": 1, "maxrows": 1})
+    key = probe(client, CONTACTS, contacts_path, {"startindex": 1, "maxrows": 1})
     checks = [_key_check(key, where, contacts_path)]
     if checks[0].status is Status.FAIL:
         return checks + [
@@ -190,7 +235,9 @@ def _check_account(
     for names in by_source.values():
         source = DATASETS[names[0]].source
         path = esputnik.path_for(source)
-        results = [(p, probe(client, p, params)) for p, params in _probe_requests(source, path, esputnik.timezone)]
+        results = [
+            (p, probe(client, source, p, params)) for p, params in _probe_requests(source, path, esputnik.timezone)
+        ]
         failing = [(p, r) for p, r in results if r.outcome is not Outcome.WORKS]
         for name in names:
             checks.append(_dataset_check(name, source, path, failing))
@@ -203,7 +250,11 @@ def _key_check(key: Probe, where: str, path: str) -> Check:
         return Check("key", Status.FAIL, f"{where} rejected the API key (401)",
                      "check ESPUTNIK_API_KEY: it must be an API key of this account (Settings -> API in eSputnik)")
     if key.outcome is Outcome.UNREACHABLE:
-        return Check("key", Status.FAIL, f"{where} did not answer ({key.message})", _DATASET_ACTIONS[key.outcome])
+        return Check("key", Status.FAIL, f"{where} cannot be reached: {key.message}", _DATASET_ACTIONS[key.outcome])
+    if key.outcome is Outcome.NOT_THE_API:
+        return Check("key", Status.FAIL, f"{where} answered GET {path} with 200, but not with the API's JSON: "
+                     f"{key.message}", "check ESPUTNIK_API_URL (https://esputnik.com/api or https://yespo.io/api): "
+                     "a web page answers there (a captive portal, a proxy's login, another site)")  # fmt: skip
     if key.outcome is Outcome.NO_ENDPOINT:
         return Check("key", Status.FAIL, f"{where} has no {path} (404), which every eSputnik account has",
                      "check ESPUTNIK_API_URL: https://esputnik.com/api or https://yespo.io/api")
@@ -224,7 +275,7 @@ def _dataset_check(dataset: str, source: SourceSpec, path: str, failing: list[tu
     status = Status.WARN if result.outcome in _NON_BLOCKING else Status.FAIL
     paths = ", ".join(p for p, r in failing if r.outcome is result.outcome)
     detail = f"GET {paths}: {result.outcome.value}"
-    if result.outcome in (Outcome.BAD_REQUEST, Outcome.SERVER_ERROR, Outcome.UNREACHABLE):
+    if result.outcome in (Outcome.BAD_REQUEST, Outcome.SERVER_ERROR, Outcome.UNREACHABLE, Outcome.NOT_THE_API):
         detail += f" ({result.message})"
     return Check(item, status, detail, _DATASET_ACTIONS[result.outcome].format(dataset=dataset, source=source.name))
 
@@ -396,16 +447,35 @@ def _check_bigquery(io_manager: BigQueryIOManager) -> list[Check]:
         )
 
 
+def check_table_sources(io_manager: WarehouseIOManager, datasets: Sequence[str], incoming: str) -> Check:
+    """Tables whose recorded source (demo or live) is not this account's: the export refuses to write into them."""
+    with io_manager.open_warehouse() as warehouse:
+        existing = [name for name in datasets if warehouse.stored_columns(name)]
+        other = {name: source for name in existing if (source := warehouse.source_of(name)) not in (None, incoming)}
+    where = io_manager.location()
+    if not other:
+        found = f"{len(existing)} of {len(datasets)} table(s) exist in {where}"
+        return Check("warehouse tables", Status.OK, f"{found}; none holds rows of another account")
+    held = ", ".join(f"{name} ({source})" for name, source in sorted(other.items()))
+    return Check(
+        "warehouse tables", Status.WARN,
+        f"{where} holds tables of the {'/'.join(sorted(set(other.values())))} account: {held}; this {incoming} "
+        "account's export refuses to write into them",
+        "use another DuckDB file or dataset for this account (ESPUTNIK_DUCKDB_PATH / ESPUTNIK_DATASET), or drop "
+        "these tables if their rows should go",
+    )  # fmt: skip
+
+
 # ----- the whole preflight ----------------------------------------------------------------------------------
 
 
 def run_checks(esputnik: EsputnikResource, io_manager: WarehouseIOManager, datasets: Sequence[str]) -> list[Check]:
     """Every item, in the order an operator fixes them: account and key, endpoints, time zone, warehouse."""
-    return [
-        *check_account(esputnik, datasets),
-        check_timezone(esputnik, esputnik.demo_account),
-        *check_warehouse(io_manager),
-    ]
+    account = [*check_account(esputnik, datasets), check_timezone(esputnik, esputnik.demo_account)]
+    warehouse = check_warehouse(io_manager)
+    if not blocked(warehouse):
+        warehouse.append(check_table_sources(io_manager, datasets, "demo" if esputnik.demo_account else "live"))
+    return account + warehouse
 
 
 def report(checks: Sequence[Check]) -> Iterator[str]:

@@ -1,18 +1,53 @@
 """`esputnik-demo-run`: materialize every asset for yesterday (demo account unless a key is set), then say where it went."""
 
 import argparse
+import json
 import os
+import shlex
 import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from esputnik_assets.assets.raw import IO_MANAGER_KEY
-from esputnik_assets.contracts import load_contracts
+from esputnik_assets.assets.raw import GROUP, IO_MANAGER_KEY
 from esputnik_assets.definitions import Settings, build_definitions
-from esputnik_assets.home import ensure_dagster_home
-from esputnik_assets.warehouse.io_manager import DuckDBIOManager
+from esputnik_assets.home import dagster_executable, ensure_dagster_home
+from esputnik_assets.metrics.assets import GROUP as METRICS_GROUP
+from esputnik_assets.schedules import DAILY_JOB
+from esputnik_assets.warehouse.io_manager import DuckDBIOManager, WarehouseIOManager
+
+# Each group's tables and what their row count is (raw tables report the whole table, metric tables the day's rows).
+GROUPS = {GROUP: ("raw tables", "rows in each table"), METRICS_GROUP: ("metric tables", "rows written for the day")}
+
+
+def written_tables(result: dg.ExecuteInProcessResult, defs: dg.Definitions) -> dict[str, list[tuple[str, int, str]]]:
+    """(name, rows, table) of every asset the run materialized, by asset group, as the run recorded them."""
+    graph = defs.resolve_asset_graph()
+    by_group: dict[str, list[tuple[str, int, str]]] = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.materialization
+        metadata = materialization.metadata
+        by_group.setdefault(graph.get(materialization.asset_key).group_name, []).append(
+            (materialization.asset_key.path[-1], metadata["dagster/row_count"].value, metadata["table"].value)
+        )
+    return {group: sorted(tables) for group, tables in by_group.items()}
+
+
+def next_steps(io_manager: WarehouseIOManager, example: str, home: Path) -> list[str]:
+    """Commands that run as printed, from any folder, without activating the virtualenv (absolute paths)."""
+    lines = []
+    if isinstance(io_manager, DuckDBIOManager):
+        database = json.dumps(str(Path(io_manager.path).resolve()))
+        sql = json.dumps(f"FROM {io_manager.dataset}.{example} LIMIT 5")
+        code = f"import duckdb; print(duckdb.connect({database}, read_only=True).sql({sql}))"
+        lines.append(f"Query them:  {shlex.quote(sys.executable)} -c {shlex.quote(code)}")
+    command = shlex.quote(dagster_executable("esputnik-assets"))
+    dev = f"cd {shlex.quote(str(Path.cwd()))} && {command} dev -m esputnik_assets"
+    lines.append(f"See this run, the lineage, schedule and backfills in the UI:  {dev}")
+    lines.append(f"   (then http://127.0.0.1:3000; runs are kept in {home})")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     defs = build_definitions(os.environ)
-    job = defs.resolve_implicit_global_asset_job_def()
+    job = defs.resolve_job_def(DAILY_JOB)  # a named job: the UI's Runs list shows it as the run's target
     # Recorded in the Dagster home that `esputnik-assets dev` shows (./.dagster_home unless DAGSTER_HOME is set).
     home = ensure_dagster_home(os.environ)
     with dg.DagsterInstance.get() as instance:
@@ -33,18 +68,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     io_manager = defs.resources[IO_MANAGER_KEY]
-    print(f"\nMaterialized {len(settings.datasets)} tables for {args.day} into {io_manager.location()}:")
-    with io_manager.open_warehouse() as warehouse:
-        for name in settings.datasets:
-            columns = len(load_contracts()[name].columns)
-            print(f"  {name:<18} {warehouse.row_count(name):>8} rows  ({columns} columns)  {warehouse.table(name)}")
-    if isinstance(io_manager, DuckDBIOManager):
-        print(
-            f"\nQuery them:  python -c \"import duckdb; print(duckdb.connect('{io_manager.path}', read_only=True)"
-            f".sql('FROM {io_manager.dataset}.orders LIMIT 5'))\""
-        )
-    print(f"See this run, the lineage, schedule and backfills in the UI:  esputnik-assets dev   (then "
-          f"http://127.0.0.1:3000; runs are kept in {home})")
+    written = written_tables(result, defs)
+    counts = " and ".join(f"{len(written.get(group, []))} {title}" for group, (title, _) in GROUPS.items())
+    print(f"\nMaterialized {counts} for {args.day} (job {DAILY_JOB}) into {io_manager.location()}:")
+    for group, (title, rows_are) in GROUPS.items():
+        print(f"  {title} ({rows_are}):")
+        for name, rows, table in written.get(group, []):
+            print(f"    {name:<22} {rows:>8} rows  {table}")
+    example = "orders" if "orders" in settings.datasets else settings.datasets[0]
+    print("", *next_steps(io_manager, example, home), sep="\n")
     return 0
 
 

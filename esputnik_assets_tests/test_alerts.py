@@ -3,6 +3,8 @@ a webhook once per incident, never when healthy or unconfigured, and the webhook
 
 import json
 import threading
+import time
+from collections import Counter
 from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
@@ -14,6 +16,7 @@ from esputnik_assets.assets.raw import asset_key
 from esputnik_assets.checks.alerts import AlertWebhook, build_alert_sensor
 from esputnik_assets.checks.freshness import PARTITION_ON_TIME, Freshness, build_freshness_sensor
 from esputnik_assets.demo import DemoAccount, DemoServer
+from esputnik_assets.redaction import register_secret, secret_forms
 from esputnik_assets.warehouse.io_manager import DuckDBIOManager
 from esputnik_assets_tests.conftest import TEST_NOW, TIMEZONE, Pipeline
 
@@ -21,11 +24,12 @@ SECRET_PATH = "/hooks/T000/B000/s3cr3t-token"
 
 
 class Receiver:
-    """A loopback webhook that records the JSON it is sent; `fail_first` answers 500 before accepting."""
+    """A loopback webhook that records the JSON it is sent; `fail_first` answers 500 before accepting; `delay` is how
+    long it takes to answer a post it took."""
 
-    def __init__(self, fail_first: int = 0) -> None:
+    def __init__(self, fail_first: int = 0, delay: float = 0.0) -> None:
         self.posts: list[dict] = []
-        self.fail_first = fail_first
+        self.fail_first, self.delay = fail_first, delay
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -35,6 +39,7 @@ class Receiver:
                 owner.fail_first -= 1
                 if not failing:
                     owner.posts.append(body)
+                    time.sleep(owner.delay)
                 self.send_response(500 if failing else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -140,8 +145,9 @@ def test_a_late_table_is_posted_and_nothing_when_the_url_is_unset(instance, rece
         instance.report_runless_asset_event(event)
 
     sensor = build_alert_sensor([dg.AssetCheckKey(asset_key("orders"), PARTITION_ON_TIME)])
-    tick(sensor, instance, None, alert_webhook=AlertWebhook(url=None))
+    _, said = tick(sensor, instance, None, alert_webhook=AlertWebhook(url=None))
     assert receiver.posts == []
+    assert "No webhook is set (ESPUTNIK_ALERT_WEBHOOK_URL)" in said and "1 new incident(s) would have been" in said
     tick(sensor, instance, None, alert_webhook=AlertWebhook(url=receiver.url))
     [post] = receiver.posts
     assert "check `partition_on_time` failed on `esputnik/orders` for 2026-11-20" in post["text"]
@@ -166,3 +172,59 @@ def test_a_failing_webhook_is_retried_never_raises_and_never_prints_its_url(inst
             assert SECRET_PATH not in text
     finally:
         flaky.close()
+
+
+def failing_checks(instance, count: int, description: str = "rule broken") -> list[dg.AssetCheckKey]:
+    """`count` failed checks on orders, recorded as a check run would record them."""
+    keys = [dg.AssetCheckKey(asset_key("orders"), f"rule_{i}") for i in range(count)]
+    for key in keys:
+        instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(asset_key=key.asset_key, check_name=key.name, passed=False, description=description)
+        )
+    return keys
+
+
+def test_a_slow_webhook_never_outlasts_the_tick_and_each_incident_arrives_once(instance):
+    slow = Receiver(delay=0.7)
+    try:
+        keys = failing_checks(instance, 7)
+        sensor = build_alert_sensor(keys)
+        # each post takes 0.7 s and may take 2 s: a tick of 4 s starts no post after 2 s, so three fit in one
+        webhook = AlertWebhook(url=slow.url, connect_timeout_seconds=0.5, timeout_seconds=1.5, tick_budget_seconds=4)
+        started = time.monotonic()
+        cursor, said = tick(sensor, instance, None, alert_webhook=webhook)
+        assert time.monotonic() - started < 4.5
+        sent = len(slow.posts)
+        assert 0 < sent < 7 and f"{sent} alert(s) posted, {7 - sent} waiting" in said  # about three fit
+        received = {post["text"] for post in slow.posts}
+        assert received.isdisjoint(json.loads(cursor)["pending"])  # what was delivered is no longer pending
+        for _ in range(6):
+            cursor, said = tick(sensor, instance, cursor, alert_webhook=webhook)
+        posted = Counter(post["text"].split("`")[1] for post in slow.posts)
+        assert posted == {key.name: 1 for key in keys} and json.loads(cursor)["pending"] == []
+    finally:
+        slow.close()
+
+
+def test_a_post_that_gets_no_answer_in_time_is_not_posted_again(instance):
+    silent = Receiver(delay=1.5)
+    try:
+        sensor = build_alert_sensor(failing_checks(instance, 1))
+        webhook = AlertWebhook(url=silent.url, timeout_seconds=0.5)
+        cursor, _ = tick(sensor, instance, None, alert_webhook=webhook)
+        cursor, _ = tick(sensor, instance, cursor, alert_webhook=webhook)
+        assert len(silent.posts) == 1 and json.loads(cursor)["pending"] == []
+    finally:
+        silent.close()
+
+
+def test_an_alert_quoting_the_api_key_reaches_the_webhook_redacted(instance, receiver):
+    key = "alert-key-7f3a9c"
+    register_secret(key)
+    forms = secret_forms(key)
+    echoed = f"the server echoed {forms[-1]} and {forms[0]}"
+    sensor = build_alert_sensor(failing_checks(instance, 1, description=echoed))
+    cursor, _ = tick(sensor, instance, None, alert_webhook=AlertWebhook(url=receiver.url))
+    [post] = receiver.posts
+    assert "the server echoed *** and ***" in post["text"]
+    assert not any(form in post["text"] or form in (cursor or "") for form in forms)

@@ -76,7 +76,8 @@ def test_the_demo_account_is_all_green_from_the_console_command(tmp_path):
     assert lines[-1] == "Ready: nothing blocks the export."
     assert all(line.startswith("[ ok ]") for line in lines[:-1]), result.stdout
     items = [line[7:].split(":", 1)[0] for line in lines[:-1]]
-    warehouse = ["warehouse connection", "warehouse create schema", "warehouse write", "warehouse read"]
+    warehouse = ["warehouse connection", "warehouse create schema", "warehouse write", "warehouse read",
+                 "warehouse tables"]  # fmt: skip
     assert items == ["settings", "key", *(f"dataset {name}" for name in DATASET_NAMES), "time zone", *warehouse]
     assert (tmp_path / "data" / "warehouse.duckdb").exists()  # where the export writes by default
     import duckdb
@@ -135,13 +136,86 @@ def test_rate_limits_warn_but_do_not_block(live, monkeypatch, capsys):
     assert out.splitlines()[-1] == "Ready: nothing blocks the export (3 warning(s) above)."
 
 
-def test_an_unreachable_api_is_named(live, monkeypatch, capsys):
+def test_an_unreachable_api_is_named_in_one_line_without_retry_noise(live, monkeypatch, capsys):
     _, env = live()
-    env["ESPUTNIK_API_URL"] = f"http://127.0.0.1:{closed_port()}/api"
-    code, lines, _ = run_doctor(monkeypatch, capsys, **env)
+    port = closed_port()
+    env["ESPUTNIK_API_URL"] = f"http://127.0.0.1:{port}/api"
+    monkeypatch.setattr("sys.stderr", sys.stdout)  # the client's retry lines would land before the report
+    code, lines, out = run_doctor(monkeypatch, capsys, **env)
     assert code == 1
-    assert status(lines["key"]) == "FAIL" and "did not answer" in lines["key"] and "ESPUTNIK_API_URL" in lines["key"]
+    line = lines["key"]
+    assert status(line) == "FAIL" and "ESPUTNIK_API_URL" in line
+    assert f"cannot be reached: 127.0.0.1:{port} refused the connection (nothing listens there); 2 attempt(s)" in line
+    for noise in ("HTTPConnectionPool", "Max retries", "Caused by", "NewConnectionError", "maxrows", "retry"):
+        assert noise not in out, out
+    assert out.splitlines()[0].startswith("[ ok ] settings")  # nothing before the report
     assert status(lines["dataset contacts"]) == "skip"
+
+
+def test_a_host_that_does_not_resolve_and_a_failed_tls_handshake_are_told_apart(live, monkeypatch, capsys):
+    server, env = live(ESPUTNIK_DATASETS="contacts")
+    _, lines, _ = run_doctor(monkeypatch, capsys, **env | {"ESPUTNIK_API_URL": "http://esputnik-api.invalid/api"})
+    assert "the host name esputnik-api.invalid does not resolve (DNS)" in lines["key"]
+    tls = server.url.replace("http://", "https://")  # the demo server speaks plain HTTP
+    _, lines, _ = run_doctor(monkeypatch, capsys, **env | {"ESPUTNIK_API_URL": tls})
+    port = tls.split(":")[2].split("/")[0]
+    assert f"the TLS handshake with 127.0.0.1:{port} failed" in lines["key"], lines["key"]
+
+
+CAPTIVE_PORTAL = f"<!DOCTYPE html><html><head><title>Sign in to Wi-Fi</title></head><body>key {SECRET}</body></html>"
+
+
+def html_env(server, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """A live account's environment pointing at a scripted server."""
+    return {"ESPUTNIK_API_URL": server.url, "ESPUTNIK_API_KEY": SECRET, "ESPUTNIK_TIMEZONE": "Europe/Kyiv",
+            "ESPUTNIK_MAX_REQUESTS_PER_SECOND": "0", "ESPUTNIK_DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+            **extra}  # fmt: skip
+
+
+def test_a_web_page_answered_with_200_is_not_ready(monkeypatch, capsys, tmp_path):
+    from esputnik_assets_tests.scripted_server import Reply, ScriptedServer
+
+    with ScriptedServer(lambda seen: Reply(200, CAPTIVE_PORTAL, {"Content-Type": "text/html"})) as server:
+        code, lines, out = run_doctor(monkeypatch, capsys, **html_env(server, tmp_path))
+    assert code == 1 and out.splitlines()[-1].startswith("Blocked")
+    line = lines["key"]
+    assert status(line) == "FAIL" and "answered GET /v1/contacts with 200, but not with the API's JSON" in line
+    assert "the answer starts with '<!DOCTYPE html><html><head><title>Sign in to Wi-Fi" in line
+    assert "check ESPUTNIK_API_URL" in line and status(lines["dataset orders"]) == "skip"
+    assert SECRET not in out
+
+
+def test_one_endpoint_answering_a_web_page_blocks_its_datasets(monkeypatch, capsys, tmp_path):
+    from esputnik_assets_tests.scripted_server import Reply, ScriptedServer
+
+    def script(seen) -> Reply:
+        return Reply(200, "<html>" + SECRET + "</html>") if seen.path == "/api/v1/orders" else Reply(200, [])
+
+    with ScriptedServer(script) as server:
+        env = html_env(server, tmp_path, ESPUTNIK_DATASETS="contacts,orders")
+        code, lines, out = run_doctor(monkeypatch, capsys, **env)
+    assert code == 1 and status(lines["key"]) == "ok" and status(lines["dataset contacts"]) == "ok"
+    line = lines["dataset orders"]
+    assert status(line) == "FAIL" and "GET /v1/orders: answered 200, but not with the API's JSON" in line
+    assert "the answer starts with '<html>***</html>'" in line and "endpoint_paths for 'orders'" in line
+    assert SECRET not in out
+
+
+def test_demo_tables_in_the_duckdb_file_are_named_for_a_live_account(live, monkeypatch, capsys, tmp_path):
+    from esputnik_assets.contracts import load_contracts
+    from esputnik_assets.specs import DATASETS
+    from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
+
+    _, env = live(ESPUTNIK_DATASETS="contacts,orders")
+    warehouse = DuckDBWarehouse(env["ESPUTNIK_DUCKDB_PATH"], "esputnik")
+    for name, source in (("orders", "demo"), ("contacts", "live")):
+        warehouse.ensure_table(DATASETS[name], load_contracts()[name])
+        warehouse.record_source(name, source)
+    code, lines, out = run_doctor(monkeypatch, capsys, **env)
+    line = lines["warehouse tables"]
+    assert code == 0 and status(line) == "warn", out
+    assert f"{env['ESPUTNIK_DUCKDB_PATH']}:esputnik holds tables of the demo account: orders (demo);" in line
+    assert "ESPUTNIK_DUCKDB_PATH" in line.split("->")[1] and "drop these tables" in line
 
 
 def test_a_url_that_is_not_the_api_is_named(live, monkeypatch, capsys):

@@ -1,4 +1,5 @@
-"""Operating the pipeline: retry policy of the daily job, the schedule's run tags, the project-local Dagster home."""
+"""Operating the pipeline: retry policy of the daily job, the schedule's run tags, the project-local Dagster home,
+and the quick start's run and what it prints."""
 
 import os
 import subprocess
@@ -13,8 +14,9 @@ from dagster._core.instance.ref import InstanceRef
 
 from esputnik_assets.definitions import build_definitions
 from esputnik_assets.home import LOCAL_HOME, ensure_dagster_home
+from esputnik_assets.quickstart import main as quick_start
 from esputnik_assets.run_policy import SCHEDULE_RUN_TAGS, STEP_RETRY_POLICY
-from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
+from esputnik_assets.schedules import DAILY_JOB, RANGE_END_TAG, RANGE_START_TAG
 
 BIN = Path(sys.executable).parent
 ENV = {"ESPUTNIK_TIMEZONE": "Europe/Kyiv", "ESPUTNIK_LOOKBACK_DAYS": "3", "ESPUTNIK_START_DATE": "2026-01-01"}
@@ -56,3 +58,34 @@ def test_the_project_local_home_is_created_with_run_retries_and_a_set_home_wins(
     assert "enabled: false" in (home / "dagster.yaml").read_text()
     chosen = {"DAGSTER_HOME": str(tmp_path / "mine")}
     assert ensure_dagster_home(chosen, tmp_path) == tmp_path / "mine" and not (tmp_path / "mine").exists()
+
+
+def test_the_quick_start_runs_a_named_job_lists_both_groups_and_prints_commands_that_run_as_copied(
+    tmp_path, monkeypatch, capsys
+):
+    for name in list(os.environ):
+        if name.startswith(("ESPUTNIK_", "BIGQUERY_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ESPUTNIK_DATASETS", "orders,orderItems")
+    monkeypatch.setenv("DAGSTER_HOME", "")  # unset: the quick start makes ./.dagster_home (restored afterwards)
+    monkeypatch.chdir(tmp_path)
+    assert quick_start(["--day", "2026-11-20"]) == 0
+    out = capsys.readouterr().out
+
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(tmp_path / LOCAL_HOME))) as instance:
+        [run] = instance.get_runs()
+    assert run.job_name == DAILY_JOB and run.tags["dagster/partition"] == "2026-11-20"  # the Runs list's target
+
+    assert "Materialized 2 raw tables and 1 metric tables for 2026-11-20 (job esputnik_daily)" in out
+    assert "    orders                      120 rows  data/warehouse.duckdb:esputnik.orders" in out
+    assert "rows  data/warehouse.duckdb:esputnik_metrics.product_affinity" in out
+
+    query = next(line for line in out.splitlines() if line.startswith("Query them:  ")).removeprefix("Query them:  ")
+    dev = next(line for line in out.splitlines() if "in the UI:  " in line).split("in the UI:  ")[1]
+    assert dev == f"cd {tmp_path} && {BIN / 'esputnik-assets'} dev -m esputnik_assets"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    bare = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}  # the virtualenv not active
+    answer = subprocess.run(["/bin/sh", "-c", query], cwd=elsewhere, env=bare, capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert answer.returncode == 0 and "5 rows" in answer.stdout, answer.stderr

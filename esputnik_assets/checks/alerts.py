@@ -3,6 +3,10 @@
 One message per incident: a check's incident opens when it fails and closes when it passes again (a late table is
 its `partition_on_time` check failing), and every failed run is its own incident. The webhook URL is a secret: it is
 held as an EnvVar and never logged; a post that fails is retried on the next ticks and never fails a run.
+
+Dagster abandons a sensor tick after 60 s and keeps nothing of it, cursor included, so a slow webhook would make every
+tick post the same alerts again. A tick therefore stops starting posts that could end past its budget, and records
+each delivered post in its cursor as it goes: what did not fit waits for the next tick.
 """
 
 from __future__ import annotations
@@ -17,9 +21,12 @@ import requests
 from dagster._core.events import DagsterEventType
 from pydantic import Field
 
+from esputnik_assets.redaction import redact
+
 ALERT_SENSOR = "esputnik_alerts"
 BATCH = 500  # run failures read per tick
 PENDING_LIMIT = 50  # unsent messages kept for the next ticks
+WEBHOOK_VARIABLE = "ESPUTNIK_ALERT_WEBHOOK_URL"  # a secret: held as an EnvVar, never logged
 
 
 class AlertWebhook(dg.ConfigurableResource):
@@ -28,15 +35,33 @@ class AlertWebhook(dg.ConfigurableResource):
     url: str | None = Field(default=None, description="Slack-compatible webhook URL (ESPUTNIK_ALERT_WEBHOOK_URL)")
     ui_url: str = Field(default="http://127.0.0.1:3000", description="Base URL of the Dagster UI, for links")
     attempts: int = 3
-    timeout_seconds: float = 10.0
+    connect_timeout_seconds: float = 5.0
+    timeout_seconds: float = Field(default=10.0, description="Longest wait for the webhook's answer to one post")
+    tick_budget_seconds: float = Field(
+        default=40.0, description="Time one sensor tick may spend, posts included (Dagster abandons a tick at 60 s)"
+    )
 
-    def post(self, text: str, log: dg.DagsterLogManager | None = None) -> bool:
-        """POST {"text": ...}; True once delivered. Errors are logged by kind only, never with the URL."""
+    def post(self, text: str, deadline: float, log: dg.DagsterLogManager | None = None) -> bool:
+        """POST {"text": ...}; True once delivered. No attempt starts that could end after `deadline` (monotonic).
+
+        An attempt that got no answer in time is not repeated: the webhook may have taken it, and a second post
+        would alert twice. Errors are logged by kind only, never with the URL.
+        """
         if not self.url:
             return False
+        worst = self.connect_timeout_seconds + self.timeout_seconds
         for attempt in range(1, self.attempts + 1):
+            if time.monotonic() + worst > deadline:
+                return False
             try:
-                response = requests.post(self.url, json={"text": text}, timeout=self.timeout_seconds)
+                response = requests.post(
+                    self.url, json={"text": text}, timeout=(self.connect_timeout_seconds, self.timeout_seconds)
+                )
+            except requests.ReadTimeout:
+                if log:
+                    log.warning(f"Alert webhook gave no answer within {self.timeout_seconds:g}s; not posted again, "
+                                "as it may have arrived")  # fmt: skip
+                return True
             except requests.RequestException as exc:
                 problem = type(exc).__name__
             else:
@@ -46,7 +71,10 @@ class AlertWebhook(dg.ConfigurableResource):
             if log:
                 log.warning(f"Alert webhook post failed ({problem}), attempt {attempt} of {self.attempts}")
             if attempt < self.attempts:
-                time.sleep(min(4.0, 0.5 * 2 ** (attempt - 1)))
+                pause = min(4.0, 0.5 * 2 ** (attempt - 1))
+                if time.monotonic() + pause + worst > deadline:
+                    return False
+                time.sleep(pause)
         return False
 
 
@@ -107,18 +135,34 @@ def build_alert_sensor(check_keys: Sequence[dg.AssetCheckKey]) -> dg.SensorDefin
         description="Posts failed checks, late tables and failed runs to ESPUTNIK_ALERT_WEBHOOK_URL, once per incident.",
     )
     def alerts(context: dg.SensorEvaluationContext, alert_webhook: AlertWebhook) -> dg.SkipReason:
+        deadline = time.monotonic() + alert_webhook.tick_budget_seconds
         state = AlertState.load(context.cursor)
         failed = _failed_checks(context.instance, check_keys)
-        messages = list(state.pending)
-        messages += [_check_message(failed[name], alert_webhook.ui_url) for name in sorted(failed) if name not in state.open]
+        new = [_check_message(failed[name], alert_webhook.ui_url) for name in sorted(failed) if name not in state.open]
         runs = context.instance.fetch_run_status_changes(
             DagsterEventType.RUN_FAILURE, limit=BATCH, cursor=state.runs, ascending=True
         )
-        messages += [_run_message(record, alert_webhook.ui_url) for record in runs.records]
-        unsent = [m for m in messages if not alert_webhook.post(m, context.log)] if alert_webhook.url else []
-        state.runs, state.open, state.pending = runs.cursor or state.runs, sorted(failed), unsent[-PENDING_LIMIT:]
+        new += [_run_message(record, alert_webhook.ui_url) for record in runs.records]
+        new = [redact(text) for text in new]  # the cursor holds them too, and the UI shows the cursor
+        state.runs, state.open = runs.cursor or state.runs, sorted(failed)
+        if not alert_webhook.url:
+            context.update_cursor(state.dump())
+            return dg.SkipReason(
+                f"No webhook is set ({WEBHOOK_VARIABLE}), so nothing was posted: {len(new)} new incident(s) would "
+                f"have been, {len(failed)} open incident(s)"
+            )
+        queue = state.pending + new
+        if len(queue) > PENDING_LIMIT:
+            dropped = len(queue) - PENDING_LIMIT
+            context.log.warning(f"{dropped} oldest unsent alert(s) dropped (at most {PENDING_LIMIT} wait)")
+        state.pending = queue[-PENDING_LIMIT:]
         context.update_cursor(state.dump())
-        sent = len(messages) - len(unsent) if alert_webhook.url else 0
-        return dg.SkipReason(f"{sent} alert(s) posted, {len(unsent)} waiting, {len(failed)} open incident(s)")
+        sent = 0
+        for text in list(state.pending):
+            if alert_webhook.post(text, deadline, context.log):
+                state.pending.remove(text)
+                sent += 1
+                context.update_cursor(state.dump())  # each delivered post is recorded at once
+        return dg.SkipReason(f"{sent} alert(s) posted, {len(state.pending)} waiting, {len(failed)} open incident(s)")
 
     return alerts

@@ -41,6 +41,7 @@ class SourceSpec:
     paging: Paging
     date_window: bool  # takes dateFrom/dateTo; otherwise every read is a full scan
     answer_schema: dict[str, pl.DataType]
+    answer_key: tuple[str, ...]  # the answer's fields that tell its rows apart (paging guards compare them)
     # For paths with `{type}`: each value of `type` and the columns its answers gain (messages' mediaType).
     variants: tuple[tuple[str, dict[str, str]], ...] = ()
     page_rows: int = 500  # the most rows a page may ask for (v1: 500; the activity endpoint: 1000)
@@ -81,6 +82,7 @@ ACTIVITY = SourceSpec(
     status="public",
     paging=Paging.ACTIVITY_CURSOR,
     date_window=True,
+    answer_key=("iid",),
     answer_schema=_scalars("iid", "offset", *_ACTIVITY_FIELDS),
     page_rows=1000,
 )
@@ -90,6 +92,7 @@ MESSAGES = SourceSpec(
     status="public (webpush assumed)",
     paging=Paging.V1,
     date_window=False,
+    answer_key=("id",),
     answer_schema=_scalars("id", "name", "from", "subject", "replyTo", "languageCode", "annoyanceLevel", "updatedDate")
     | {"tags": pl.List(S), "translations": pl.List(pl.Struct({"languageCode": S}))},
     variants=tuple(
@@ -106,6 +109,7 @@ CONTACTS = SourceSpec(
     status="public",
     paging=Paging.V1,
     date_window=False,
+    answer_key=("id",),
     answer_schema=_scalars(
         "id", "firstName", "lastName", "externalCustomerId", "languageCode", "contactSource", "createdDate",
         "emailStatus", "lastSentDate", "lastReceivedDate", "lastViewedDate", "lastClickedDate", "totalSent",
@@ -119,6 +123,7 @@ BROADCASTS = SourceSpec(
     status="inferred",
     paging=Paging.V1,
     date_window=False,
+    answer_key=("broadcastId",),
     answer_schema=_scalars(
         "broadcastId", "title", "messageId", "startDate", "status", "mediaType", "createdDate", "updatedDate"
     )
@@ -130,6 +135,7 @@ ORDERS = SourceSpec(
     status="assumed",
     paging=Paging.V1,
     date_window=True,
+    answer_key=("orderId",),
     answer_schema=_scalars(
         "orderId", "externalOrderId", "externalCustomerId", "contactId", "status", "date", "createdDate", "totalCost",
         "discount", "currency", "email", "phone", "firstName", "lastName", "deliveryMethod", "paymentMethod",
@@ -147,6 +153,7 @@ EVENTS = SourceSpec(
     status="assumed",
     paging=Paging.V1,
     date_window=True,
+    answer_key=("eventId",),
     answer_schema=_scalars("eventId", "eventTypeKey", "keyValue", "contactId", "occurred")
     | {"params": pl.List(pl.Struct({"name": S, "value": S}))},
 )
@@ -156,6 +163,7 @@ DEVICES = SourceSpec(
     status="assumed",
     paging=Paging.V1,
     date_window=False,
+    answer_key=("deviceId",),
     answer_schema=_scalars(
         "deviceId", "contactId", "externalCustomerId", "appId", "appVersion", "category", "deviceModel", "os",
         "osVersion", "locale", "token", "timeZone",
@@ -167,6 +175,7 @@ REVENUE = SourceSpec(
     status="assumed",
     paging=Paging.V1,
     date_window=True,
+    answer_key=("orderId", "messageInstanceId"),
     answer_schema=_scalars(
         "orderId", "externalOrderId", "orderDate", "totalCost", "currency", *_ACTIVITY_FIELDS
     ),

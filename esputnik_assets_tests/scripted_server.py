@@ -21,6 +21,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     trickle: float = 0.0  # seconds between the body's bytes, sent one at a time
+    trickle_head: float = 0.0  # seconds between the bytes of the status line and headers, sent one at a time
     cut_after: int | None = None  # send only this many bytes of the body (Content-Length says all), then close
     chunked: bool = False  # `Transfer-Encoding: chunked`; the body is sent as given, framing (or its faults) included
 
@@ -63,7 +64,14 @@ class ScriptedServer:
                         self.send_header("Transfer-Encoding", "chunked")
                     else:
                         self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
+                    if reply.trickle_head:
+                        head, self._headers_buffer = b"".join(self._headers_buffer) + b"\r\n", []
+                        for i in range(len(head)):
+                            self.wfile.write(head[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(reply.trickle_head)
+                    else:
+                        self.end_headers()
                     if reply.trickle:
                         for i in range(len(body)):
                             self.wfile.write(body[i : i + 1])

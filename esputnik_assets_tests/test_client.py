@@ -1,6 +1,7 @@
 """The HTTP client and pagers against loopback servers: retries, errors, paging, window splitting, no key leaks."""
 
 import logging
+import re
 from datetime import datetime, timedelta
 
 import polars as pl
@@ -54,7 +55,7 @@ def v1_pages(total: int):
 
 def read_contacts(client, page_rows=500) -> tuple[pl.DataFrame, ReadStats]:
     stats = ReadStats()
-    pages = list(read_v1(client, "contacts", "/v1/contacts", CONTACTS.answer_schema, page_rows=page_rows, stats=stats))
+    pages = list(read_v1(client, "contacts", "/v1/contacts", CONTACTS.answer_schema, page_rows=page_rows, key=CONTACTS.answer_key, stats=stats))
     return (pl.concat(pages) if pages else pl.DataFrame()), stats
 
 
@@ -160,7 +161,7 @@ def test_pacing_spaces_requests(monkeypatch, tmp_path):
     for _ in range(3):
         pacer.wait()
     assert waits == [0.5, 1.0]
-    pacer.hold_off(10)
+    pacer.hold_off(10, "a 429 asked for 10s")
     pacer.wait()
     assert waits[-1] == 10.0
 
@@ -291,3 +292,36 @@ def test_two_processes_reading_one_account_share_its_rate(tmp_path):
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert min(gaps) > 0.2  # 4 requests a second between both processes: starts at least 0.25 s apart (less jitter)
     assert starts[-1] - starts[0] >= 11 * 0.25 * 0.9
+
+
+@pytest.fixture
+def own_pacing_folder(monkeypatch, tmp_path):
+    """Pacing files of this test only (they live in the system temp folder, shared by every process)."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+
+def test_a_retry_after_beyond_the_budget_is_not_stored_for_everyone(sleeps, own_pacing_folder):
+    """Item 5: a 429 asking for 1800 s fails the run at once (over the 600 s budget) and leaves no hold-off in the
+    account's shared pacing file: a later client (the doctor, the next run) neither waits nor is told to."""
+    with ScriptedServer(sequence(Reply(429, "slow down", {"Retry-After": "1800"}), Reply(body=rows(1)))) as server:
+        client = make_client(server, requests_per_second=5, retry=RetryPolicy(max_total_wait=600))
+        with pytest.raises(TransientError, match=r"next wait \(1800s\) would pass the retry budget of 600s"):
+            client.get("/v1/contacts", {})
+        later = make_client(server, requests_per_second=5)
+        assert later.pending_hold_off() is None
+        later.get("/v1/contacts", {})
+    assert len(server.seen) == 2 and all(wait < 1 for wait in sleeps)
+
+
+def test_a_long_wait_is_logged_with_its_reason_and_end_time_and_shared(sleeps, own_pacing_folder, caplog):
+    """A wait within the budget is taken, logged (reason, end as UTC ISO) and held off for every process."""
+    caplog.set_level(logging.WARNING)
+    with ScriptedServer(sequence(Reply(429, "slow down", {"Retry-After": "30"}), Reply(body=rows(1)))) as server:
+        make_client(server, requests_per_second=5).get("/v1/contacts", {}, dataset="contacts")
+        pending = make_client(server, requests_per_second=5).pending_hold_off()
+    assert sleeps[0] == 30.0
+    assert re.search(r"contacts: GET /v1/contacts: HTTP 429: slow down; retry 1 in 30\.00s, until 20\d\d-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", caplog.text)
+    assert pending is not None and 25 < pending.seconds <= 30  # the test's sleeps take no time
+    assert pending.reason == "contacts: GET /v1/contacts answered 429 asking for 30s"

@@ -312,3 +312,21 @@ def test_forbidden_endpoints_and_failing_servers_are_told_apart(monkeypatch, cap
     assert status(lines["dataset events"]) == "FAIL" and "server error (5xx)" in lines["dataset events"]
     assert events_requests == 2  # the probe's small budget: one retry, not the export's six attempts
     assert SECRET not in out
+
+
+def test_a_pending_wait_is_reported_not_slept_in(live, monkeypatch, capsys, tmp_path):
+    """Item 5: a hold-off another process stored for the account (a 429's Retry-After) is reported with its end and
+    reason at once; before, the doctor sat silent in the pacer until it ended."""
+    import tempfile
+
+    from esputnik_assets.source.pacing import RatePacer
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this test's pacing files only
+    server, env = live(ESPUTNIK_MAX_REQUESTS_PER_SECOND="5", ESPUTNIK_DATASETS="contacts")
+    RatePacer(5, server.url.rstrip("/")).hold_off(60, "contacts: GET /v1/contacts answered 429 asking for 60s")
+    started = time.monotonic()
+    code, lines, out = run_doctor(monkeypatch, capsys, **env)
+    assert time.monotonic() - started < 15, out
+    assert code == 0 and status(lines["key"]) == "warn", out
+    assert "asked to wait until 20" in lines["key"] and "(contacts: GET /v1/contacts answered 429 asking for 60s)" in lines["key"]
+    assert status(lines["dataset contacts"]) == "skip"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import re
 import subprocess
@@ -16,7 +17,14 @@ import polars as pl
 import pytest
 
 from esputnik_assets.source.client import EsputnikClient, RetryPolicy
-from esputnik_assets.source.errors import BadRequestError, EsputnikError, PagingError, TransientError
+from esputnik_assets.source.errors import (
+    BadRequestError,
+    EchoedCredentialsError,
+    EsputnikError,
+    PagingError,
+    RedirectRefusedError,
+    TransientError,
+)
 from esputnik_assets.source.extract import extract
 from esputnik_assets.source.paging import ActivityWindowing, ReadLimits, ReadStats, read_activity, read_v1
 from esputnik_assets.source.windows import LocalWindow
@@ -47,7 +55,7 @@ def contact_rows(n: int, start: int = 0) -> list[dict]:
 
 
 def read_contacts(client: EsputnikClient, **kwargs) -> list[pl.DataFrame]:
-    return list(read_v1(client, "contacts", "/v1/contacts", CONTACTS.answer_schema, page_rows=500, **kwargs))
+    return list(read_v1(client, "contacts", "/v1/contacts", CONTACTS.answer_schema, page_rows=500, key=CONTACTS.answer_key, **kwargs))
 
 
 def stopping(script):
@@ -91,7 +99,7 @@ def test_a_v1_server_alternating_two_pages_is_caught_at_the_first_repeat():
         return Reply(body=contact_rows(500, 0 if start // 500 % 2 == 0 else 500))
 
     with ScriptedServer(stopping(alternating)) as server:
-        with pytest.raises(PagingError, match="same full page for startindex 1 and 1001"):
+        with pytest.raises(PagingError, match=r"full page at startindex 1001 whose keys \(id\) all came on earlier pages"):
             read_contacts(make_client(server))
     assert len(server.seen) == 3
 
@@ -109,7 +117,7 @@ def test_a_v1_server_ignoring_startindex_in_another_json_form_is_caught():
         return Reply(body=[form(row) for row in contact_rows(500)])
 
     with ScriptedServer(stopping(same_rows)) as server:
-        with pytest.raises(PagingError, match="same full page for startindex 1 and 501"):
+        with pytest.raises(PagingError, match=r"full page at startindex 501 whose keys \(id\) all came on earlier pages"):
             read_contacts(make_client(server))
     assert len(server.seen) == 2
 
@@ -222,11 +230,11 @@ def test_the_key_never_shows_when_a_200_answer_that_is_not_json_echoes_it():
 
 
 def test_the_key_never_shows_when_a_bad_value_echoes_it(tmp_path):
-    """A bad value is quoted in the error: one that holds the header is quoted redacted."""
+    """A value holding the header is refused before shaping (it would be a bad date too), and quoted redacted."""
     spec = DATASETS["events"]
     window = LocalWindow(DAY, DAY + timedelta(days=1))
     with ScriptedServer(lambda seen: Reply(body=[{"eventId": 1, "occurred": seen.authorization}])) as server:
-        with pytest.raises(BadValueError, match=r"'occurred' has value 'Basic \*\*\*'") as caught:
+        with pytest.raises(EchoedCredentialsError, match=r"'occurred' in the answer .* e\.g\. 'Basic \*\*\*'") as caught:
             extract(make_client(server), spec.source, [spec], window=window, timezone="UTC", spool_dir=tmp_path)
     assert_no_key_in(chain_text(caught.value))
 
@@ -346,7 +354,7 @@ def test_an_extract_error_names_the_dataset_once(tmp_path):
     with ScriptedServer(lambda seen: Reply(body=contact_rows(500))) as server:
         with pytest.raises(PagingError) as caught:
             extract(make_client(server), spec.source, [spec], window=None, timezone="UTC", spool_dir=tmp_path)
-    assert str(caught.value).startswith("contacts: GET /v1/contacts returned the same full page")
+    assert str(caught.value).startswith("contacts: GET /v1/contacts answered a full page at startindex 501")
     assert str(caught.value).count("contacts:") == 1
 
 
@@ -396,3 +404,157 @@ def test_equal_instants_written_two_ways_do_not_make_a_full_window_read_again_in
     # a window, in 3 pages (34 requests, 333 rows); judged on the text, 136 requests read 1,170 rows
     assert frame.height <= 300 + 3 * 12 and len(server.seen) <= 12 * 3 + 2
     assert stats.windows_split == len(server.seen) // 3
+
+
+# --- issue 13: a green run means correct data, round two ---------------------------------------------------
+
+
+def test_every_source_error_is_redacted_of_the_key():
+    """A message quoting server data (a row's offset) passes the one redaction, whatever raises it."""
+    EsputnikClient("http://127.0.0.1:9/api", KEY)  # registers the key, as every run does
+    error = PagingError(f"contactActivities: the last row's offset is {('Basic ' + FORMS['basic'])!r}")
+    assert "***" in str(error)
+    assert_no_key_in(chain_text(error))
+
+
+def echoing_activity_server(field: str) -> ScriptedServer:
+    """One activity whose `field` is the request's Authorization header, as a server copying it into rows would."""
+
+    def script(seen):
+        if "offset" in seen.query:
+            return Reply(body=[])
+        row = {"iid": "i1", "offset": 1, "activityDateTime": DAY.isoformat(), "activityStatus": "DELIVERED"}
+        return Reply(body=[{**row, field: seen.authorization}])
+
+    return ScriptedServer(script)
+
+
+@pytest.mark.parametrize("field", ["activityStatus", "offset"])
+def test_a_server_echoing_the_key_into_rows_fails_the_run_and_leaves_no_form_of_it_anywhere(tmp_path, field):
+    """Item 4: the Basic header copied into a value is refused at the read, naming dataset and field, the value
+    redacted; nothing is written, and no form of the key is in any file of the Dagster instance after the run."""
+    import dagster as dg
+
+    from esputnik_assets.warehouse.io_manager import DuckDBIOManager
+    from esputnik_assets_tests.conftest import TIMEZONE, Pipeline, failure_text
+
+    io = DuckDBIOManager(path=str(tmp_path / "w.duckdb"), timezone=TIMEZONE)
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        with echoing_activity_server(field) as server:
+            result = Pipeline(server.url, KEY, io).run(
+                DAY.date().isoformat(), selection=["contactActivities"], raise_on_error=False, instance=instance
+            )
+        assert server.seen[0].authorization == f"Basic {FORMS['basic']}"
+        message = failure_text(result)
+        assert not result.success
+        assert f"contactActivities: field '{field}' in the answer to GET /v2/contacts/activity holds the API key" in message
+        assert "'Basic ***'" in message and "echoes request credentials into its answers" in message
+        stored = b"".join(path.read_bytes() for path in (tmp_path / "home").rglob("*") if path.is_file())
+        assert len(stored) > 10_000  # the run really is in there
+    for name, form in FORMS.items():
+        assert form.rstrip("=").encode() not in stored, name
+    assert not (tmp_path / "w.duckdb").exists() or b"DELIVERED" not in (tmp_path / "w.duckdb").read_bytes()
+
+
+def test_trickled_status_line_and_headers_are_cut_at_the_request_deadline():
+    """Item 6: the status line and headers one byte per 0.05 s (~3 s): the deadline covers them, not only the body."""
+    with ScriptedServer(lambda seen: Reply(body=b"[]", trickle_head=0.05)) as server:
+        client = make_client(server, read_timeout=2.0, request_deadline=0.5, retry=RetryPolicy(max_attempts=2, base_delay=0.01))
+        started = time.monotonic()
+        with pytest.raises(TransientError, match=r"not complete after 0\.5s \(request_deadline_seconds\)"):
+            read_contacts(client)
+        elapsed = time.monotonic() - started
+    assert len(server.seen) == 2 and elapsed < 2.5, elapsed  # before: each attempt waited out the whole head
+
+
+def one_field_changed():
+    """The same 500 contacts whatever startindex says, one field different on every request."""
+    requests = [0]
+
+    def script(seen):
+        requests[0] += 1
+        return Reply(body=[{"id": i, "firstName": f"c{i}", "lastName": f"request {requests[0]}"} for i in range(500)])
+
+    return script
+
+
+def rotating_subsets():
+    """startindex ignored; 1,000 contacts served as three overlapping pages in turn, each a different set."""
+    requests = [0]
+
+    def script(seen):
+        requests[0] += 1
+        return Reply(body=contact_rows(500, 250 * ((requests[0] - 1) % 3)))
+
+    return script
+
+
+@pytest.mark.parametrize(("script", "caught_at"), [(one_field_changed, 2), (rotating_subsets, 4)])
+def test_a_v1_server_ignoring_startindex_whose_pages_differ_is_caught_by_their_keys(script, caught_at):
+    """Item 7: pages differing in a field (or in which known keys they hold) are no progress: a full page whose keys
+    all came on earlier pages fails the read (before: 3,714 requests a minute until the row ceiling)."""
+    with ScriptedServer(stopping(script())) as server:
+        with pytest.raises(PagingError, match=rf"full page at startindex {1 + 500 * (caught_at - 1)} whose keys \(id\)"):
+            read_contacts(make_client(server))
+    assert len(server.seen) == caught_at
+
+
+def test_a_v1_read_whose_pages_overlap_a_little_is_not_refused():
+    """Rows inserted while paging shift the pages: a page that repeats some keys of the previous one is progress."""
+
+    def shifting(seen):
+        first = int(seen.query["startindex"]) - 1
+        return Reply(body=contact_rows(max(0, min(500, 1_400 - first)), max(0, first - 10)))
+
+    with ScriptedServer(shifting) as server:
+        pages = read_contacts(make_client(server))
+    assert sum(page.height for page in pages) == 1_400 and len(server.seen) == 3
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_an_answer_over_max_answer_bytes_fails_clearly_and_is_not_retried(framing):
+    """Item 8: refused by its Content-Length before reading, or by the bytes counted while reading (no length)."""
+    from esputnik_assets.source.errors import AnswerTooLargeError
+    from esputnik_assets.source.resource import EsputnikResource
+
+    body = json.dumps(contact_rows(400)).encode()
+    reply = Reply(body=body) if framing == "content-length" else Reply(body=chunked(body), chunked=True)
+    with ScriptedServer(lambda seen: reply) as server:
+        resource = EsputnikResource(api_key=KEY, api_url=server.url, max_requests_per_second=0, max_answer_bytes=4_096)
+        with resource.open() as api, pytest.raises(AnswerTooLargeError) as caught:
+            read_contacts(api.client)
+    measure = f"of {len(body):,} bytes (its Content-Length)" if framing == "content-length" else "passed 4,096 bytes"
+    assert str(caught.value).startswith(f"contacts: GET /v1/contacts: the answer {measure}")
+    assert "over the limit of 4,096 bytes (max_answer_bytes)" in str(caught.value) and len(server.seen) == 1
+
+
+def chunked(body: bytes, size: int = 1_000) -> bytes:
+    """`body` in HTTP chunked framing, so the answer says no length in advance."""
+    parts = [body[i : i + size] for i in range(0, len(body), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(part), part) for part in parts) + b"0\r\n\r\n"
+
+
+def test_a_redirect_to_another_host_is_refused_naming_the_target_without_its_query():
+    """Item 9: not followed, not retried; the error names the dataset and the target's scheme, host and port."""
+    with ScriptedServer(lambda seen: Reply(body=contact_rows(3))) as elsewhere:
+        port = elsewhere.url.split(":")[2].split("/")[0]
+        target = f"http://localhost:{port}/api/v1/contacts?token=s3cr3t"
+        with ScriptedServer(lambda seen: Reply(302, headers={"Location": target})) as server:
+            with pytest.raises(RedirectRefusedError) as caught:
+                read_contacts(make_client(server))
+    message = str(caught.value)
+    assert message.startswith(f"contacts: GET /v1/contacts: the server redirected to http://localhost:{port}, off the configured http://127.0.0.1:")
+    assert "s3cr3t" not in message and "token" not in message
+    assert len(server.seen) == 1 and elsewhere.seen == []
+
+
+def test_a_redirect_on_the_configured_host_is_followed():
+    def script(seen):
+        if seen.path == "/api/v1/contacts":
+            return Reply(301, headers={"Location": "/api/v1/contacts-moved"})
+        return Reply(body=contact_rows(3))
+
+    with ScriptedServer(script) as server:
+        pages = read_contacts(make_client(server))
+    assert pl.concat(pages).height == 3 and [seen.path for seen in server.seen] == ["/api/v1/contacts", "/api/v1/contacts-moved"]

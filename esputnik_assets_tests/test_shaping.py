@@ -183,3 +183,27 @@ def test_empty_page_shapes_to_empty_typed_frame():
     for dataset in DATASETS:
         extra = {"mediaType": "Email"} if dataset == "messages" else {}
         assert shape(dataset, b" []", **extra).height == 0
+
+
+@pytest.mark.parametrize("value", ["NaN", "nan", "Infinity", "-Infinity", "INF", "1e400"])
+def test_numbers_that_are_not_finite_are_bad_values(value):
+    """Item 11: polars reads these as DOUBLE; no sum or average of a warehouse survives one."""
+    with pytest.raises(BadValueError, match=rf"orders: field 'totalCost' has value '{value}', which is not a valid finite number"):
+        shape("orders", [{"orderId": 1, "date": "2026-11-20T10:00:00", "totalCost": value}])
+
+
+@pytest.mark.parametrize(
+    ("dataset", "body", "field", "value"),
+    [
+        ("contacts", rb'[{"id": 1, "firstName": "Ann\ud800"}]', "firstName", "Ann\x00"),  # a lone surrogate
+        ("contacts", rb'[{"id": 1, "lastName": "a\u0000b"}]', "lastName", "a\x00b"),
+        ("orders", rb'[{"orderId": 1, "items": [{"name": "x\u0000"}]}]', "items.name", "x\x00"),
+        ("events", rb'[{"eventId": 1, "params": [{"name": "k", "value": "\ud800"}]}]', "params.value", "\x00"),
+    ],
+)
+def test_nul_characters_and_lone_surrogates_are_bad_values(dataset, body, field, value):
+    """Item 11: a lone UTF-16 surrogate escape is read as NUL (it was stored so); NUL is no text: both refused,
+    nested fields too, naming dataset, field and value."""
+    with pytest.raises(BadValueError) as caught:
+        shape(dataset, body)
+    assert str(caught.value).startswith(f"{dataset}: field {field!r} has value {value!r}, which is not a valid text")

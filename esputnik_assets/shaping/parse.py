@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
-from collections.abc import Mapping
 
 import polars as pl
 import polars.exceptions as plx
@@ -13,6 +13,7 @@ from esputnik_assets.shaping.errors import AnswerFormatError, BadValueError
 
 # Answer date-times: `YYYY-MM-DDTHH:mm:ss`, sometimes with milliseconds.
 ANSWER_DATETIME_FORMAT = "%Y-%m-%dT%H:%M:%S%.f"
+TEXT_LABEL = "text (a NUL character, or a lone UTF-16 surrogate escape such as \\ud800 read as one, is not text)"
 
 
 def read_page(body: bytes, dataset: str, answer_schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
@@ -25,7 +26,36 @@ def read_page(body: bytes, dataset: str, answer_schema: Mapping[str, pl.DataType
         frame = pl.read_json(io.BytesIO(body), schema=dict(answer_schema))
     except (plx.ComputeError, plx.PolarsError, ValueError) as exc:
         raise AnswerFormatError(dataset, str(exc).splitlines()[0]) from exc
+    _refuse_nul_characters(frame, dataset)
     return frame
+
+
+def string_values(frame: pl.DataFrame) -> Iterator[tuple[str, pl.Series]]:
+    """Every text value of a page as one flat series per field (`items.name` for nested ones), for checks that must
+    see all text a server sent, however deep it sits."""
+    for column in frame.get_columns():
+        yield from _strings_of(column.name, column)
+
+
+def _strings_of(name: str, values: pl.Series) -> Iterator[tuple[str, pl.Series]]:
+    dtype = values.dtype
+    if dtype == pl.String():
+        yield name, values
+    elif isinstance(dtype, pl.List):
+        yield from _strings_of(name, values.explode())
+    elif isinstance(dtype, pl.Struct):
+        for inner in dtype.fields:
+            yield from _strings_of(f"{name}.{inner.name}", values.struct.field(inner.name))
+
+
+def _refuse_nul_characters(frame: pl.DataFrame, dataset: str) -> None:
+    """NUL is no character of real text, and a lone UTF-16 surrogate escape (`"\\ud800"`) is read as one: either
+    would be stored as a silently different value, so both are bad values."""
+    for field, values in string_values(frame):
+        holds_nul = values.str.contains("\x00", literal=True)
+        bad = int(holds_nul.sum())
+        if bad:
+            raise BadValueError(dataset, field, values.filter(holds_nul)[0], TEXT_LABEL, bad)
 
 
 def _first_failure(raw: pl.Series, parsed: pl.Series) -> tuple[object, int] | None:
@@ -49,6 +79,8 @@ def cast_checked(frame: pl.DataFrame, dataset: str, field: str, dtype: pl.DataTy
         failure = _first_failure(raw, parsed)
     else:
         parsed = raw if base == pl.String() else raw.cast(base, strict=False)
+        if base == pl.Float64():  # "NaN", "Infinity" and "1e400" cast to numbers no warehouse sum survives
+            parsed = pl.select(pl.when(parsed.is_finite()).then(parsed)).to_series()
         failure = _first_failure(raw, parsed)
     if failure is not None:
         value, bad_rows = failure
@@ -78,4 +110,4 @@ def _type_label(dtype: pl.DataType, timezone: str) -> str:
         return f"list of {_type_label(dtype.inner, timezone)}"
     if isinstance(dtype, pl.Datetime):
         return f"date-time YYYY-MM-DDTHH:mm:ss[.fff] in time zone {timezone}"
-    return {pl.Int64(): "integer", pl.Float64(): "number"}.get(dtype, str(dtype))
+    return {pl.Int64(): "integer", pl.Float64(): "finite number"}.get(dtype, str(dtype))

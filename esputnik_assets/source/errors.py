@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from esputnik_assets import redaction
+
 
 class EsputnikError(RuntimeError):
-    """Base of every failure talking to eSputnik."""
+    """Base of every failure talking to eSputnik; its text is redacted of every registered key form (a message may
+    quote server data, e.g. a row's offset, and servers echo request headers into it)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redaction.redact(message))
 
 
 class AccountNotConfiguredError(EsputnikError):
@@ -41,3 +47,15 @@ class AttemptError(EsputnikError):
 
 class PagingError(EsputnikError):
     """The server's paging did not behave as the contract says (e.g. it ignored startindex)."""
+
+
+class AnswerTooLargeError(EsputnikError):
+    """One answer larger than max_answer_bytes: reading it whole could exhaust memory; retrying cannot help."""
+
+
+class RedirectRefusedError(EsputnikError):
+    """A redirect off the configured scheme, host and port: its rows would not come from the configured account."""
+
+
+class EchoedCredentialsError(EsputnikError):
+    """A value in an answer holds a form of the API key: the server copies request credentials into its answers."""

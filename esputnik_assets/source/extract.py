@@ -96,8 +96,8 @@ def _pages(
     for variant, literals in variants:
         variant_path = path.replace("{type}", variant)
         for page in read_v1(
-            client, source.name, variant_path, source.answer_schema, page_rows=source.page_rows, params=params,
-            stats=stats, limits=limits,
+            client, source.name, variant_path, source.answer_schema, page_rows=source.page_rows,
+            key=source.answer_key, params=params, stats=stats, limits=limits,
         ):
             yield page.with_columns(pl.lit(v, dtype=pl.String).alias(k) for k, v in literals.items())
 

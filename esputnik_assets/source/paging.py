@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import queue
 import threading
-from array import array
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,12 +13,13 @@ from typing import TypeVar
 import polars as pl
 
 from esputnik_assets.shaping.errors import AnswerFormatError
-from esputnik_assets.shaping.parse import ANSWER_DATETIME_FORMAT, read_page
+from esputnik_assets.shaping.parse import ANSWER_DATETIME_FORMAT, read_page, string_values
 from esputnik_assets.source.client import EsputnikClient
-from esputnik_assets.source.errors import PagingError
+from esputnik_assets.source.errors import EchoedCredentialsError, PagingError
 from esputnik_assets.source.windows import LocalWindow
 
 T = TypeVar("T")
+SHOWN_VALUE_CHARS = 80
 
 
 @dataclass
@@ -79,13 +78,71 @@ class _Budget:
                 )
 
 
-def _parse(client: EsputnikClient, body: bytes, dataset: str, schema: Mapping[str, pl.DataType]) -> pl.DataFrame:
+def _parse(
+    client: EsputnikClient, body: bytes, dataset: str, path: str, schema: Mapping[str, pl.DataType]
+) -> pl.DataFrame:
     """One answer page as a frame; a non-JSON answer is quoted in the error with the key redacted from it."""
     try:
-        return read_page(body, dataset, schema)
+        page = read_page(body, dataset, schema)
     except AnswerFormatError as exc:
         failure = exc
+    else:
+        _refuse_echoed_key(client, page, dataset, path)
+        return page
     raise AnswerFormatError(dataset, client.redact(failure.detail))  # outside `except`: the raw one is not chained
+
+
+def _refuse_echoed_key(client: EsputnikClient, page: pl.DataFrame, dataset: str, path: str) -> None:
+    """A server that copies the request's credentials into a field would carry the key into tables, checks, run
+    storage and alerts: the page is refused before any of its values go further (one vectorised scan per field)."""
+    forms = client.echoable_key_forms
+    if not forms:
+        return
+    for field, values in string_values(page):
+        echoes = values.str.contains_any(forms).fill_null(False)
+        bad = int(echoes.sum())
+        if bad:
+            shown = client.redact(values.filter(echoes)[0])[:SHOWN_VALUE_CHARS]
+            raise EchoedCredentialsError(
+                f"{dataset}: field {field!r} in the answer to GET {path} holds the API key ({bad} row(s), e.g. "
+                f"{shown!r}): the server echoes request credentials into its answers. The read was stopped and "
+                "nothing of it was written; the key should be treated as exposed by that server"
+            )
+
+
+class _SeenKeys:
+    """The keys of every page a read answered, in a Bloom filter of fixed size: a server that ignores `startindex`
+    answers keys already answered, however it alters the other fields of each page.
+
+    Why a Bloom filter: an exact set of 64-bit key hashes grows with the read (50M rows: 400 MB as packed integers,
+    several GB as a Python set); the filter holds 2**26 bits (8 MiB) whatever the read's size. Its one error is a
+    false "seen": with 3 probes a key is wrongly judged seen with probability p, under 1e-6 up to 100,000 keys and
+    about 0.7 at 50M (`max_rows_per_read`). A page is judged "all seen" only when every key of it is, so a fresh
+    full v1 page of 500 keys is misjudged with probability p**500 (below 1e-77): the guard is sound for full pages.
+    A key is the page's key fields hashed together; rows whose key fields are all null or blank are left out (they
+    are refused as missing keys when the batch is shaped, and would look alike here).
+    """
+
+    BITS = 1 << 26
+    PROBES = 3
+
+    def __init__(self, key: Sequence[str]) -> None:
+        self.key = tuple(key)
+        self._bits = bytearray(self.BITS // 8)
+
+    def add_page(self, page: pl.DataFrame) -> bool:
+        """Remember the page's keys; True when the page has keys and every one of them was on an earlier page."""
+        present = pl.any_horizontal(pl.col(name).str.strip_chars().str.len_bytes() > 0 for name in self.key)
+        keys = page.select(self.key).filter(present)
+        if keys.height == 0:
+            return False
+        first, second = (keys.hash_rows(seed=seed) % self.BITS for seed in (0, 1))
+        positions = pl.concat([(first + probe * second) % self.BITS for probe in range(self.PROBES)]).to_list()
+        bits = self._bits
+        all_seen = all(bits[position >> 3] >> (position & 7) & 1 for position in positions)
+        for position in positions:
+            bits[position >> 3] |= 1 << (position & 7)
+        return all_seen
 
 
 def read_v1(
@@ -95,38 +152,37 @@ def read_v1(
     schema: Mapping[str, pl.DataType],
     *,
     page_rows: int,
+    key: Sequence[str],
     params: Mapping[str, str] | None = None,
     stats: ReadStats | None = None,
     limits: ReadLimits = ReadLimits(),
 ) -> Iterator[pl.DataFrame]:
     """`startindex`/`maxrows` paging until a short (or empty) page, guarded against paging that never ends.
 
-    A page longer than asked, or a full page identical to any earlier full page of the read, means the server
-    ignores `startindex`/`maxrows`; the read also stops at `limits`. TotalCount is never trusted.
+    A page longer than asked, or a full page whose `key` fields (the answer's own, parsed, so another legal JSON
+    form of a key is the same key) were all answered by earlier pages of the read, means the server ignores
+    `startindex`/`maxrows`; the read also stops at `limits`. TotalCount is never trusted.
     """
     stats = stats if stats is not None else ReadStats()
     stats.add(windows=1)
     budget = _Budget(dataset, path, limits)
-    full_pages: dict[bytes, int] = {}  # digest of every full page's rows -> its startindex
+    seen = _SeenKeys(key)
     start = 1
     while True:
         budget.next_page()
         body = client.get(path, {**(params or {}), "startindex": start, "maxrows": page_rows}, dataset=dataset)
-        page = _parse(client, body, dataset, schema)
+        page = _parse(client, body, dataset, path, schema)
         if page.height > page_rows:
             raise PagingError(
                 f"{dataset}: GET {path} answered {page.height} rows for maxrows {page_rows} at startindex {start}; "
                 "the server is not honouring maxrows, so the pages cannot be trusted to follow each other"
             )
-        if page.height == page_rows:  # the parsed rows, so that a repeat in another legal JSON form is one too
-            row_hashes = array("Q", page.hash_rows().to_list())  # not to_numpy(): numpy need not be imported
-            digest = hashlib.blake2b(row_hashes.tobytes(), digest_size=16).digest()
-            if digest in full_pages:
-                raise PagingError(
-                    f"{dataset}: GET {path} returned the same full page for startindex {full_pages[digest]} and "
-                    f"{start}; the server is not honouring startindex, so reading on would loop or duplicate rows"
-                )
-            full_pages[digest] = start
+        if seen.add_page(page) and page.height == page_rows:
+            raise PagingError(
+                f"{dataset}: GET {path} answered a full page at startindex {start} whose keys "
+                f"({', '.join(seen.key)}) all came on earlier pages of this read; the server is not honouring "
+                "startindex, so reading on would loop or duplicate rows"
+            )
         budget.add_rows(page.height)
         stats.add(pages=1, rows=page.height)
         if page.height:
@@ -204,7 +260,7 @@ def _read_window(
             if cursor is not None:
                 params["offset"] = cursor
             budget.next_page()
-            page = _parse(client, client.get(path, params, dataset=dataset), dataset, schema)
+            page = _parse(client, client.get(path, params, dataset=dataset), dataset, path, schema)
             if page.height > windowing.page_rows:
                 raise PagingError(
                     f"{dataset}: GET {path} answered {page.height} rows for maxrows {windowing.page_rows} in "

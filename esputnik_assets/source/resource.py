@@ -16,7 +16,7 @@ from datetime import timedelta
 import dagster as dg
 from pydantic import Field
 
-from esputnik_assets.source.client import EsputnikClient, RetryPolicy
+from esputnik_assets.source.client import DEFAULT_MAX_ANSWER_BYTES, EsputnikClient, RetryPolicy
 from esputnik_assets.source.errors import AccountNotConfiguredError
 from esputnik_assets.source.paging import ActivityWindowing, ReadLimits
 from esputnik_assets.specs import SourceSpec
@@ -75,7 +75,11 @@ class EsputnikResource(dg.ConfigurableResource):
     )
     request_deadline_seconds: float = Field(
         default=300.0,
-        description="Longest time one HTTP request may take, answer included (a trickling answer is cut and retried)",
+        description="Longest time one HTTP exchange may take: connect, headers and answer (a trickling one is cut and retried)",
+    )
+    max_answer_bytes: int = Field(
+        default=DEFAULT_MAX_ANSWER_BYTES,
+        description="Largest answer one request may bring (64 MiB); a larger one fails the read, unread and not retried",
     )
     max_pages_per_read: int = Field(
         default=200_000, description="Pages one read may take before it fails as paging that never ends"
@@ -113,6 +117,7 @@ class EsputnikResource(dg.ConfigurableResource):
             connect_timeout=self.connect_timeout_seconds,
             read_timeout=self.read_timeout_seconds,
             request_deadline=self.request_deadline_seconds,
+            max_answer_bytes=self.max_answer_bytes,
             retry=RetryPolicy(
                 max_attempts=self.max_attempts,
                 base_delay=self.retry_base_delay_seconds,

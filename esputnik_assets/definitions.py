@@ -173,6 +173,7 @@ def build_resources(env: Mapping[str, str], settings: Settings) -> dict[str, dg.
         "alert_webhook": AlertWebhook(
             url=dg.EnvVar(WEBHOOK_VARIABLE) if env.get(WEBHOOK_VARIABLE) else None,
             ui_url=_get(env, "ESPUTNIK_UI_URL", "http://127.0.0.1:3000").rstrip("/"),
+            account_key=dg.EnvVar("ESPUTNIK_API_KEY") if env.get("ESPUTNIK_API_KEY") else None,
         ),
     }
 

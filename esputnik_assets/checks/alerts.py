@@ -21,7 +21,7 @@ import requests
 from dagster._core.events import DagsterEventType
 from pydantic import Field
 
-from esputnik_assets.redaction import redact
+from esputnik_assets.redaction import redact, register_secret
 
 ALERT_SENSOR = "esputnik_alerts"
 BATCH = 500  # run failures read per tick
@@ -34,6 +34,11 @@ class AlertWebhook(dg.ConfigurableResource):
 
     url: str | None = Field(default=None, description="Slack-compatible webhook URL (ESPUTNIK_ALERT_WEBHOOK_URL)")
     ui_url: str = Field(default="http://127.0.0.1:3000", description="Base URL of the Dagster UI, for links")
+    account_key: str | None = Field(
+        default=None,
+        description="The account's API key (an EnvVar), held only so that the daemon, where no client ever sent it, "
+        "redacts alerts of it too",
+    )
     attempts: int = 3
     connect_timeout_seconds: float = 5.0
     timeout_seconds: float = Field(default=10.0, description="Longest wait for the webhook's answer to one post")
@@ -136,6 +141,7 @@ def build_alert_sensor(check_keys: Sequence[dg.AssetCheckKey]) -> dg.SensorDefin
     )
     def alerts(context: dg.SensorEvaluationContext, alert_webhook: AlertWebhook) -> dg.SkipReason:
         deadline = time.monotonic() + alert_webhook.tick_budget_seconds
+        register_secret(alert_webhook.account_key)
         state = AlertState.load(context.cursor)
         failed = _failed_checks(context.instance, check_keys)
         new = [_check_message(failed[name], alert_webhook.ui_url) for name in sorted(failed) if name not in state.open]

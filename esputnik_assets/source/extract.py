@@ -102,10 +102,18 @@ def _pages(
             yield page.with_columns(pl.lit(v, dtype=pl.String).alias(k) for k, v in literals.items())
 
 
+def _missing(values: pl.Series) -> int:
+    """Values that name nothing: null, and for text also empty or whitespace only (`iid: ""` is no id)."""
+    if values.dtype == pl.String:
+        return int((values.is_null() | (values.str.strip_chars() == "")).sum())
+    return values.null_count()
+
+
 def _require_keys(frame: pl.DataFrame, spec: DatasetSpec) -> None:
-    """A null key would make the dedupe and the upsert treat unrelated rows as one: that is bad input, not a duplicate."""
+    """A null or blank key would make the dedupe and the upsert treat unrelated rows as one: that is bad input, not a
+    duplicate."""
     for column in spec.required_key:
-        missing = frame.get_column(column).null_count()
+        missing = _missing(frame.get_column(column))
         if missing:
             raise MissingKeyError(spec.name, column.lstrip("_"), missing, frame.height)
 

@@ -182,6 +182,33 @@ def test_an_empty_answer_for_a_day_that_held_rows_is_refused_unless_confirmed(pi
         assert confirmed.success and pipeline.table("events").height == 0
 
 
+def paged_orders_server(pages: list[list[dict]]) -> ScriptedServer:
+    """/v1/orders answering `pages` in turn (page n for startindex 1 + 500 * n), then an empty page."""
+
+    def script(seen):
+        index = (int(seen.query.get("startindex", 1)) - 1) // 500
+        return Reply(body=pages[index] if index < len(pages) else [])
+
+    return ScriptedServer(script)
+
+
+def test_an_orders_items_come_from_the_same_copy_as_the_order_that_wins(io_manager):
+    """Order 7 on page 1 (two items) and again on page 2 (one item, total 999, CANCELLED): the later copy wins whole."""
+
+    def order(order_id, items, total="10", status="DELIVERED"):
+        return {"orderId": order_id, "date": "2026-11-20T12:00:00", "totalCost": total, "status": status, "items": items}
+
+    item = lambda sku: {"externalItemId": sku, "name": sku, "quantity": "1", "cost": "5"}  # noqa: E731
+    first_page = [order(7, [item("stale-a"), item("stale-b")])] + [order(100 + i, [item(f"x{i}")]) for i in range(499)]
+    with paged_orders_server([first_page, [order(7, [item("late-a")], total="999", status="CANCELLED")]]) as server:
+        pipe = Pipeline(server.url, "k", io_manager)
+        assert pipe.run("2026-11-20", selection=["orders", "orderItems"], spool_batch_rows=100).success
+    orders, items = pipe.table("orders"), pipe.table("orderItems")
+    assert orders.filter(pl.col("orderId") == 7).select("totalCost", "Status").rows() == [(999.0, "CANCELED")]
+    assert items.filter(pl.col("orderId") == 7)["externalProductId"].to_list() == ["late-a"]
+    assert orders.height == 500 and items.height == 500
+
+
 def test_bad_rows_fail_the_run_naming_dataset_field_and_value(tmp_path):
     bad = [{"orderId": 1, "date": "2026-11-20T10:00:00", "totalCost": "12,5", "items": []}]
     with ScriptedServer(lambda seen: Reply(body=bad)) as server:

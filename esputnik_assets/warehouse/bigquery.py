@@ -184,7 +184,7 @@ class BigQueryWarehouse:
 
     def _latest_staged(self, spec: DatasetSpec, contract: DatasetContract, staging_id: str) -> str:
         staged, relation = ", ".join(_staged_expression(c) for c in contract.columns), self._quote_id(staging_id)
-        return f"SELECT {staged} FROM {relation} {latest_per_key(relation, spec.key, SEQ_COLUMN, bq_quote)}"
+        return f"SELECT {staged} FROM {relation} {latest_per_key(relation, spec.dedupe_key, SEQ_COLUMN, bq_quote)}"
 
     @staticmethod
     def _quote_id(table_id: str) -> str:

@@ -175,7 +175,7 @@ class DuckDBWarehouse:
         names, staged = column_list(contract.column_names), "read_parquet($spool)"
         return con.execute(
             f"INSERT INTO {self.table(contract.name)} ({names}) SELECT {names} FROM {staged} "
-            f"{latest_per_key(staged, spec.key, SEQ_COLUMN)}",
+            f"{latest_per_key(staged, spec.dedupe_key, SEQ_COLUMN)}",
             {"spool": _files(spooled)},
         ).fetchone()[0]
 
@@ -187,7 +187,7 @@ class DuckDBWarehouse:
         target, names, staged = self.table(contract.name), column_list(contract.column_names), "read_parquet($spool)"
         with self._transaction(contract) as con:
             con.execute(
-                f"CREATE TEMP TABLE fresh AS SELECT {names} FROM {staged} {latest_per_key(staged, spec.key, SEQ_COLUMN)}",
+                f"CREATE TEMP TABLE fresh AS SELECT {names} FROM {staged} {latest_per_key(staged, spec.dedupe_key, SEQ_COLUMN)}",
                 {"spool": _files(spooled)},
             )
             matched = f"EXISTS (SELECT 1 FROM fresh WHERE {same_key('fresh', 't', spec.key)})"

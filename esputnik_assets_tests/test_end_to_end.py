@@ -9,10 +9,13 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
+import yaml
 
 from esputnik_assets.contracts import DATASET_NAMES, load_contracts
 from esputnik_assets.demo import DemoServer, FaultPlan
+from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import DATASETS, WriteMode
+from esputnik_assets.warehouse.base import DayGuard, day_bounds, day_verdicts
 from esputnik_assets.warehouse.bigquery import BigQueryWarehouse, schema_field
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse, duckdb_type
 from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOManager
@@ -180,6 +183,69 @@ def test_an_empty_answer_for_a_day_that_held_rows_is_refused_unless_confirmed(pi
             "2026-11-20", selection=["events"], run_config={"ops": {"esputnik_events": {"config": {"allow_empty_days": True}}}}
         )
         assert confirmed.success and pipeline.table("events").height == 0
+
+
+def shrinking_orders_server(answered: dict[str, int]) -> ScriptedServer:
+    """/v1/orders answering the first `answered["orders"]` of 20 orders of 2026-11-20, each with one item."""
+
+    def script(seen):
+        orders = [
+            {"orderId": n, "date": "2026-11-20T12:00:00", "totalCost": "10", "status": "DELIVERED",
+             "items": [{"externalItemId": f"sku{n}", "quantity": "1", "cost": "10"}]}
+            for n in range(answered["orders"])
+        ]  # fmt: skip
+        return Reply(body=orders if seen.query.get("startindex", "1") == "1" else [])
+
+    return ScriptedServer(script)
+
+
+def quarantined(io_manager) -> dict[str, int]:
+    """Refused reads kept for inspection: table -> rows (DuckDB's quarantine schema, BigQuery's kept staging tables)."""
+    with io_manager.open_warehouse() as warehouse:
+        if isinstance(warehouse, DuckDBWarehouse):
+            with warehouse.connect() as con:
+                names = con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [f"{warehouse.schema}_quarantine"]
+                ).fetchall()
+                return {n: con.execute(f'SELECT count(*) FROM "{warehouse.schema}_quarantine"."{n}"').fetchone()[0]
+                        for (n,) in names}  # fmt: skip
+        tables = [t.table_id for t in warehouse.client.list_tables(warehouse.dataset) if t.table_id.startswith("_staging")]
+        return {t: warehouse.row_count(t) for t in tables}
+
+
+def test_a_partial_answer_for_a_stored_day_is_refused_kept_for_inspection_and_confirmable(io_manager):
+    """A re-read answering 2 of a day's 20 orders: nothing is replaced, the read is kept, the error gives the run
+    config that confirms it, and that config, pasted, writes the day."""
+    answered = {"orders": 20}
+    with shrinking_orders_server(answered) as server:
+        pipe = Pipeline(server.url, "live-key-123", io_manager)
+        assert pipe.run("2026-11-20", selection=["orders", "orderItems"]).success
+        answered["orders"] = 2
+        result = pipe.run("2026-11-20", selection=["orders", "orderItems"], raise_on_error=False)
+        assert not result.success
+        text = failure_text(result)
+        assert "orders: eSputnik answered far fewer rows than the table holds" in text
+        assert "2026-11-20: 2 rows read, 20 stored (refused below 10)" in text
+        assert pipe.table("orders").height == 20 and pipe.table("orderItems").height == 20
+        assert result.get_asset_materialization_events() == []
+        assert sorted(quarantined(io_manager).values()) == [2, 2]  # orders and orderItems, as read
+        pasted = yaml.safe_load(text[text.index("ops:"):].split("\n\n")[0])  # the first refusal's config
+        assert pasted == {"ops": {"esputnik_orders": {"config": {"allow_smaller_days": True}}}}
+        confirmed = pipe.run("2026-11-20", selection=["orders", "orderItems"], run_config=pasted)
+        assert confirmed.success and pipe.table("orders").height == 2 and pipe.table("orderItems").height == 2
+
+
+def test_a_re_read_day_is_refused_only_below_both_its_stored_rows_and_their_trailing_mean():
+    """The rule of `day_verdicts`: a day stored as an outlier (20 in a week of 2 a day) may come back to 2."""
+    day = date(2026, 11, 20)
+    bounds = day_bounds(LocalWindow.for_days(day, day + timedelta(days=1)), TIMEZONE)
+    week = {day - timedelta(days=i): 2 for i in range(1, 8)}
+    [outlier] = day_verdicts(bounds, DayGuard(max_day_drop=0.5), week | {day: 20}, {day: 2})
+    assert not outlier.smaller and outlier.floor == 1
+    [partial] = day_verdicts(bounds, DayGuard(max_day_drop=0.5), {day: 200}, {day: 20})
+    assert partial.smaller and partial.trailing_mean is None and partial.floor == 100
+    [empty] = day_verdicts(bounds, DayGuard(), {day: 200}, {})
+    assert empty.empty and not empty.smaller
 
 
 def paged_orders_server(pages: list[list[dict]]) -> ScriptedServer:

@@ -38,6 +38,8 @@ class SpooledDataset:
     out_of_window_rows: int = 0
     read: dict[str, float] = field(default_factory=dict)  # the read's counts and seconds per phase
     allow_empty_days: bool = False  # a run may confirm that days which held rows are empty now
+    allow_smaller_days: bool = False  # ... or that they really shrank beyond `max_day_drop`
+    max_day_drop: float = 0.5  # how far below the stored day (and its trailing mean) a re-read day may come
     source: str = "live"  # "demo" for the built-in demo account: the warehouse keeps the two apart
     written: dict[str, object] = field(default_factory=dict)  # what the write did, filled in by the IO manager
 

@@ -177,11 +177,13 @@ def test_an_empty_answer_for_a_day_that_held_rows_is_refused_unless_confirmed(pi
         empty = Pipeline(server.url, "k", pipeline.io_manager)
         result = empty.run("2026-11-20", raise_on_error=False, selection=["events"])
         assert not result.success
-        assert "no rows for 2026-11-20" in failure_text(result) and "allow_empty_days" in failure_text(result)
+        text = failure_text(result)
+        assert "no rows for 2026-11-20" in text
+        assert result.get_step_failure_events()[0].event_specific_data.error.cls_name == "Failure"  # not a wrapper
         assert pipeline.table("events").height == held
-        confirmed = empty.run(
-            "2026-11-20", selection=["events"], run_config={"ops": {"esputnik_events": {"config": {"allow_empty_days": True}}}}
-        )
+        pasted = yaml.safe_load(text[text.index("ops:"):])
+        assert pasted == {"ops": {"esputnik_events": {"config": {"allow_empty_days": True}}}}
+        confirmed = empty.run("2026-11-20", selection=["events"], run_config=pasted)
         assert confirmed.success and pipeline.table("events").height == 0
 
 

@@ -161,8 +161,11 @@ def build_source_asset(
                     read[item.dataset] = item
                 refusals = _refusals(spooled, warehouse_io_manager)
                 if refusals:  # nothing of this read is written; the checks describe the tables as they stand
-                    yield from _all_checks(context, specs, read, window, warehouse_io_manager, check_thresholds, freshness, refusals)
-                    raise final_failure(context.instance, context.run_id, "\n\n".join(str(r) for r in refusals.values()))
+                    yield from _all_checks(
+                        context, specs, read, window, warehouse_io_manager, check_thresholds, freshness, refusals
+                    )
+                    findings = "\n\n".join(str(refusal) for refusal in refusals.values())
+                    raise final_failure(context.instance, context.run_id, findings)
                 for item in spooled:
                     yield dg.Output(
                         item,
@@ -247,7 +250,8 @@ def run_checks(
                     outcome = check.evaluate(ctx)
                 yield from outcome.per_partition(key, check.name, check.blocking, partitions)
             if dg.AssetCheckKey(key, READ_REPORT) in wanted:
-                yield from read_report(read.get(spec.name), thresholds).per_partition(key, READ_REPORT, False, partitions)
+                report = read_report(read.get(spec.name), thresholds)
+                yield from report.per_partition(key, READ_REPORT, False, partitions)
 
 
 def build_raw_assets(

@@ -171,7 +171,8 @@ def refuse_days(dataset: str, verdicts: Sequence[DayVerdict], guard: DayGuard) -
     empty = [v for v in verdicts if v.empty] if not guard.allow_empty_days else []
     if empty:
         listed = ", ".join(f"{v.day} ({v.stored} rows)" for v in empty)
-        raise SuspiciousEmptyDayError(dataset, f"eSputnik returned no rows for {listed}, which the table already holds.", empty)
+        finding = f"eSputnik returned no rows for {listed}, which the table already holds."
+        raise SuspiciousEmptyDayError(dataset, finding, empty)
     smaller = [v for v in verdicts if v.smaller] if not guard.allow_smaller_days else []
     if smaller:
         listed = "; ".join(

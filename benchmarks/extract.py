@@ -45,7 +45,7 @@ def worker_pipeline(url: str, dataset: str, workdir: Path) -> dict:
     from esputnik_assets.source.paging import ActivityWindowing
     from esputnik_assets.source.windows import LocalWindow
     from esputnik_assets.specs import DATASETS
-    from esputnik_assets.warehouse.base import day_bounds
+    from esputnik_assets.warehouse.base import DayGuard, day_bounds
     from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
     from esputnik_assets.contracts import load_contracts
     from esputnik_assets.specs import WriteMode
@@ -61,7 +61,8 @@ def worker_pipeline(url: str, dataset: str, workdir: Path) -> dict:
     )  # fmt: skip
     contract = load_contracts()[dataset]
     if spec.write_mode is WriteMode.REPLACE_DAYS:
-        result = warehouse.replace_days(spec, contract, spooled, day_bounds(window, "UTC"), allow_empty_days=True)
+        confirmed = DayGuard(allow_empty_days=True, allow_smaller_days=True)
+        result = warehouse.replace_days(spec, contract, spooled, day_bounds(window, "UTC"), confirmed)
     else:
         result = warehouse.upsert(spec, contract, spooled)
     seconds = time.perf_counter() - started

@@ -167,6 +167,7 @@ def build_resources(env: Mapping[str, str], settings: Settings) -> dict[str, dg.
         IO_MANAGER_KEY: io_manager,
         "check_thresholds": CheckThresholds(
             volume_min_ratio=_float(env, "ESPUTNIK_CHECK_VOLUME_MIN_RATIO", 0.5),
+            max_day_drop=_float(env, "ESPUTNIK_CHECK_MAX_DAY_DROP", 0.5),
             kpi_max_drop=_float(env, "ESPUTNIK_CHECK_KPI_MAX_DROP", 0.3),
             duplicate_warn_share=_float(env, "ESPUTNIK_CHECK_DUPLICATE_WARN_SHARE", 0.1),
         ),

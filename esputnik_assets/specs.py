@@ -58,6 +58,14 @@ class DatasetSpec:
     description: str = ""
     cluster_by: tuple[str, ...] = ()  # BigQuery clustering: the columns analyses filter on most
     nullable_key: tuple[str, ...] = ()  # key columns where null is a legitimate value (matched null to null)
+    # Rows that arrive together as one copy of a parent (an order's items), numbered from 0 in `_item`: a later copy
+    # of the parent replaces the earlier one whole, so items of two copies never mix.
+    copy_key: tuple[str, ...] = ()
+
+    @property
+    def dedupe_key(self) -> tuple[str, ...]:
+        """What makes rows of one read the same thing: the parent copy (`copy_key`) if any, else the key."""
+        return self.copy_key or self.key
 
     @property
     def required_key(self) -> tuple[str, ...]:
@@ -216,7 +224,7 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             "orderItems", ORDERS, shape.shape_order_items, WriteMode.REPLACE_DAYS, ("orderId", "_item"),
-            partition_column="orderDate", cluster_by=("externalProductId",),
+            partition_column="orderDate", cluster_by=("externalProductId",), copy_key=("orderId",),
             description="Items of each order, by the order's day (read from the same scan as orders).",
         ),
         DatasetSpec(

@@ -11,7 +11,9 @@ from esputnik_assets.checks.read import READ_REPORT
 from esputnik_assets.contracts import DATASET_NAMES
 from esputnik_assets.demo import DemoAccount, DemoServer
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
+from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
 from esputnik_assets_tests.conftest import Pipeline
+from esputnik_assets_tests.test_end_to_end import shrinking_orders_server
 
 HISTORY = ("2026-11-10", "2026-11-17")
 
@@ -104,3 +106,53 @@ def test_a_dropped_column_and_a_duplicate_key_fail_schema_and_key_checks(pipelin
     assert not found["keys"].passed and "1 repeated" in found["keys"].description
     assert f"contactId={first} x2" in found["keys"].metadata["examples"].value
 
+
+
+def check_records(instance: dg.DagsterInstance, run_id: str, dataset: str) -> dict[str, list]:
+    """The asset's check executions of one run as Dagster stores them (what the asset page lists), by check."""
+    found: dict[str, list] = {}
+    for name in [c.name for c in checks_for(dataset)] + [READ_REPORT, PARTITION_ON_TIME]:
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(asset_key(dataset), name), limit=50
+        )
+        found[name] = [r for r in history if r.run_id == run_id]
+    return found
+
+
+def test_a_refused_write_fails_volume_with_its_finding_and_no_check_is_an_execution_failure(io_manager, tmp_path):
+    """A re-read answering 2 of 20 orders: volume FAILED with the figures, the other checks evaluated on the intact
+    table, nothing materialized, no "Skipped" or "Execution failed" rows, and no retry of the step or the run."""
+    answered = {"orders": 20}
+    with shrinking_orders_server(answered) as server, dg.instance_for_test(
+        overrides={"run_retries": {"enabled": True, "max_retries": 2}}
+    ) as instance:
+        pipe = Pipeline(server.url, "live-key-123", io_manager, datasets=("orders", "orderItems"))
+        stored = pipe.run("2026-11-20", instance=instance)
+        assert stored.success
+        for records in check_records(instance, stored.run_id, "orders").values():
+            assert [r.status.value for r in records] == ["SUCCEEDED"]  # one row per check, none left "Skipped"
+
+        answered["orders"] = 2
+        defs = pipe.definitions()
+        retrying = dg.define_asset_job("retrying", op_retry_policy=dg.RetryPolicy(max_retries=2))
+        job = dg.Definitions(assets=defs.assets, resources=defs.resources, jobs=[retrying]).resolve_job_def("retrying")
+        refused = job.execute_in_process(
+            tags={RANGE_START_TAG: "2026-11-20", RANGE_END_TAG: "2026-11-20"}, instance=instance, raise_on_error=False
+        )
+        assert not refused.success
+        assert refused.get_asset_materialization_events() == []
+        assert not [e for e in refused.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+        tags = instance.get_run_by_id(refused.run_id).tags
+        assert tags["dagster/retry_on_asset_or_op_failure"] == "false" and tags["dagster/will_retry"] == "false"
+
+        records = check_records(instance, refused.run_id, "orders")
+        assert {name: [r.status.value for r in rs] for name, rs in records.items()} == {
+            name: ["FAILED" if name == "volume" else "SUCCEEDED"] for name in records
+        }
+        volume = records["volume"][0].evaluation
+        assert "2026-11-20: 2 rows read, 20 stored (refused below 10)" in volume.description
+        assert "allow_smaller_days: true" in volume.description
+        assert volume.metadata["days"].value == [
+            {"day": "2026-11-20", "stored": 20, "read": 2, "trailing_mean": None, "refused_below": 10.0}
+        ]
+        assert records["keys"][0].evaluation.description.endswith("over 20 rows")  # the intact table

@@ -9,10 +9,13 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
+import yaml
 
 from esputnik_assets.contracts import DATASET_NAMES, load_contracts
 from esputnik_assets.demo import DemoServer, FaultPlan
+from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import DATASETS, WriteMode
+from esputnik_assets.warehouse.base import DayGuard, day_bounds, day_verdicts
 from esputnik_assets.warehouse.bigquery import BigQueryWarehouse, schema_field
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse, duckdb_type
 from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOManager
@@ -174,12 +177,104 @@ def test_an_empty_answer_for_a_day_that_held_rows_is_refused_unless_confirmed(pi
         empty = Pipeline(server.url, "k", pipeline.io_manager)
         result = empty.run("2026-11-20", raise_on_error=False, selection=["events"])
         assert not result.success
-        assert "no rows for 2026-11-20" in failure_text(result) and "allow_empty_days" in failure_text(result)
+        text = failure_text(result)
+        assert "no rows for 2026-11-20" in text
+        assert result.get_step_failure_events()[0].event_specific_data.error.cls_name == "Failure"  # not a wrapper
         assert pipeline.table("events").height == held
-        confirmed = empty.run(
-            "2026-11-20", selection=["events"], run_config={"ops": {"esputnik_events": {"config": {"allow_empty_days": True}}}}
-        )
+        pasted = yaml.safe_load(text[text.index("ops:"):])
+        assert pasted == {"ops": {"esputnik_events": {"config": {"allow_empty_days": True}}}}
+        confirmed = empty.run("2026-11-20", selection=["events"], run_config=pasted)
         assert confirmed.success and pipeline.table("events").height == 0
+
+
+def shrinking_orders_server(answered: dict[str, int]) -> ScriptedServer:
+    """/v1/orders answering the first `answered["orders"]` of 20 orders of 2026-11-20, each with one item."""
+
+    def script(seen):
+        orders = [
+            {"orderId": n, "date": "2026-11-20T12:00:00", "totalCost": "10", "status": "DELIVERED",
+             "items": [{"externalItemId": f"sku{n}", "quantity": "1", "cost": "10"}]}
+            for n in range(answered["orders"])
+        ]  # fmt: skip
+        return Reply(body=orders if seen.query.get("startindex", "1") == "1" else [])
+
+    return ScriptedServer(script)
+
+
+def quarantined(io_manager) -> dict[str, int]:
+    """Refused reads kept for inspection: table -> rows (DuckDB's quarantine schema, BigQuery's kept staging tables)."""
+    with io_manager.open_warehouse() as warehouse:
+        if isinstance(warehouse, DuckDBWarehouse):
+            with warehouse.connect() as con:
+                names = con.execute(
+                    "SELECT table_name FROM duckdb_tables() WHERE schema_name = ?", [f"{warehouse.schema}_quarantine"]
+                ).fetchall()
+                return {n: con.execute(f'SELECT count(*) FROM "{warehouse.schema}_quarantine"."{n}"').fetchone()[0]
+                        for (n,) in names}  # fmt: skip
+        tables = [t.table_id for t in warehouse.client.list_tables(warehouse.dataset) if t.table_id.startswith("_staging")]
+        return {t: warehouse.row_count(t) for t in tables}
+
+
+def test_a_partial_answer_for_a_stored_day_is_refused_kept_for_inspection_and_confirmable(io_manager):
+    """A re-read answering 2 of a day's 20 orders: nothing is replaced, the read is kept, the error gives the run
+    config that confirms it, and that config, pasted, writes the day."""
+    answered = {"orders": 20}
+    with shrinking_orders_server(answered) as server:
+        pipe = Pipeline(server.url, "live-key-123", io_manager)
+        assert pipe.run("2026-11-20", selection=["orders", "orderItems"]).success
+        answered["orders"] = 2
+        result = pipe.run("2026-11-20", selection=["orders", "orderItems"], raise_on_error=False)
+        assert not result.success
+        text = failure_text(result)
+        assert "orders: eSputnik answered far fewer rows than the table holds" in text
+        assert "2026-11-20: 2 rows read, 20 stored (refused below 10)" in text
+        assert pipe.table("orders").height == 20 and pipe.table("orderItems").height == 20
+        assert result.get_asset_materialization_events() == []
+        assert sorted(quarantined(io_manager).values()) == [2, 2]  # orders and orderItems, as read
+        pasted = yaml.safe_load(text[text.index("ops:"):].split("\n\n")[0])  # the first refusal's config
+        assert pasted == {"ops": {"esputnik_orders": {"config": {"allow_smaller_days": True}}}}
+        confirmed = pipe.run("2026-11-20", selection=["orders", "orderItems"], run_config=pasted)
+        assert confirmed.success and pipe.table("orders").height == 2 and pipe.table("orderItems").height == 2
+
+
+def test_a_re_read_day_is_refused_only_below_both_its_stored_rows_and_their_trailing_mean():
+    """The rule of `day_verdicts`: a day stored as an outlier (20 in a week of 2 a day) may come back to 2."""
+    day = date(2026, 11, 20)
+    bounds = day_bounds(LocalWindow.for_days(day, day + timedelta(days=1)), TIMEZONE)
+    week = {day - timedelta(days=i): 2 for i in range(1, 8)}
+    [outlier] = day_verdicts(bounds, DayGuard(max_day_drop=0.5), week | {day: 20}, {day: 2})
+    assert not outlier.smaller and outlier.floor == 1
+    [partial] = day_verdicts(bounds, DayGuard(max_day_drop=0.5), {day: 200}, {day: 20})
+    assert partial.smaller and partial.trailing_mean is None and partial.floor == 100
+    [empty] = day_verdicts(bounds, DayGuard(), {day: 200}, {})
+    assert empty.empty and not empty.smaller
+
+
+def paged_orders_server(pages: list[list[dict]]) -> ScriptedServer:
+    """/v1/orders answering `pages` in turn (page n for startindex 1 + 500 * n), then an empty page."""
+
+    def script(seen):
+        index = (int(seen.query.get("startindex", 1)) - 1) // 500
+        return Reply(body=pages[index] if index < len(pages) else [])
+
+    return ScriptedServer(script)
+
+
+def test_an_orders_items_come_from_the_same_copy_as_the_order_that_wins(io_manager):
+    """Order 7 on page 1 (two items) and again on page 2 (one item, total 999, CANCELLED): the later copy wins whole."""
+
+    def order(order_id, items, total="10", status="DELIVERED"):
+        return {"orderId": order_id, "date": "2026-11-20T12:00:00", "totalCost": total, "status": status, "items": items}
+
+    item = lambda sku: {"externalItemId": sku, "name": sku, "quantity": "1", "cost": "5"}  # noqa: E731
+    first_page = [order(7, [item("stale-a"), item("stale-b")])] + [order(100 + i, [item(f"x{i}")]) for i in range(499)]
+    with paged_orders_server([first_page, [order(7, [item("late-a")], total="999", status="CANCELLED")]]) as server:
+        pipe = Pipeline(server.url, "k", io_manager)
+        assert pipe.run("2026-11-20", selection=["orders", "orderItems"], spool_batch_rows=100).success
+    orders, items = pipe.table("orders"), pipe.table("orderItems")
+    assert orders.filter(pl.col("orderId") == 7).select("totalCost", "Status").rows() == [(999.0, "CANCELED")]
+    assert items.filter(pl.col("orderId") == 7)["externalProductId"].to_list() == ["late-a"]
+    assert orders.height == 500 and items.height == 500
 
 
 def test_bad_rows_fail_the_run_naming_dataset_field_and_value(tmp_path):

@@ -75,6 +75,31 @@ def test_activities_with_a_null_iid_fail_the_run_naming_the_field_and_count(tmp_
     assert table_rows(io, "contactActivities") == 0
 
 
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_activities_with_a_blank_iid_fail_the_run_like_a_missing_one(tmp_path, blank):
+    rows = [
+        {"iid": blank if i < 15 else f"a{i}", "offset": str(i), "contactId": i, "activityStatus": "DELIVERED",
+         "mediaType": "Email", "activityDateTime": "2026-11-20T10:00:00"}
+        for i in range(200)
+    ]  # fmt: skip
+    io = duckdb_io(tmp_path)
+    with ScriptedServer(lambda seen: Reply(body=rows)) as server:
+        result = Pipeline(server.url, "k", io).run(DAY, raise_on_error=False, selection=["contactActivities"])
+    assert not result.success
+    assert "contactActivities: key field 'iid' is null or missing in 15 of 200 row(s)" in failure_text(result)
+    assert table_rows(io, "contactActivities") == 0
+
+
+def test_devices_with_a_blank_id_fail_the_run_like_a_missing_one(tmp_path):
+    rows = [{"deviceId": "" if i % 10 == 0 else f"d{i}", "contactId": i} for i in range(200)]
+    io = duckdb_io(tmp_path)
+    with v1_server(rows) as server:
+        result = Pipeline(server.url, "k", io).run(DAY, raise_on_error=False, selection=["devices"])
+    assert not result.success
+    assert "devices: key field 'deviceId' is null or missing in 20 of 200 row(s)" in failure_text(result)
+    assert table_rows(io, "devices") == 0
+
+
 def test_revenue_rows_without_a_message_instance_are_kept_one_per_order(tmp_path):
     rows = [
         {"orderId": n, "orderDate": "2026-11-20T12:00:00", "totalCost": "10", "activityDateTime": "2026-11-20T11:00:00"}

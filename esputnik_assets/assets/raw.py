@@ -5,7 +5,7 @@ from collections.abc import Iterator, Sequence
 
 import dagster as dg
 
-from esputnik_assets.checks.raw import CheckContext, CheckThresholds, checks_for
+from esputnik_assets.checks.raw import VOLUME, CheckContext, CheckThresholds, checks_for, refused_volume
 from esputnik_assets.checks.freshness import PARTITION_ON_TIME, Freshness
 from esputnik_assets.checks.read import READ_REPORT, READ_REPORT_DESCRIPTION, read_report
 from esputnik_assets.contracts import DatasetContract, load_contracts
@@ -14,7 +14,8 @@ from esputnik_assets.source.resource import EsputnikResource
 from esputnik_assets.source.spool_dirs import spool_dir
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import DATASETS, DatasetSpec, SourceSpec, WriteMode
-from esputnik_assets.warehouse.base import day_bounds
+from esputnik_assets.run_policy import NOT_RETRYABLE, final_failure
+from esputnik_assets.warehouse.base import RefusedDaysError, day_bounds
 from esputnik_assets.warehouse.io_manager import WarehouseIOManager
 
 GROUP = "esputnik"
@@ -24,9 +25,10 @@ API_POOL = "esputnik_api"  # every step that reads the account; limit it when ru
 
 
 class RawReadConfig(dg.Config):
-    """Per-run options of a raw read."""
+    """Per-run options of a raw read: confirmations of writes the warehouse refuses by default."""
 
     allow_empty_days: bool = False  # confirm that days which held rows are really empty now
+    allow_smaller_days: bool = False  # confirm that days which held rows really shrank (ESPUTNIK_CHECK_MAX_DAY_DROP)
 
 
 def asset_key(dataset: str) -> dg.AssetKey:
@@ -129,29 +131,42 @@ def build_source_asset(
         esputnik: EsputnikResource,
         warehouse_io_manager: dg.ResourceParam[WarehouseIOManager],
         check_thresholds: CheckThresholds,
-    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    ) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
         selected = [s for s in specs if asset_key(s.name) in context.selected_asset_keys]
         window = _local_window(context)
-        written: dict[str, SpooledDataset] = {}
+        read: dict[str, SpooledDataset] = {}
         if selected:
             with spool_dir(source.name, context.log, esputnik.spool_folder) as folder:
-                with esputnik.open(context.log, context.run_id) as api:
-                    spooled = extract(
-                        api.client,
-                        source,
-                        selected,
-                        window=window if source.date_window else None,
-                        timezone=esputnik.timezone,
-                        spool_dir=folder,
-                        path=esputnik.path_for(source),
-                        windowing=esputnik.windowing(),
-                        batch_rows=esputnik.spool_batch_rows,
-                    )
-                    stats, label = api.client.stats, api.source_label
+                try:
+                    with esputnik.open(context.log, context.run_id) as api:
+                        spooled = extract(
+                            api.client,
+                            source,
+                            selected,
+                            window=window if source.date_window else None,
+                            timezone=esputnik.timezone,
+                            spool_dir=folder,
+                            path=esputnik.path_for(source),
+                            windowing=esputnik.windowing(),
+                            batch_rows=esputnik.spool_batch_rows,
+                        )
+                        stats, label = api.client.stats, api.source_label
+                except NOT_RETRYABLE as exc:
+                    raise final_failure(context.instance, context.run_id, str(exc)) from exc
                 for item in spooled:
-                    item.allow_empty_days = config.allow_empty_days
+                    item.allow_empty_days, item.allow_smaller_days = config.allow_empty_days, config.allow_smaller_days
+                    item.max_day_drop = check_thresholds.max_day_drop
                     item.source = "demo" if api.is_demo else "live"
                     item.read |= {"http_retries": stats.retries, "http_429": stats.by_status.get(429, 0)}
+                    read[item.dataset] = item
+                refusals = _refusals(spooled, warehouse_io_manager)
+                if refusals:  # nothing of this read is written; the checks describe the tables as they stand
+                    yield from _all_checks(
+                        context, specs, read, window, warehouse_io_manager, check_thresholds, freshness, refusals
+                    )
+                    findings = "\n\n".join(str(refusal) for refusal in refusals.values())
+                    raise final_failure(context.instance, context.run_id, findings)
+                for item in spooled:
                     yield dg.Output(
                         item,
                         output_name=item.dataset,
@@ -169,29 +184,56 @@ def build_source_asset(
                             "run_windows_split": item.read.get("windows_split", 0),
                             **{f"run_{k}": v for k, v in item.read.items() if k.startswith("seconds_")},
                         },
-                    )
-                    written[item.dataset] = item  # the IO manager has written it by now (outputs are handled in turn)
-        yield from run_checks(context, specs, written, window, warehouse_io_manager, check_thresholds)
-        if freshness:
-            now, covered = freshness.clock(), context.partition_keys if written else []
-            for spec in specs:
-                if dg.AssetCheckKey(asset_key(spec.name), PARTITION_ON_TIME) in context.selected_asset_check_keys:
-                    outcome = freshness.evaluate(context.instance, asset_key(spec.name), now, covered)
-                    yield outcome.result(asset_key(spec.name), PARTITION_ON_TIME)
+                    )  # the IO manager has written it when the next output comes (outputs are handled in turn)
+        yield from _all_checks(context, specs, read, window, warehouse_io_manager, check_thresholds, freshness, {})
 
     return read_source
+
+
+def _refusals(spooled: Sequence[SpooledDataset], io_manager: WarehouseIOManager) -> dict[str, Exception]:
+    """What the warehouse would refuse to write, by dataset, judged before any of the read is written (a source's
+    tables are written together or not at all)."""
+    refusals: dict[str, Exception] = {}
+    for item in spooled:
+        try:
+            io_manager.judge(item)
+        except NOT_RETRYABLE as refusal:
+            refusals[item.dataset] = refusal
+    return refusals
+
+
+def _all_checks(
+    context: dg.AssetExecutionContext,
+    specs: Sequence[DatasetSpec],
+    read: dict[str, SpooledDataset],
+    window: LocalWindow,
+    io_manager: WarehouseIOManager,
+    thresholds: CheckThresholds,
+    freshness: Freshness | None,
+    refusals: dict[str, Exception],
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """Every selected check of these tables, once per partition of the run: the warehouse checks, then freshness."""
+    yield from run_checks(context, specs, read, window, io_manager, thresholds, refusals)
+    if freshness:
+        now, covered = freshness.clock(), context.partition_keys if read and not refusals else []
+        for spec in specs:
+            if dg.AssetCheckKey(asset_key(spec.name), PARTITION_ON_TIME) in context.selected_asset_check_keys:
+                outcome = freshness.evaluate(context.instance, asset_key(spec.name), now, covered)
+                yield from outcome.per_partition(asset_key(spec.name), PARTITION_ON_TIME, False, context.partition_keys)
 
 
 def run_checks(
     context: dg.AssetExecutionContext,
     specs: Sequence[DatasetSpec],
-    written: dict[str, SpooledDataset],
+    read: dict[str, SpooledDataset],
     window: LocalWindow,
     io_manager: WarehouseIOManager,
     thresholds: CheckThresholds,
-) -> Iterator[dg.AssetCheckResult]:
-    """The selected checks of these tables, on the days of the run, as queries in the warehouse."""
-    wanted = context.selected_asset_check_keys
+    refusals: dict[str, Exception],
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """The selected checks of these tables, on the days of the run, as queries in the warehouse. A table whose write
+    was refused fails `volume` with the refusal's finding; its other checks describe the table as it stands."""
+    wanted, partitions = context.selected_asset_check_keys, context.partition_keys
     with io_manager.open_warehouse() as warehouse:
         for spec in specs:
             key = asset_key(spec.name)
@@ -200,10 +242,16 @@ def run_checks(
                 continue
             days = day_bounds(window, io_manager.timezone)
             ctx = CheckContext(warehouse, spec, load_contracts()[spec.name], days, io_manager.timezone, thresholds)
+            refusal = refusals.get(spec.name)
             for check in checks:
-                yield check.evaluate(ctx).result(key, check.name)
+                if check.name == VOLUME and isinstance(refusal, RefusedDaysError):
+                    outcome = refused_volume(refusal)
+                else:
+                    outcome = check.evaluate(ctx)
+                yield from outcome.per_partition(key, check.name, check.blocking, partitions)
             if dg.AssetCheckKey(key, READ_REPORT) in wanted:
-                yield read_report(written.get(spec.name), thresholds).result(key, READ_REPORT)
+                report = read_report(read.get(spec.name), thresholds)
+                yield from report.per_partition(key, READ_REPORT, False, partitions)
 
 
 def build_raw_assets(

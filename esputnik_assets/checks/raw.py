@@ -17,12 +17,13 @@ from esputnik_assets.contracts import DatasetContract, load_contracts
 from esputnik_assets.redaction import redact, redact_metadata
 from esputnik_assets.specs import DATASETS, DatasetSpec, WriteMode
 from esputnik_assets.source.windows import LocalWindow
-from esputnik_assets.warehouse.base import DayBounds, Warehouse, day_bounds
+from esputnik_assets.warehouse.base import DayBounds, RefusedDaysError, Warehouse, day_bounds
 from esputnik_assets.warehouse.sql import quote
 
 WARN, ERROR = dg.AssetCheckSeverity.WARN, dg.AssetCheckSeverity.ERROR
 HISTORY_DAYS = 7
 EXAMPLES = 5
+VOLUME = "volume"
 
 # Values the API contract (esputnik-api.md) passes through although datasets.csv, eSputnik's own column list, does
 # not list them. The csv stays a faithful copy of eSputnik's description; the check accepts these documented values
@@ -51,6 +52,7 @@ class CheckThresholds(dg.ConfigurableResource):
     """The thresholds of the checks and alerts (README, "Checks"); each has an ESPUTNIK_CHECK_* variable."""
 
     volume_min_ratio: float = 0.5  # a day with fewer rows than this share of its trailing mean fails
+    max_day_drop: float = 0.5  # a re-read day this far below its stored rows and their trailing mean is not written
     kpi_max_drop: float = 0.3  # a KPI this far (relative) below its trailing 7-day mean is flagged
     duplicate_warn_share: float = 0.1  # repeated rows beyond this share of a read are a warning
 
@@ -97,10 +99,20 @@ class Outcome:
         return dg.AssetCheckResult(asset_key=key, check_name=name, passed=self.passed, severity=self.severity,
                                    description=redact(self.description), metadata=redact_metadata(self.metadata))  # fmt: skip
 
-    def evaluation(self, key: dg.AssetKey, name: str) -> dg.AssetCheckEvaluation:
-        """As a sensor records it between runs."""
+    def evaluation(
+        self, key: dg.AssetKey, name: str, blocking: bool = False, partition: str | None = None
+    ) -> dg.AssetCheckEvaluation:
+        """As a sensor records it between runs, or a step for one partition of its run."""
         return dg.AssetCheckEvaluation(asset_key=key, check_name=name, passed=self.passed, severity=self.severity,
-                                       description=redact(self.description), metadata=redact_metadata(self.metadata))  # fmt: skip
+                                       description=redact(self.description), metadata=redact_metadata(self.metadata),
+                                       blocking=blocking, partition=partition)  # fmt: skip
+
+    def per_partition(
+        self, key: dg.AssetKey, name: str, blocking: bool, partitions: Sequence[str]
+    ) -> list[dg.AssetCheckEvaluation]:
+        """As the step that checked it reports it: one evaluation per partition of the run. Dagster plans a check of
+        a partitioned run once per partition; a result naming no partition would leave each plan "Skipped"."""
+        return [self.evaluation(key, name, blocking, partition) for partition in partitions or [None]]
 
 
 @dataclass(frozen=True)
@@ -292,6 +304,13 @@ def _volume(ctx: CheckContext) -> Outcome:
     return Outcome(True, f"every day holds at least {ratio:.0%} of its trailing mean (or has no history yet)", metadata)
 
 
+def refused_volume(refusal: RefusedDaysError) -> Outcome:
+    """The volume check of a read that was not written: the refusal's finding, per day stored, read, trailing mean
+    and the fewest rows it had to bring."""
+    metadata: dict[str, object] = {"days": [v.as_metadata() for v in refusal.verdicts], "written": False}
+    return Outcome(False, str(refusal), metadata | ({"kept_at": refusal.kept_at} if refusal.kept_at else {}))
+
+
 @dataclass(frozen=True)
 class Kpi:
     name: str
@@ -367,7 +386,7 @@ RAW_CHECKS: tuple[RawCheck, ...] = (
              lambda s: bool(_enumerated(s)), _accepted_values),
     RawCheck("referential", "References to other tables (contacts, broadcasts, messages, orders) are known there.",
              False, lambda s: s.name in REFERENCES, _referential),
-    RawCheck("volume", f"Each day's rows against its trailing {HISTORY_DAYS}-day mean: an empty or sharply smaller "
+    RawCheck(VOLUME, f"Each day's rows against its trailing {HISTORY_DAYS}-day mean: an empty or sharply smaller "
              "day fails (an API that quietly answers nothing is not a quiet day).", True, _is_fact, _volume),
     *(
         RawCheck(f"kpi_{kpi.name}", f"{kpi.label}, per day, against its trailing {HISTORY_DAYS}-day mean.", False,

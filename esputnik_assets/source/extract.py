@@ -24,6 +24,7 @@ from esputnik_assets.specs import DatasetSpec, Paging, SourceSpec, WriteMode
 
 T = TypeVar("T")
 SEQ_COLUMN = "_seq"  # arrival order: among rows with equal keys the latest read wins
+PLACE_COLUMN = "_item"  # a row's place in its parent copy (0 starts a copy), for datasets with a `copy_key`
 
 
 @dataclass
@@ -37,6 +38,8 @@ class SpooledDataset:
     out_of_window_rows: int = 0
     read: dict[str, float] = field(default_factory=dict)  # the read's counts and seconds per phase
     allow_empty_days: bool = False  # a run may confirm that days which held rows are empty now
+    allow_smaller_days: bool = False  # ... or that they really shrank beyond `max_day_drop`
+    max_day_drop: float = 0.5  # how far below the stored day (and its trailing mean) a re-read day may come
     source: str = "live"  # "demo" for the built-in demo account: the warehouse keeps the two apart
     written: dict[str, object] = field(default_factory=dict)  # what the write did, filled in by the IO manager
 
@@ -49,19 +52,28 @@ class SpooledDataset:
 class _SpoolWriter:
     """Writes shaped batches as numbered Parquet parts (polars' own writer: little memory beyond one batch)."""
 
-    def __init__(self, spool_dir: Path, dataset: str) -> None:
-        self.spool_dir, self.dataset = spool_dir, dataset
-        self.rows = 0
+    def __init__(self, spool_dir: Path, spec: DatasetSpec) -> None:
+        self.spool_dir, self.dataset, self.by_copy = spool_dir, spec.name, bool(spec.copy_key)
+        self.rows = self.copies = 0
         self.parts: list[Path] = []
 
     def add(self, frame: pl.DataFrame) -> None:
         if frame.height == 0:
             return
-        frame = frame.with_columns(pl.int_range(self.rows, self.rows + frame.height, dtype=pl.Int64).alias(SEQ_COLUMN))
+        frame = frame.with_columns(self._arrival(frame).alias(SEQ_COLUMN))
         self.rows += frame.height
         part = self.spool_dir / f"{self.dataset}.{len(self.parts):06d}.parquet"
         frame.write_parquet(part, compression="snappy", statistics=False)
         self.parts.append(part)
+
+    def _arrival(self, frame: pl.DataFrame) -> pl.Series:
+        """Each row's arrival number; rows of one parent copy share their copy's number, so the latest copy wins whole."""
+        if not self.by_copy:
+            return pl.int_range(self.rows, self.rows + frame.height, dtype=pl.Int64, eager=True)
+        starts = (frame.get_column(PLACE_COLUMN) == 0).cast(pl.Int64).cum_sum()
+        arrival = starts + (self.copies - 1)
+        self.copies += int(starts[-1])
+        return arrival
 
 
 def _batches(pages: Iterator[pl.DataFrame], batch_rows: int) -> Iterator[pl.DataFrame]:
@@ -102,10 +114,18 @@ def _pages(
             yield page.with_columns(pl.lit(v, dtype=pl.String).alias(k) for k, v in literals.items())
 
 
+def _missing(values: pl.Series) -> int:
+    """Values that name nothing: null, and for text also empty or whitespace only (`iid: ""` is no id)."""
+    if values.dtype == pl.String:
+        return int((values.is_null() | (values.str.strip_chars() == "")).sum())
+    return values.null_count()
+
+
 def _require_keys(frame: pl.DataFrame, spec: DatasetSpec) -> None:
-    """A null key would make the dedupe and the upsert treat unrelated rows as one: that is bad input, not a duplicate."""
+    """A null or blank key would make the dedupe and the upsert treat unrelated rows as one: that is bad input, not a
+    duplicate."""
     for column in spec.required_key:
-        missing = frame.get_column(column).null_count()
+        missing = _missing(frame.get_column(column))
         if missing:
             raise MissingKeyError(spec.name, column.lstrip("_"), missing, frame.height)
 
@@ -137,7 +157,7 @@ def extract(
         raise ValueError(f"{source.name} is read by date: a window is required")
     windowing = windowing or ActivityWindowing()
     stats = ReadStats()
-    writers = {d.name: _SpoolWriter(spool_dir, d.name) for d in datasets}
+    writers = {d.name: _SpoolWriter(spool_dir, d) for d in datasets}
     dropped = {d.name: 0 for d in datasets}
     bounds = window.utc_bounds(timezone) if window is not None else None
     leak: BadValueError | None = None

@@ -12,15 +12,11 @@ import polars as pl
 from esputnik_assets.contracts import Column, DatasetContract
 from esputnik_assets.source.extract import SpooledDataset
 from esputnik_assets.source.windows import LocalWindow
-from esputnik_assets.specs import DatasetSpec, WriteMode
+from esputnik_assets.specs import DATASETS, DatasetSpec, WriteMode
 
 
 class WarehouseError(RuntimeError):
     """A write the warehouse refused; the table is left as it was."""
-
-
-class SuspiciousEmptyDayError(WarehouseError):
-    """A read returned no rows for a day that holds rows: replacing it would wipe data, so the run stops."""
 
 
 class MixedSourceError(WarehouseError):
@@ -80,15 +76,149 @@ def per_day(days: Sequence[DayBounds], staged: dict[int, int], written: dict[int
     return tuple((d.day, staged.get(i, 0), written.get(i, 0)) for i, d in enumerate(days))
 
 
-def check_empty_days(dataset: str, days: Sequence[DayBounds], old: dict[int, int], new: dict[int, int]) -> None:
-    """Refuse to replace a day that holds rows with an answer of none (an outage or a key switch, not a quiet day)."""
-    wiped = [(days[i].day, count) for i, count in sorted(old.items()) if count and not new.get(i)]
-    if wiped:
-        listed = ", ".join(f"{day} ({count} rows)" for day, count in wiped)
-        raise SuspiciousEmptyDayError(
-            f"{dataset}: eSputnik returned no rows for {listed}, which the table already holds. The day was kept "
-            "as it was. If the day really is empty now, rerun with allow_empty_days: true in the run config."
+HISTORY_DAYS = 7  # the stored days before a re-read day it is also judged against
+
+
+@dataclass(frozen=True)
+class DayGuard:
+    """How a re-read day is judged before it replaces the stored one, and what the run confirmed."""
+
+    history: tuple[DayBounds, ...] = ()  # the HISTORY_DAYS before the first replaced day
+    max_day_drop: float = 0.5  # a day read this much (relative) below both its stored rows and their trailing mean
+    allow_empty_days: bool = False  # the run confirms that days which held rows are empty now
+    allow_smaller_days: bool = False  # the run confirms that days which held rows really shrank
+
+
+@dataclass(frozen=True)
+class DayVerdict:
+    """One replaced day: rows stored, rows read, the stored trailing mean, and the fewest rows the read may bring."""
+
+    day: date
+    stored: int
+    read: int
+    trailing_mean: float | None
+    floor: float  # a read under this many rows (and not empty) is refused unless confirmed
+
+    @property
+    def empty(self) -> bool:
+        return self.stored > 0 and self.read == 0
+
+    @property
+    def smaller(self) -> bool:
+        return self.stored > 0 and 0 < self.read < self.floor
+
+    def as_metadata(self) -> dict[str, object]:
+        mean = None if self.trailing_mean is None else round(self.trailing_mean, 1)
+        return {"day": self.day.isoformat(), "stored": self.stored, "read": self.read, "trailing_mean": mean,
+                "refused_below": round(self.floor, 1)}  # fmt: skip
+
+
+def day_verdicts(
+    days: Sequence[DayBounds], guard: DayGuard, stored: dict[date, int], read: dict[date, int]
+) -> list[DayVerdict]:
+    """Each replaced day against the stored one and the stored trailing mean: the ratio (1 - max_day_drop) of the
+    larger of the two is its floor, so a day stored as an outlier may come back to normal."""
+    ratio, verdicts = 1 - guard.max_day_drop, []
+    for bounds in days:
+        earlier = [stored.get(bounds.day - timedelta(days=i), 0) for i in range(1, HISTORY_DAYS + 1)]
+        loaded = [n for n in earlier if n]  # days never loaded are unknown, not zero
+        mean = sum(loaded) / len(loaded) if loaded else None
+        held = stored.get(bounds.day, 0)
+        floor = ratio * (held if mean is None else min(held, mean))
+        verdicts.append(DayVerdict(bounds.day, held, read.get(bounds.day, 0), mean, floor))
+    return verdicts
+
+
+class RefusedDaysError(WarehouseError):
+    """A read that would replace stored days with none or far fewer rows; the days were kept as they were."""
+
+    option = ""  # the run config option that confirms this refusal
+    confirms = ""  # what the run states by setting it
+
+    def __init__(self, dataset: str, finding: str, verdicts: Sequence[DayVerdict], kept_at: str | None = None) -> None:
+        self.dataset, self.finding, self.verdicts, self.kept_at = dataset, finding, tuple(verdicts), kept_at
+        kept = f" The rows read are kept for inspection in {kept_at}." if kept_at else ""
+        super().__init__(
+            f"{dataset}: {finding} The days were kept as they were.{kept} If {self.confirms}, rerun with this run "
+            f"config:\n{confirm_config(dataset, self.option)}"
         )
+
+    def kept_in(self, where: str | None) -> RefusedDaysError:
+        """The same refusal, saying where the refused rows can be inspected."""
+        return type(self)(self.dataset, self.finding, self.verdicts, where)
+
+
+class SuspiciousEmptyDayError(RefusedDaysError):
+    """A read returned no rows for a day that holds rows: replacing it would wipe data, so the run stops."""
+
+    option, confirms = "allow_empty_days", "the days really are empty now"
+
+
+class SmallerDayError(RefusedDaysError):
+    """A read returned far fewer rows for a day than it holds (a partial answer): replacing it would lose rows."""
+
+    option, confirms = "allow_smaller_days", "the days really shrank"
+
+
+def confirm_config(dataset: str, option: str) -> str:
+    """The run config that confirms a refused write, as it is pasted into the launchpad (the op is the source's)."""
+    return f"ops:\n  esputnik_{DATASETS[dataset].source.name}:\n    config:\n      {option}: true"
+
+
+def refuse_days(dataset: str, verdicts: Sequence[DayVerdict], guard: DayGuard) -> None:
+    """Refuse to replace a day that holds rows with none (an outage or a key switch, not a quiet day) or with a
+    partial answer, unless the run confirms it."""
+    empty = [v for v in verdicts if v.empty] if not guard.allow_empty_days else []
+    if empty:
+        listed = ", ".join(f"{v.day} ({v.stored} rows)" for v in empty)
+        finding = f"eSputnik returned no rows for {listed}, which the table already holds."
+        raise SuspiciousEmptyDayError(dataset, finding, empty)
+    smaller = [v for v in verdicts if v.smaller] if not guard.allow_smaller_days else []
+    if smaller:
+        listed = "; ".join(
+            f"{v.day}: {v.read} rows read, {v.stored} stored"
+            + (f", trailing {HISTORY_DAYS}-day mean {v.trailing_mean:.0f}" if v.trailing_mean is not None else "")
+            + f" (refused below {v.floor:.0f})"
+            for v in smaller
+        )
+        raise SmallerDayError(
+            dataset,
+            f"eSputnik answered far fewer rows than the table holds, more than {guard.max_day_drop:.0%} below the "
+            f"stored day and its trailing mean (ESPUTNIK_CHECK_MAX_DAY_DROP): {listed}.",
+            smaller,
+        )
+
+
+def by_day(bounds: Sequence[DayBounds], counts: dict[int, int]) -> dict[date, int]:
+    """Day counts keyed by position in `bounds` (as the warehouses query them), keyed by day."""
+    return {bounds[i].day: n for i, n in counts.items()}
+
+
+def spooled_day_counts(spooled: SpooledDataset, column: str, days: Sequence[DayBounds]) -> dict[date, int]:
+    """Rows of a spooled read per day, counted from its Parquet files (one column scanned)."""
+    if not spooled.rows:
+        return {}
+    times = pl.scan_parquet(spooled.parts).select(column)
+    counts = times.select(
+        [pl.col(column).is_between(d.start, d.end, closed="left").sum().alias(str(i)) for i, d in enumerate(days)]
+    ).collect()
+    return {d.day: int(counts.get_column(str(i))[0]) for i, d in enumerate(days)}
+
+
+def judge_before_write(
+    warehouse: Warehouse, spec: DatasetSpec, contract: DatasetContract, spooled: SpooledDataset,
+    days: Sequence[DayBounds], guard: DayGuard,
+) -> list[DayVerdict]:
+    """The verdicts the write itself will reach (it judges again inside its transaction), so a run can refuse
+    before it writes anything; a refused read is kept for inspection."""
+    bounds = [*guard.history, *days]
+    stored = by_day(bounds, warehouse.day_counts(spec, bounds))
+    verdicts = day_verdicts(days, guard, stored, spooled_day_counts(spooled, spec.partition_column, days))
+    try:
+        refuse_days(contract.name, verdicts, guard)
+    except RefusedDaysError as refusal:
+        raise refusal.kept_in(warehouse.keep_refused(contract, spooled)) from None
+    return verdicts
 
 
 SOURCES = ("demo", "live")  # what a table's rows came from, recorded on the table when it is first written
@@ -122,8 +252,12 @@ class Warehouse(Protocol):
 
     def replace_days(
         self, spec: DatasetSpec, contract: DatasetContract, spooled: SpooledDataset, days: Sequence[DayBounds],
-        allow_empty_days: bool,
+        guard: DayGuard,
     ) -> WriteResult: ...
+
+    def day_counts(self, spec: DatasetSpec, bounds: Sequence[DayBounds]) -> dict[int, int]: ...
+
+    def keep_refused(self, contract: DatasetContract, spooled: SpooledDataset) -> str | None: ...
 
     def upsert(self, spec: DatasetSpec, contract: DatasetContract, spooled: SpooledDataset) -> WriteResult: ...
 

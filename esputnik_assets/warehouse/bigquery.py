@@ -8,7 +8,8 @@ one statement or one transaction:
 - entities: one `MERGE` by key (see `_merge`).
 
 The staging table is dropped afterwards, also after a failure, and expires by itself after a day in case the
-process dies before it can drop it.
+process dies before it can drop it. A refused read (a day replaced by none or far fewer rows) keeps its staging
+table until it expires, for inspection.
 """
 
 from __future__ import annotations
@@ -27,7 +28,17 @@ from google.cloud import bigquery
 from esputnik_assets.contracts import Column, DatasetContract
 from esputnik_assets.source.extract import SEQ_COLUMN, SpooledDataset
 from esputnik_assets.specs import DatasetSpec, WriteMode
-from esputnik_assets.warehouse.base import DayBounds, SchemaConflictError, WriteResult, check_empty_days, per_day
+from esputnik_assets.warehouse.base import (
+    DayBounds,
+    DayGuard,
+    RefusedDaysError,
+    SchemaConflictError,
+    WriteResult,
+    by_day,
+    day_verdicts,
+    per_day,
+    refuse_days,
+)
 from esputnik_assets.warehouse.sql import column_list, latest_per_key, portable, same_key
 
 _TYPES = {"int": "INT64", "string": "STRING", "float": "FLOAT64", "timestamp": "TIMESTAMP", "json": "JSON"}
@@ -184,7 +195,7 @@ class BigQueryWarehouse:
 
     def _latest_staged(self, spec: DatasetSpec, contract: DatasetContract, staging_id: str) -> str:
         staged, relation = ", ".join(_staged_expression(c) for c in contract.columns), self._quote_id(staging_id)
-        return f"SELECT {staged} FROM {relation} {latest_per_key(relation, spec.key, SEQ_COLUMN, bq_quote)}"
+        return f"SELECT {staged} FROM {relation} {latest_per_key(relation, spec.dedupe_key, SEQ_COLUMN, bq_quote)}"
 
     @staticmethod
     def _quote_id(table_id: str) -> str:
@@ -210,23 +221,44 @@ class BigQueryWarehouse:
         contract: DatasetContract,
         spooled: SpooledDataset,
         days: Sequence[DayBounds],
-        allow_empty_days: bool,
+        guard: DayGuard,
     ) -> WriteResult:
+        """Judge the staged days against the stored ones, then swap them; a refused read's staging table is kept
+        (it expires by itself) for inspection."""
         self.ensure_table(spec, contract)
         staging_id = self._stage(contract, spooled) if spooled.rows else None
+        kept = False
         try:
-            column = spec.partition_column
-            old = self._day_counts(self.table(contract.name), column, days)
+            column, bounds = spec.partition_column, [*guard.history, *days]
+            stored = self._day_counts(self.table(contract.name), column, bounds)
             new = self._day_counts(self._quote_id(staging_id), column, days) if staging_id else {}
-            if not allow_empty_days:
-                check_empty_days(contract.name, days, old, new)
+            try:
+                refuse_days(contract.name, day_verdicts(days, guard, by_day(bounds, stored), by_day(days, new)), guard)
+            except RefusedDaysError as refusal:
+                kept = staging_id is not None
+                raise refusal.kept_in(self._kept_at(staging_id)) from None
             self._swap_days(spec, contract, staging_id, days[0].start, days[-1].end)
             held = self._day_counts(self.table(contract.name), column, days) if staging_id else {}
         finally:
-            if staging_id:
+            if staging_id and not kept:
                 self._drop(staging_id)
         result = per_day(days, new, held)
-        return WriteResult(spooled.rows, sum(h for _, _, h in result), rows_replaced=sum(old.values()), per_day=result)
+        replaced = sum(stored.get(i, 0) for i in range(len(guard.history), len(bounds)))
+        return WriteResult(spooled.rows, sum(h for _, _, h in result), rows_replaced=replaced, per_day=result)
+
+    def day_counts(self, spec: DatasetSpec, bounds: Sequence[DayBounds]) -> dict[int, int]:
+        """Stored rows per day (by position in `bounds`), in one scan."""
+        return self._day_counts(self.table(spec.name), spec.partition_column, bounds)
+
+    def keep_refused(self, contract: DatasetContract, spooled: SpooledDataset) -> str | None:
+        """Load a refused read into a staging table that is kept until it expires; says where."""
+        return self._kept_at(self._stage(contract, spooled)) if spooled.rows else None
+
+    @staticmethod
+    def _kept_at(staging_id: str | None) -> str | None:
+        if staging_id is None:
+            return None
+        return f"the BigQuery table {staging_id} (it expires by itself {STAGING_TTL.days} day after the run)"
 
     def _swap_days(
         self, spec: DatasetSpec, contract: DatasetContract, staging_id: str | None, start: datetime, end: datetime

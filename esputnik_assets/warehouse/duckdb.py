@@ -10,8 +10,9 @@ import contextlib
 import logging
 import random
 import time
+import uuid
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -23,11 +24,15 @@ from esputnik_assets.specs import DatasetSpec
 from esputnik_assets.warehouse.base import (
     SOURCES,
     DayBounds,
+    DayGuard,
+    RefusedDaysError,
     SchemaConflictError,
     WarehouseError,
     WriteResult,
-    check_empty_days,
+    by_day,
+    day_verdicts,
     per_day,
+    refuse_days,
 )
 from esputnik_assets.warehouse.sql import column_list, latest_per_key, portable, quote, same_key
 
@@ -137,19 +142,42 @@ class DuckDBWarehouse:
         contract: DatasetContract,
         spooled: SpooledDataset,
         days: Sequence[DayBounds],
-        allow_empty_days: bool,
+        guard: DayGuard,
     ) -> WriteResult:
-        """Swap whole local days of a fact table in one transaction: readers see the old days or the new ones."""
-        column = quote(spec.partition_column)
-        with self._transaction(contract) as con:
-            old = self._day_counts(con, self.table(contract.name), column, days, [])
-            new = self._day_counts(con, "read_parquet(?)", column, days, [_files(spooled)]) if spooled.rows else {}
-            if not allow_empty_days:
-                check_empty_days(contract.name, days, old, new)
-            replaced = self._delete_days(con, contract, column, days[0].start, days[-1].end)
-            written = self._insert_latest(con, spec, contract, spooled) if spooled.rows else 0
-            held = self._day_counts(con, self.table(contract.name), column, days, []) if written else {}
+        """Swap whole local days of a fact table in one transaction: readers see the old days or the new ones.
+
+        The days are judged inside the transaction (no other write can come between the judgement and the swap);
+        a refused read is kept in the quarantine schema for inspection.
+        """
+        column, bounds = quote(spec.partition_column), [*guard.history, *days]
+        try:
+            with self._transaction(contract) as con:
+                stored = self._day_counts(con, self.table(contract.name), column, bounds, [])
+                new = self._day_counts(con, "read_parquet(?)", column, days, [_files(spooled)]) if spooled.rows else {}
+                refuse_days(contract.name, day_verdicts(days, guard, by_day(bounds, stored), by_day(days, new)), guard)
+                replaced = self._delete_days(con, contract, column, days[0].start, days[-1].end)
+                written = self._insert_latest(con, spec, contract, spooled) if spooled.rows else 0
+                held = self._day_counts(con, self.table(contract.name), column, days, []) if written else {}
+        except RefusedDaysError as refusal:
+            raise refusal.kept_in(self.keep_refused(contract, spooled)) from None
         return WriteResult(spooled.rows, written, rows_replaced=replaced, per_day=per_day(days, new, held))
+
+    def day_counts(self, spec: DatasetSpec, bounds: Sequence[DayBounds]) -> dict[int, int]:
+        """Stored rows per day (by position in `bounds`), in one scan."""
+        with self.connect() as con:
+            return self._day_counts(con, self.table(spec.name), quote(spec.partition_column), bounds, [])
+
+    def keep_refused(self, contract: DatasetContract, spooled: SpooledDataset) -> str | None:
+        """Copy a refused read into a table of the quarantine schema (`<schema>_quarantine`); says where."""
+        if not spooled.rows:
+            return None
+        schema = f"{self.schema}_quarantine"
+        name = f"{contract.name}_{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}_{uuid.uuid4().hex[:6]}"
+        with self.connect() as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+            con.execute(f"CREATE TABLE {quote(schema)}.{quote(name)} AS SELECT * FROM read_parquet($spool)",
+                        {"spool": _files(spooled)})  # fmt: skip
+        return f"the table {schema}.{name} of {self.path} (drop it when done)"
 
     def _day_counts(
         self, con: duckdb.DuckDBPyConnection, relation: str, column: str, days: Sequence[DayBounds], params: list
@@ -175,7 +203,7 @@ class DuckDBWarehouse:
         names, staged = column_list(contract.column_names), "read_parquet($spool)"
         return con.execute(
             f"INSERT INTO {self.table(contract.name)} ({names}) SELECT {names} FROM {staged} "
-            f"{latest_per_key(staged, spec.key, SEQ_COLUMN)}",
+            f"{latest_per_key(staged, spec.dedupe_key, SEQ_COLUMN)}",
             {"spool": _files(spooled)},
         ).fetchone()[0]
 
@@ -187,7 +215,7 @@ class DuckDBWarehouse:
         target, names, staged = self.table(contract.name), column_list(contract.column_names), "read_parquet($spool)"
         with self._transaction(contract) as con:
             con.execute(
-                f"CREATE TEMP TABLE fresh AS SELECT {names} FROM {staged} {latest_per_key(staged, spec.key, SEQ_COLUMN)}",
+                f"CREATE TEMP TABLE fresh AS SELECT {names} FROM {staged} {latest_per_key(staged, spec.dedupe_key, SEQ_COLUMN)}",
                 {"spool": _files(spooled)},
             )
             matched = f"EXISTS (SELECT 1 FROM fresh WHERE {same_key('fresh', 't', spec.key)})"

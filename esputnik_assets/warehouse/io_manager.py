@@ -5,16 +5,26 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 import polars as pl
 from pydantic import Field
 
 from esputnik_assets.contracts import load_contracts
+from esputnik_assets.run_policy import NOT_RETRYABLE, final_failure
 from esputnik_assets.source.extract import SpooledDataset
+from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import DATASETS, WriteMode
-from esputnik_assets.warehouse.base import Warehouse, day_bounds, guard_source
+from esputnik_assets.warehouse.base import (
+    HISTORY_DAYS,
+    DayBounds,
+    DayGuard,
+    Warehouse,
+    day_bounds,
+    guard_source,
+    judge_before_write,
+)
 from esputnik_assets.warehouse.bigquery import BigQueryWarehouse
 from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
@@ -60,6 +70,24 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     def location(self) -> str:
         raise NotImplementedError
 
+    def day_guard(self, obj: SpooledDataset) -> tuple[list[DayBounds], DayGuard]:
+        """The local days a fact read replaces, and how they are judged against the stored ones."""
+        assert obj.window is not None, f"{obj.dataset} is replaced by day and needs its window"
+        days = day_bounds(obj.window, self.timezone)
+        first = days[0].day
+        history = day_bounds(LocalWindow.for_days(first - timedelta(days=HISTORY_DAYS), first), self.timezone)
+        return days, DayGuard(tuple(history), obj.max_day_drop, obj.allow_empty_days, obj.allow_smaller_days)
+
+    def judge(self, obj: SpooledDataset) -> None:
+        """Raise what the write would refuse (a changed column type, a mix of demo and live rows, stored days
+        answered with none or far fewer rows), before anything is written; the write judges again, atomically."""
+        spec, contract = DATASETS[obj.dataset], load_contracts()[obj.dataset]
+        with self.open_warehouse() as warehouse:
+            warehouse.ensure_table(spec, contract)
+            guard_source(warehouse, obj.dataset, obj.source)
+            if spec.write_mode is WriteMode.REPLACE_DAYS:
+                judge_before_write(warehouse, spec, contract, obj, *self.day_guard(obj))
+
     def handle_output(self, context: dg.OutputContext, obj: SpooledDataset) -> None:
         if not isinstance(obj, SpooledDataset):
             raise TypeError(f"{context.asset_key.to_user_string()}: expected a spooled read, got {type(obj).__name__}")
@@ -70,9 +98,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 warehouse.ensure_table(spec, contract)
                 guard_source(warehouse, obj.dataset, obj.source)
                 if spec.write_mode is WriteMode.REPLACE_DAYS:
-                    assert obj.window is not None, f"{obj.dataset} is replaced by day and needs its window"
-                    days = day_bounds(obj.window, self.timezone)
-                    result = warehouse.replace_days(spec, contract, obj, days, obj.allow_empty_days)
+                    days, guard = self.day_guard(obj)
+                    result = warehouse.replace_days(spec, contract, obj, days, guard)
                     replaced = f"{days[0].day} .. {days[-1].day}" if len(days) > 1 else str(days[0].day)
                     extra = {"days_replaced": replaced, "run_out_of_window_rows": obj.out_of_window_rows}
                 else:
@@ -80,6 +107,8 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                     extra = {}
                 table_rows = warehouse.row_count(obj.dataset)
                 preview = warehouse.query(f"SELECT * FROM {quote(obj.dataset)} LIMIT {PREVIEW_ROWS}")
+        except NOT_RETRYABLE as refusal:  # judged before, so only a write that came between gets here
+            raise final_failure(context.step_context.instance, context.run_id, str(refusal)) from refusal
         finally:
             obj.discard()
         obj.written = result.as_metadata(spec.write_mode)

@@ -19,7 +19,8 @@ def column_list(names: Sequence[str], quote_fn=quote) -> str:
 
 
 def latest_per_key(relation: str, key: Sequence[str], order_column: str, quote_fn=quote) -> str:
-    """WHERE clause keeping the last-read row of each key (equal keys inside one read are one row).
+    """WHERE clause keeping the last-read row of each key (equal keys inside one read are one row); with rows that
+    share their parent copy's arrival number (`DatasetSpec.copy_key`), the last-read copy whole.
 
     A semi-join on the arrival number: only the key and that number are grouped, so it needs far less memory
     than a window over whole rows, and it is the same SQL in DuckDB and BigQuery.

@@ -16,6 +16,9 @@ from typing import TypeVar
 from urllib.parse import quote, quote_plus
 
 MASK = "***"
+# The shortest form kept process-wide: a shorter one ("k", a test key) would mask ordinary words in every text. Such a
+# key is still redacted by the client that holds it (`redact(text, key)`); real API keys are far longer.
+MIN_REGISTERED_CHARS = 8
 T = TypeVar("T")
 
 _lock = threading.Lock()
@@ -33,10 +36,15 @@ def secret_forms(secret: str) -> tuple[str, ...]:
     return tuple(sorted(forms, key=len, reverse=True))
 
 
+def distinctive_forms(secret: str) -> tuple[str, ...]:
+    """The forms long enough to tell from ordinary text: what is registered, and what answers are searched for."""
+    return tuple(form for form in secret_forms(secret) if len(form) >= MIN_REGISTERED_CHARS)
+
+
 def register_secret(secret: str | None) -> None:
-    """Remember a secret's forms for the life of the process (idempotent; an empty secret is ignored)."""
+    """Remember a secret's forms for the life of the process (idempotent; forms under MIN_REGISTERED_CHARS are not)."""
     global _forms
-    new = secret_forms(secret or "")
+    new = distinctive_forms(secret or "")
     if not new:
         return
     with _lock:

@@ -55,3 +55,9 @@ def test_metadata_of_every_kind_is_redacted_and_clean_values_are_kept_as_they_ar
     assert redacted["examples"] == [f"status {redaction.MASK}", "SENT"]
     assert redacted["count"] == 3
     assert redacted["clean"] is clean
+
+
+def test_a_key_too_short_to_tell_from_words_is_not_registered_process_wide() -> None:
+    redaction.register_secret("k")
+    assert redaction.redact("unknown_values: kept") == "unknown_values: kept"
+    assert redaction.redact("key k", "k") == "***ey ***"

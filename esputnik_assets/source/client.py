@@ -45,7 +45,6 @@ TRANSIENT_EXCEPTIONS = (
 BODY_CHUNK_BYTES = 1 << 16
 SHOWN_TEXT_CHARS = 300
 DEFAULT_MAX_ANSWER_BYTES = 64 << 20
-MIN_ECHO_FORM_CHARS = 8  # a key form shorter than this would match ordinary text; real API keys are far longer
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -120,9 +119,8 @@ class EsputnikClient:
         self._origin = _origin(self.base_url)
         self._api_key = api_key
         redaction.register_secret(api_key)  # any text leaving the process is redacted of it from now on
-        self.echoable_key_forms = tuple(
-            form for form in redaction.secret_forms(api_key) if len(form) >= MIN_ECHO_FORM_CHARS
-        )  # the key's forms that answers are searched for (a server copying request credentials into its rows)
+        # the key's forms that answers are searched for (a server copying request credentials into its rows)
+        self.echoable_key_forms = redaction.distinctive_forms(api_key)
         self._timeout = (connect_timeout, read_timeout)
         self._deadline = request_deadline
         self._max_answer_bytes = max_answer_bytes

@@ -67,6 +67,18 @@ def compute_days(
     return total, notes
 
 
+def table_row_counts(metric: Metric, engine: MetricEngine, days: Sequence[date]) -> tuple[int, dict[date, int]]:
+    """The metric table's rows after a run's writes: in all, and on each day of the run (0 for a day left empty)."""
+    total, _ = engine.fetch(f"SELECT COUNT(*) AS row_count FROM metrics.{metric.name}", {})
+    per_day, _ = engine.fetch(
+        f"SELECT date, COUNT(*) AS row_count FROM metrics.{metric.name} WHERE date BETWEEN @first_day AND @last_day "
+        "GROUP BY date",
+        {"first_day": days[0], "last_day": days[-1]},
+    )
+    counted = dict(zip(per_day["date"].to_list(), per_day["row_count"].to_list()))
+    return int(total["row_count"][0]), {day: int(counted.get(day, 0)) for day in days}
+
+
 def build_metric_asset(
     metric: Metric,
     partitions_def: dg.PartitionsDefinition,
@@ -94,14 +106,22 @@ def build_metric_asset(
         days = LocalWindow.for_days(window.start.date(), window.end.date()).days()
         with metrics_warehouse.open() as engine:
             total, notes = compute_days(metric, engine, metrics_warehouse, days, context.log.info)
+            table_rows, day_rows = table_row_counts(metric, engine, days)
+        for day, rows in day_rows.items():  # each partition of a range run gets its own day's count
+            context.add_asset_metadata({"dagster/partition_row_count": rows}, partition_key=day.isoformat())
+        bytes_processed = (  # only an engine that reports them (BigQuery) has bytes to show
+            {"bytes_processed": sum(total.bytes_processed),
+             "bytes_processed_per_query": ", ".join(str(b) for b in total.bytes_processed)}
+            if total.bytes_processed else {}
+        )  # fmt: skip
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": total.rows_written,
+                "dagster/row_count": table_rows,
+                "rows_written": total.rows_written,
                 "dagster/column_lineage": column_lineage(metric.table),
                 "days": f"{days[0]} .. {days[-1]}" if len(days) > 1 else str(days[0]),
                 "table": f"{metrics_warehouse.location()}.{metric.name}",
-                "bytes_processed": sum(total.bytes_processed),
-                "bytes_processed_per_query": ", ".join(str(b) for b in total.bytes_processed) or "n/a (DuckDB)",
+                **bytes_processed,
                 **notes,
             },
             check_results=[

@@ -199,7 +199,7 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
     raw_assets = build_raw_assets(settings.datasets, partitions, backfill, freshness, settings.warehouse, owners)
     resources = build_resources(env, settings)
     metric_assets, metric_resources = build_metrics(
-        env, settings.datasets, partitions, backfill, resources[IO_MANAGER_KEY], freshness
+        env, settings.datasets, partitions, backfill, resources[IO_MANAGER_KEY], freshness, settings.demo_account
     )
     all_assets = [*raw_assets, *metric_assets]
     daily_job = dg.define_asset_job(

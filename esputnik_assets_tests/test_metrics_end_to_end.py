@@ -9,8 +9,16 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from esputnik_assets.definitions import build_definitions
+from esputnik_assets.demo.account import EXAMPLE_COST_PER_MESSAGE
 from esputnik_assets.metrics.assets import GROUP, KEY_PREFIX, build_metric_assets, metric_key
-from esputnik_assets.metrics.resource import BigQueryMetricsWarehouse, MetricsWarehouse
+from esputnik_assets.metrics.resource import (
+    COSTS_NOT_CONFIGURED,
+    DEMO_EXAMPLE_COSTS,
+    BigQueryMetricsWarehouse,
+    DuckDBMetricsWarehouse,
+    MetricsWarehouse,
+)
 from esputnik_assets.metrics.wiring import ALL_METRICS, metrics_warehouse
 from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
 from esputnik_assets_tests.conftest import TIMEZONE, Pipeline
@@ -73,6 +81,8 @@ def test_raw_and_metric_assets_materialize_together_for_several_days(pipeline, a
         assert len(per_query) == 3 and campaign["bytes_processed"].value == sum(per_query)
     else:  # DuckDB reports no bytes: no entry rather than a made-up 0
         assert "bytes_processed" not in campaign and "bytes_processed_per_query" not in campaign
+    roi = result.asset_materializations_for_node("esputnik_metrics__campaign_roi")[0].metadata
+    assert roi["costs"].value == COSTS_NOT_CONFIGURED and "cost_per_message" not in roi  # a live account's: unset
 
 
 def materializations(result: dg.ExecuteInProcessResult, name: str) -> dict[date, dg.AssetMaterialization]:
@@ -138,3 +148,29 @@ def test_metric_assets_carry_formula_columns_and_lineage(demo_server, make_io_ma
         }
     roi_deps = {d.asset_key.path[-1] for d in specs[metric_key("campaign_roi")].deps}
     assert roi_deps == {"contactActivities", "revenue", "broadcasts"}
+
+
+def test_the_demo_prices_its_messages_so_campaign_roi_has_an_roi(tmp_path):
+    """The definitions on the built-in demo account, no cost set: example costs per mediaType, stated on the asset."""
+    env = {
+        "ESPUTNIK_DUCKDB_PATH": str(tmp_path / "demo.duckdb"), "ESPUTNIK_TIMEZONE": TIMEZONE,
+        "ESPUTNIK_DATASETS": "contactActivities,revenue,broadcasts",
+    }  # fmt: skip
+    defs = build_definitions(env)
+    selection = {metric_key("campaign_roi")} | {dg.AssetKey(["esputnik", d]) for d in env["ESPUTNIK_DATASETS"].split(",")}
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=selection)
+    result = job.execute_in_process(partition_key=FIRST.isoformat(), instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    metadata = result.asset_materializations_for_node("esputnik_metrics__campaign_roi")[0].metadata
+    assert metadata["costs"].value == DEMO_EXAMPLE_COSTS
+    assert "Email 0.002, " in metadata["cost_per_message"].value and "Sms 0.045" in metadata["cost_per_message"].value
+    warehouse = defs.resources["metrics_warehouse"]
+    assert isinstance(warehouse, DuckDBMetricsWarehouse)
+    with warehouse.open() as engine:
+        roi, _ = engine.fetch("SELECT * FROM metrics.campaign_roi", {})
+    delivered = roi.filter(pl.col("delivered") > 0)
+    assert delivered.height > 0 and delivered["roi"].null_count() == 0
+    row = delivered.sort("attributed_revenue", descending=True).row(0, named=True)
+    cost = row["delivered"] * EXAMPLE_COST_PER_MESSAGE[row["mediaType"]]
+    assert row["attributed_revenue"] > 0 and row["cost"] == pytest.approx(cost)
+    assert row["roi"] == pytest.approx((row["attributed_revenue"] - cost) / cost)

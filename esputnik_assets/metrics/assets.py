@@ -8,8 +8,8 @@ import dagster as dg
 from esputnik_assets.assets.raw import asset_key as raw_asset_key
 from esputnik_assets.checks.freshness import PARTITION_ON_TIME, Freshness
 from esputnik_assets.contracts import DATASET_NAMES
-from esputnik_assets.metrics.catalog import Metric
-from esputnik_assets.metrics.engine import MetricEngine, MetricTable, QueryStats
+from esputnik_assets.metrics.catalog import MEDIA_TYPES, Metric, cost_parameter
+from esputnik_assets.metrics.engine import MetricEngine, MetricTable, QueryStats, parameter_names
 from esputnik_assets.metrics.resource import MetricsWarehouse
 from esputnik_assets.source.windows import LocalWindow
 
@@ -79,6 +79,15 @@ def table_row_counts(metric: Metric, engine: MetricEngine, days: Sequence[date])
     return int(total["row_count"][0]), {day: int(counted.get(day, 0)) for day in days}
 
 
+def cost_metadata(metric: Metric, warehouse: MetricsWarehouse) -> dict[str, str]:
+    """On a metric that prices messages: where its costs per message come from, and their values when there are any."""
+    if not parameter_names(metric.sql) & {cost_parameter(m) for m in MEDIA_TYPES}:
+        return {}
+    costs = warehouse.cost_per_message
+    values = {"cost_per_message": ", ".join(f"{m} {costs.get(m, 0.0):g}" for m in MEDIA_TYPES)} if costs else {}
+    return {"costs": warehouse.costs, **values}
+
+
 def build_metric_asset(
     metric: Metric,
     partitions_def: dg.PartitionsDefinition,
@@ -122,6 +131,7 @@ def build_metric_asset(
                 "days": f"{days[0]} .. {days[-1]}" if len(days) > 1 else str(days[0]),
                 "table": f"{metrics_warehouse.location()}.{metric.name}",
                 **bytes_processed,
+                **cost_metadata(metric, metrics_warehouse),
                 **notes,
             },
             check_results=[

@@ -12,6 +12,7 @@ from esputnik_assets.metrics.catalog import MEDIA_TYPES, Metric, cost_parameter
 from esputnik_assets.metrics.engine import MetricEngine, MetricTable, QueryStats, parameter_names
 from esputnik_assets.metrics.resource import MetricsWarehouse
 from esputnik_assets.source.windows import LocalWindow
+from esputnik_assets.step_errors import redacted_errors
 
 GROUP = "esputnik_metrics"
 KEY_PREFIX = "esputnik_metrics"
@@ -110,6 +111,7 @@ def build_metric_asset(
         check_specs=check_specs,
         freshness_policy=freshness.policy() if freshness else None,
     )
+    @redacted_errors
     def metric_asset(context: dg.AssetExecutionContext, metrics_warehouse: MetricsWarehouse) -> dg.MaterializeResult:
         window = context.partition_time_window
         days = LocalWindow.for_days(window.start.date(), window.end.date()).days()

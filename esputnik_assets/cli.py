@@ -9,6 +9,10 @@ from collections.abc import Mapping
 
 import dagster as dg
 
+# `dagster dev` warns on start that `dg dev` supersedes it; this project is no `dg` project, so the hint cannot be
+# followed. Dagster emits it before any of our code runs, so exactly that warning is ignored through the environment.
+DG_DEV_HINT_FILTER = "ignore:Function `dev_command` is superseded:FutureWarning"
+
 
 def doctor(env: Mapping[str, str]) -> int:
     """Run every preflight check with the resources Definitions builds from `env`; 1 when something blocks."""
@@ -44,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dev":
         from esputnik_assets.home import exec_dagster_dev
 
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, (os.environ.get("PYTHONWARNINGS"), DG_DEV_HINT_FILTER)))
         exec_dagster_dev(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")

@@ -6,6 +6,7 @@ Read when Dagster loads the code location (never at import), so tests can build 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -31,6 +32,13 @@ DEFAULT_START_DATE = "2026-01-01"
 WAREHOUSES = ("duckdb", "bigquery")
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 CREDENTIALS_VARIABLE = "BIGQUERY_CREDENTIALS_BASE64"  # a service-account key, base64-encoded, as dagster-gcp takes it
+# Beta notices a user cannot act on, printed by every process that loads the code: `backfill_policy` on each asset
+# (the policy is how a backfill becomes range runs) and `include_sources` from Dagster's own parsing of `--select`.
+# Exactly these are silenced; every other warning still shows.
+SILENCED_BETA_WARNINGS = (
+    r"Parameter `backfill_policy` of function `(multi_)?asset` is currently in beta",
+    r"Parameter `include_sources` of function `AssetSelection\.\w+` is currently in beta",
+)
 
 
 class SettingsError(ValueError):
@@ -190,6 +198,8 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
 
 
 def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
+    for message in SILENCED_BETA_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=dg.BetaWarning)
     settings = Settings.from_environ(env)
     partitions = dg.DailyPartitionsDefinition(
         start_date=settings.start_date.isoformat(), timezone=settings.timezone, end_offset=0
@@ -200,7 +210,7 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
     raw_assets = build_raw_assets(settings.datasets, partitions, backfill, freshness, settings.warehouse, owners)
     resources = build_resources(env, settings)
     metric_assets, metric_resources = build_metrics(
-        env, settings.datasets, partitions, backfill, resources[IO_MANAGER_KEY], freshness
+        env, settings.datasets, partitions, backfill, resources[IO_MANAGER_KEY], freshness, settings.demo_account
     )
     all_assets = [*raw_assets, *metric_assets]
     daily_job = dg.define_asset_job(

@@ -104,6 +104,8 @@ def test_the_cli_materializes_the_nine_tables_for_a_day(tmp_path):
     args = ["asset", "materialize", "-m", "esputnik_assets", "--select", "group:esputnik", "--partition", "2026-11-20"]
     result = _cli(args, tmp_path, ESPUTNIK_DUCKDB_PATH=str(path))
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "BetaWarning" not in result.stderr + result.stdout  # Dagster's beta notices, in every step's process
+    assert "dg dev" not in result.stderr
     with duckdb.connect(str(path), read_only=True) as con:
         tables = dict(con.execute(
             "SELECT table_name, estimated_size FROM duckdb_tables() WHERE schema_name = 'esputnik'"
@@ -111,6 +113,34 @@ def test_the_cli_materializes_the_nine_tables_for_a_day(tmp_path):
         assert set(tables) == set(DATASET_NAMES)
         for name in DATASET_NAMES:
             assert con.execute(f'SELECT count(*) FROM esputnik."{name}"').fetchone()[0] > 0, name
+
+
+def test_esputnik_assets_dev_starts_without_hints_a_user_cannot_act_on(tmp_path):
+    """`esputnik-assets dev` (dagster dev on the project's home): no `dg dev` hint, no beta notice from the code."""
+    import socket
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ESPUTNIK_") and k != "DAGSTER_HOME"}
+    env["ESPUTNIK_DUCKDB_PATH"] = str(tmp_path / "w.duckdb")  # the home is the project-local one, made in tmp_path
+    output = tmp_path / "dev.log"
+    with open(output, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "esputnik_assets.cli", "dev", "-m", "esputnik_assets", "-h", "127.0.0.1",
+             "-p", str(port)], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 240
+            while "Serving dagster-webserver" not in output.read_text():
+                assert server.poll() is None and time.monotonic() < deadline, output.read_text()[-3000:]
+                time.sleep(0.5)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    text = output.read_text()
+    assert "dg dev" not in text and "Warning" not in text, text[-3000:]
 
 
 def test_bigquery_environment_maps_to_the_bigquery_io_manager_with_secret_credentials():

@@ -8,7 +8,16 @@ from sqlglot import exp
 
 from esputnik_assets.definitions import build_definitions
 from esputnik_assets.metrics.engine import bind, compile_sql, parameter_names
-from esputnik_assets.metrics.resource import BigQueryMetricsWarehouse, DuckDBMetricsWarehouse
+from esputnik_assets.demo.account import EXAMPLE_COST_PER_MESSAGE
+from esputnik_assets.metrics.assets import cost_metadata
+from esputnik_assets.metrics.catalog import CAMPAIGN_ROI, DAILY_SALES
+from esputnik_assets.metrics.resource import (
+    COSTS_CONFIGURED,
+    COSTS_NOT_CONFIGURED,
+    DEMO_EXAMPLE_COSTS,
+    BigQueryMetricsWarehouse,
+    DuckDBMetricsWarehouse,
+)
 from esputnik_assets.metrics.wiring import ALL_METRICS, MetricSettingsError
 from esputnik_assets.specs import DATASETS, WriteMode
 
@@ -71,6 +80,21 @@ def test_settings_reach_the_metrics_resource():
     bigquery_env = {"ESPUTNIK_WAREHOUSE": "bigquery", "BIGQUERY_PROJECT": "p", "ESPUTNIK_API_KEY": "k"}
     bq = build_definitions(bigquery_env).resources["metrics_warehouse"]
     assert isinstance(bq, BigQueryMetricsWarehouse) and bq.bigquery.project == "p"
+
+
+@pytest.mark.parametrize(
+    ("env", "costs", "source"),
+    [
+        ({}, EXAMPLE_COST_PER_MESSAGE, DEMO_EXAMPLE_COSTS),  # the demo account, no cost set: its example costs
+        ({"ESPUTNIK_COST_PER_MESSAGE_SMS": "0.45"}, {"Sms": 0.45}, COSTS_CONFIGURED),  # the demo, a cost set: only it
+        ({"ESPUTNIK_API_KEY": "k"}, {}, COSTS_NOT_CONFIGURED),  # a live account keeps 0 and says so
+    ],
+)
+def test_costs_per_message_and_where_they_come_from(env, costs, source):
+    resource = build_definitions(env).resources["metrics_warehouse"]
+    assert (resource.cost_per_message, resource.costs) == (costs, source)
+    assert cost_metadata(CAMPAIGN_ROI, resource)["costs"] == source
+    assert cost_metadata(DAILY_SALES, resource) == {}  # a metric that prices no message says nothing of costs
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,16 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from esputnik_assets.definitions import build_definitions
+from esputnik_assets.demo.account import EXAMPLE_COST_PER_MESSAGE
 from esputnik_assets.metrics.assets import GROUP, KEY_PREFIX, build_metric_assets, metric_key
-from esputnik_assets.metrics.resource import BigQueryMetricsWarehouse, MetricsWarehouse
+from esputnik_assets.metrics.resource import (
+    COSTS_NOT_CONFIGURED,
+    DEMO_EXAMPLE_COSTS,
+    BigQueryMetricsWarehouse,
+    DuckDBMetricsWarehouse,
+    MetricsWarehouse,
+)
 from esputnik_assets.metrics.wiring import ALL_METRICS, metrics_warehouse
 from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
 from esputnik_assets_tests.conftest import TIMEZONE, Pipeline
@@ -68,11 +76,45 @@ def test_raw_and_metric_assets_materialize_together_for_several_days(pipeline, a
     assert "no contact_segments snapshot" in churn[0].metadata["score_null_reason"].value
     campaign = result.asset_materializations_for_node("esputnik_metrics__campaign_performance")[0].metadata
     assert campaign["days"].value == f"{FIRST} .. {last}"
-    per_query = campaign["bytes_processed_per_query"].value
     if isinstance(warehouse, BigQueryMetricsWarehouse):  # one replace per day, each reporting its bytes
-        assert [int(b) >= 0 for b in per_query.split(", ")] == [True] * 3
-    else:
-        assert per_query == "n/a (DuckDB)"
+        per_query = [int(b) for b in campaign["bytes_processed_per_query"].value.split(", ")]
+        assert len(per_query) == 3 and campaign["bytes_processed"].value == sum(per_query)
+    else:  # DuckDB reports no bytes: no entry rather than a made-up 0
+        assert "bytes_processed" not in campaign and "bytes_processed_per_query" not in campaign
+    roi = result.asset_materializations_for_node("esputnik_metrics__campaign_roi")[0].metadata
+    assert roi["costs"].value == COSTS_NOT_CONFIGURED and "cost_per_message" not in roi  # a live account's: unset
+
+
+def materializations(result: dg.ExecuteInProcessResult, name: str) -> dict[date, dg.AssetMaterialization]:
+    events = result.asset_materializations_for_node(f"{KEY_PREFIX}__{name}")
+    return {date.fromisoformat(event.partition): event for event in events}
+
+
+def assert_metadata_counts_the_tables(result: dg.ExecuteInProcessResult, warehouse: MetricsWarehouse) -> None:
+    """Every metric partition's event: the whole table's rows, and that day's rows, exactly as the table holds now."""
+    for name, table in metric_tables(warehouse).items():
+        day_rows = dict(table.group_by("date").len().iter_rows())
+        for day, event in materializations(result, name).items():
+            assert event.metadata["dagster/row_count"].value == table.height, name
+            assert event.metadata["dagster/partition_row_count"].value == day_rows.get(day, 0), (name, day)
+
+
+def test_metric_metadata_counts_the_table_after_the_write(pipeline, account):
+    """A later run reports the whole table (not its own rows), and a range run each partition's own day."""
+    warehouse = metrics_warehouse({"ESPUTNIK_ATTRIBUTION_WINDOW_HOURS": "24"}, pipeline.io_manager)
+    defs = metric_definitions(pipeline, warehouse)
+    days = [FIRST + timedelta(days=i) for i in range(3)]
+    first_run = run(defs, days[0], days[1])
+    assert first_run.success
+    assert_metadata_counts_the_tables(first_run, warehouse)
+    assert set(materializations(first_run, "contact_segments")) == set(days[:2])
+    later_run = run(defs, days[2], days[2])
+    assert later_run.success
+    assert_metadata_counts_the_tables(later_run, warehouse)
+    segments = materializations(later_run, "contact_segments")[days[2]].metadata
+    contacts = account.contacts  # one contact_segments row per contact and day; three days held
+    assert (segments["rows_written"].value, segments["dagster/row_count"].value) == (contacts, 3 * contacts)
+    assert segments["dagster/partition_row_count"].value == contacts
 
 
 def test_a_week_range_run_equals_day_by_day_runs(demo_server, make_io_manager):
@@ -106,3 +148,29 @@ def test_metric_assets_carry_formula_columns_and_lineage(demo_server, make_io_ma
         }
     roi_deps = {d.asset_key.path[-1] for d in specs[metric_key("campaign_roi")].deps}
     assert roi_deps == {"contactActivities", "revenue", "broadcasts"}
+
+
+def test_the_demo_prices_its_messages_so_campaign_roi_has_an_roi(tmp_path):
+    """The definitions on the built-in demo account, no cost set: example costs per mediaType, stated on the asset."""
+    env = {
+        "ESPUTNIK_DUCKDB_PATH": str(tmp_path / "demo.duckdb"), "ESPUTNIK_TIMEZONE": TIMEZONE,
+        "ESPUTNIK_DATASETS": "contactActivities,revenue,broadcasts",
+    }  # fmt: skip
+    defs = build_definitions(env)
+    selection = {metric_key("campaign_roi")} | {dg.AssetKey(["esputnik", d]) for d in env["ESPUTNIK_DATASETS"].split(",")}
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=selection)
+    result = job.execute_in_process(partition_key=FIRST.isoformat(), instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    metadata = result.asset_materializations_for_node("esputnik_metrics__campaign_roi")[0].metadata
+    assert metadata["costs"].value == DEMO_EXAMPLE_COSTS
+    assert "Email 0.002, " in metadata["cost_per_message"].value and "Sms 0.045" in metadata["cost_per_message"].value
+    warehouse = defs.resources["metrics_warehouse"]
+    assert isinstance(warehouse, DuckDBMetricsWarehouse)
+    with warehouse.open() as engine:
+        roi, _ = engine.fetch("SELECT * FROM metrics.campaign_roi", {})
+    delivered = roi.filter(pl.col("delivered") > 0)
+    assert delivered.height > 0 and delivered["roi"].null_count() == 0
+    row = delivered.sort("attributed_revenue", descending=True).row(0, named=True)
+    cost = row["delivered"] * EXAMPLE_COST_PER_MESSAGE[row["mediaType"]]
+    assert row["attributed_revenue"] > 0 and row["cost"] == pytest.approx(cost)
+    assert row["roi"] == pytest.approx((row["attributed_revenue"] - cost) / cost)

@@ -39,6 +39,12 @@ MESSAGE_COUNTS = {"email": 40, "sms": 20, "viber": 12, "mobilepush": 16, "webpus
 BROADCAST_COUNT = 240
 MEDIA_TYPES = ["Email", "Sms", "Viber", "MobilePush", "WebPush", "AppInbox", "Widget", "In-App", "Telegram"]
 REVENUE_MEDIA = ["Email", "Sms", "Viber", "MobilePush", "WebPush", "AppInbox"]
+# Example costs of one delivered message per mediaType, so the demo's campaign_roi has an roi: illustrations, not
+# eSputnik's prices (README, "7. ROI"); a live account's costs are its own ESPUTNIK_COST_PER_MESSAGE_<MEDIA>.
+EXAMPLE_COST_PER_MESSAGE = {
+    "Email": 0.002, "Sms": 0.045, "Viber": 0.03, "Telegram": 0.01,
+    "MobilePush": 0.0005, "WebPush": 0.0005, "AppInbox": 0.0005, "Widget": 0.0005, "In-App": 0.0005,
+}  # fmt: skip
 
 FIRST_NAMES = [
     ("Olena", "olena"), ("Андрій", "andrii"), ("Łukasz", "lukasz"), ("Zofia", "zofia"), ("Тарас", "taras"),

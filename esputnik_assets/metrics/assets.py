@@ -8,10 +8,11 @@ import dagster as dg
 from esputnik_assets.assets.raw import asset_key as raw_asset_key
 from esputnik_assets.checks.freshness import PARTITION_ON_TIME, Freshness
 from esputnik_assets.contracts import DATASET_NAMES
-from esputnik_assets.metrics.catalog import Metric
-from esputnik_assets.metrics.engine import MetricEngine, MetricTable, QueryStats
+from esputnik_assets.metrics.catalog import MEDIA_TYPES, Metric, cost_parameter
+from esputnik_assets.metrics.engine import MetricEngine, MetricTable, QueryStats, parameter_names
 from esputnik_assets.metrics.resource import MetricsWarehouse
 from esputnik_assets.source.windows import LocalWindow
+from esputnik_assets.step_errors import redacted_errors
 
 GROUP = "esputnik_metrics"
 KEY_PREFIX = "esputnik_metrics"
@@ -67,6 +68,27 @@ def compute_days(
     return total, notes
 
 
+def table_row_counts(metric: Metric, engine: MetricEngine, days: Sequence[date]) -> tuple[int, dict[date, int]]:
+    """The metric table's rows after a run's writes: in all, and on each day of the run (0 for a day left empty)."""
+    total, _ = engine.fetch(f"SELECT COUNT(*) AS row_count FROM metrics.{metric.name}", {})
+    per_day, _ = engine.fetch(
+        f"SELECT date, COUNT(*) AS row_count FROM metrics.{metric.name} WHERE date BETWEEN @first_day AND @last_day "
+        "GROUP BY date",
+        {"first_day": days[0], "last_day": days[-1]},
+    )
+    counted = dict(zip(per_day["date"].to_list(), per_day["row_count"].to_list()))
+    return int(total["row_count"][0]), {day: int(counted.get(day, 0)) for day in days}
+
+
+def cost_metadata(metric: Metric, warehouse: MetricsWarehouse) -> dict[str, str]:
+    """On a metric that prices messages: where its costs per message come from, and their values when there are any."""
+    if not parameter_names(metric.sql) & {cost_parameter(m) for m in MEDIA_TYPES}:
+        return {}
+    costs = warehouse.cost_per_message
+    values = {"cost_per_message": ", ".join(f"{m} {costs.get(m, 0.0):g}" for m in MEDIA_TYPES)} if costs else {}
+    return {"costs": warehouse.costs, **values}
+
+
 def build_metric_asset(
     metric: Metric,
     partitions_def: dg.PartitionsDefinition,
@@ -89,19 +111,29 @@ def build_metric_asset(
         check_specs=check_specs,
         freshness_policy=freshness.policy() if freshness else None,
     )
+    @redacted_errors
     def metric_asset(context: dg.AssetExecutionContext, metrics_warehouse: MetricsWarehouse) -> dg.MaterializeResult:
         window = context.partition_time_window
         days = LocalWindow.for_days(window.start.date(), window.end.date()).days()
         with metrics_warehouse.open() as engine:
             total, notes = compute_days(metric, engine, metrics_warehouse, days, context.log.info)
+            table_rows, day_rows = table_row_counts(metric, engine, days)
+        for day, rows in day_rows.items():  # each partition of a range run gets its own day's count
+            context.add_asset_metadata({"dagster/partition_row_count": rows}, partition_key=day.isoformat())
+        bytes_processed = (  # only an engine that reports them (BigQuery) has bytes to show
+            {"bytes_processed": sum(total.bytes_processed),
+             "bytes_processed_per_query": ", ".join(str(b) for b in total.bytes_processed)}
+            if total.bytes_processed else {}
+        )  # fmt: skip
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": total.rows_written,
+                "dagster/row_count": table_rows,
+                "rows_written": total.rows_written,
                 "dagster/column_lineage": column_lineage(metric.table),
                 "days": f"{days[0]} .. {days[-1]}" if len(days) > 1 else str(days[0]),
                 "table": f"{metrics_warehouse.location()}.{metric.name}",
-                "bytes_processed": sum(total.bytes_processed),
-                "bytes_processed_per_query": ", ".join(str(b) for b in total.bytes_processed) or "n/a (DuckDB)",
+                **bytes_processed,
+                **cost_metadata(metric, metrics_warehouse),
                 **notes,
             },
             check_results=[

@@ -15,6 +15,9 @@ from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
 
 METRICS_DATASET = "esputnik_metrics"
+COSTS_NOT_CONFIGURED = "not configured: set ESPUTNIK_COST_PER_MESSAGE_<MEDIA>"
+COSTS_CONFIGURED = "ESPUTNIK_COST_PER_MESSAGE_<MEDIA> (a mediaType without one costs 0)"
+DEMO_EXAMPLE_COSTS = "demo example costs"
 
 
 class MetricsWarehouse(dg.ConfigurableResource):
@@ -26,6 +29,9 @@ class MetricsWarehouse(dg.ConfigurableResource):
     cost_per_message: dict[str, float] = Field(
         default_factory=dict,
         description="Cost of one delivered message per mediaType (ESPUTNIK_COST_PER_MESSAGE_<MEDIA>); missing = 0",
+    )
+    costs: str = Field(
+        default=COSTS_NOT_CONFIGURED, description="Where cost_per_message comes from, shown on the assets that use it"
     )
     attribution_window_hours: int = Field(
         default=72, description="customer_journeys: an order counts when it follows the click within this many hours"

@@ -7,10 +7,14 @@ from collections.abc import Mapping, Sequence
 import dagster as dg
 
 from esputnik_assets.checks.freshness import Freshness
+from esputnik_assets.demo.account import EXAMPLE_COST_PER_MESSAGE
 from esputnik_assets.metrics.assets import RESOURCE_KEY, build_metric_assets
 from esputnik_assets.metrics.catalog import METRICS
 from esputnik_assets.metrics.churn import CHURN_RISK
 from esputnik_assets.metrics.resource import (
+    COSTS_CONFIGURED,
+    COSTS_NOT_CONFIGURED,
+    DEMO_EXAMPLE_COSTS,
     METRICS_DATASET,
     BigQueryMetricsWarehouse,
     DuckDBMetricsWarehouse,
@@ -37,16 +41,29 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     return value
 
 
-def metrics_warehouse(env: Mapping[str, str], io_manager: WarehouseIOManager) -> MetricsWarehouse:
-    """The metric tables live beside the raw ones: same DuckDB file or BigQuery project, schema `esputnik_metrics`."""
+def _costs(env: Mapping[str, str], demo_account: bool) -> tuple[dict[str, float], str]:
+    """The configured costs per message and where they come from: the demo account, when none is set, has examples."""
     try:
-        costs = cost_settings(env)
+        configured = cost_settings(env)
     except ValueError as exc:
         raise MetricSettingsError(str(exc)) from exc
+    if configured:
+        return configured, COSTS_CONFIGURED
+    if demo_account:
+        return dict(EXAMPLE_COST_PER_MESSAGE), DEMO_EXAMPLE_COSTS
+    return {}, COSTS_NOT_CONFIGURED
+
+
+def metrics_warehouse(
+    env: Mapping[str, str], io_manager: WarehouseIOManager, demo_account: bool = False
+) -> MetricsWarehouse:
+    """The metric tables live beside the raw ones: same DuckDB file or BigQuery project, schema `esputnik_metrics`."""
+    costs, source = _costs(env, demo_account)
     common = dict(
         timezone=io_manager.timezone,
         metrics_dataset=(env.get("ESPUTNIK_METRICS_DATASET") or METRICS_DATASET).strip(),
         cost_per_message=costs,
+        costs=source,
         attribution_window_hours=_int(env, "ESPUTNIK_ATTRIBUTION_WINDOW_HOURS", 72, 1),
         snapshot_retention_days=_int(env, "ESPUTNIK_SNAPSHOT_RETENTION_DAYS", 120, 1),
         churn_horizon_days=_int(env, "ESPUTNIK_CHURN_HORIZON_DAYS", 28, 1),
@@ -70,7 +87,8 @@ def build_metrics(
     backfill_policy: dg.BackfillPolicy,
     io_manager: WarehouseIOManager,
     freshness: Freshness | None = None,
+    demo_account: bool = False,
 ) -> tuple[list[dg.AssetsDefinition], dict[str, dg.ConfigurableResource]]:
     """The metric assets over the exported datasets and the resource they run with."""
     assets = build_metric_assets(ALL_METRICS, datasets, partitions_def, backfill_policy, freshness)
-    return assets, {RESOURCE_KEY: metrics_warehouse(env, io_manager)}
+    return assets, {RESOURCE_KEY: metrics_warehouse(env, io_manager, demo_account)}

@@ -13,6 +13,7 @@ from esputnik_assets.source.extract import SpooledDataset, extract
 from esputnik_assets.source.resource import EsputnikResource
 from esputnik_assets.source.spool_dirs import spool_dir
 from esputnik_assets.source.windows import LocalWindow
+from esputnik_assets.step_errors import redacted_errors
 from esputnik_assets.specs import DATASETS, DatasetSpec, SourceSpec, WriteMode
 from esputnik_assets.run_policy import NOT_RETRYABLE, final_failure
 from esputnik_assets.warehouse.base import RefusedDaysError, day_bounds
@@ -125,6 +126,7 @@ def build_source_asset(
         op_tags={"esputnik/source": source.name},
         pool=API_POOL,
     )
+    @redacted_errors
     def read_source(
         context: dg.AssetExecutionContext,
         config: RawReadConfig,

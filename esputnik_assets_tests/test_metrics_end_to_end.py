@@ -53,10 +53,26 @@ def metric_tables(warehouse: MetricsWarehouse) -> dict[str, pl.DataFrame]:
     return out
 
 
+def materializations(result: dg.ExecuteInProcessResult, name: str) -> dict[date, dg.AssetMaterialization]:
+    events = result.asset_materializations_for_node(f"{KEY_PREFIX}__{name}")
+    return {date.fromisoformat(event.partition): event for event in events}
+
+
+def assert_metadata_counts_the_tables(result: dg.ExecuteInProcessResult, warehouse: MetricsWarehouse) -> None:
+    """Every metric partition's event: the whole table's rows, and that day's rows, exactly as the table holds now."""
+    for name, table in metric_tables(warehouse).items():
+        day_rows = dict(table.group_by("date").len().iter_rows())
+        for day, event in materializations(result, name).items():
+            assert event.metadata["dagster/row_count"].value == table.height, name
+            assert event.metadata["dagster/partition_row_count"].value == day_rows.get(day, 0), (name, day)
+
+
 def test_raw_and_metric_assets_materialize_together_for_several_days(pipeline, account):
+    """A range run, then a later day: the tables, and metadata that counts them exactly as they hold after each."""
     warehouse = metrics_warehouse({"ESPUTNIK_ATTRIBUTION_WINDOW_HOURS": "24"}, pipeline.io_manager)
     last = FIRST + timedelta(days=2)
-    result = run(metric_definitions(pipeline, warehouse), FIRST, last)
+    defs = metric_definitions(pipeline, warehouse)
+    result = run(defs, FIRST, last)
     assert result.success
     tables = metric_tables(warehouse)
     days = [FIRST + timedelta(days=i) for i in range(3)]
@@ -83,37 +99,15 @@ def test_raw_and_metric_assets_materialize_together_for_several_days(pipeline, a
         assert "bytes_processed" not in campaign and "bytes_processed_per_query" not in campaign
     roi = result.asset_materializations_for_node("esputnik_metrics__campaign_roi")[0].metadata
     assert roi["costs"].value == COSTS_NOT_CONFIGURED and "cost_per_message" not in roi  # a live account's: unset
+    assert set(materializations(result, "contact_segments")) == set(days)
+    assert_metadata_counts_the_tables(result, warehouse)  # each partition of the range run: its own day
 
-
-def materializations(result: dg.ExecuteInProcessResult, name: str) -> dict[date, dg.AssetMaterialization]:
-    events = result.asset_materializations_for_node(f"{KEY_PREFIX}__{name}")
-    return {date.fromisoformat(event.partition): event for event in events}
-
-
-def assert_metadata_counts_the_tables(result: dg.ExecuteInProcessResult, warehouse: MetricsWarehouse) -> None:
-    """Every metric partition's event: the whole table's rows, and that day's rows, exactly as the table holds now."""
-    for name, table in metric_tables(warehouse).items():
-        day_rows = dict(table.group_by("date").len().iter_rows())
-        for day, event in materializations(result, name).items():
-            assert event.metadata["dagster/row_count"].value == table.height, name
-            assert event.metadata["dagster/partition_row_count"].value == day_rows.get(day, 0), (name, day)
-
-
-def test_metric_metadata_counts_the_table_after_the_write(pipeline, account):
-    """A later run reports the whole table (not its own rows), and a range run each partition's own day."""
-    warehouse = metrics_warehouse({"ESPUTNIK_ATTRIBUTION_WINDOW_HOURS": "24"}, pipeline.io_manager)
-    defs = metric_definitions(pipeline, warehouse)
-    days = [FIRST + timedelta(days=i) for i in range(3)]
-    first_run = run(defs, days[0], days[1])
-    assert first_run.success
-    assert_metadata_counts_the_tables(first_run, warehouse)
-    assert set(materializations(first_run, "contact_segments")) == set(days[:2])
-    later_run = run(defs, days[2], days[2])
-    assert later_run.success
-    assert_metadata_counts_the_tables(later_run, warehouse)
-    segments = materializations(later_run, "contact_segments")[days[2]].metadata
-    contacts = account.contacts  # one contact_segments row per contact and day; three days held
-    assert (segments["rows_written"].value, segments["dagster/row_count"].value) == (contacts, 3 * contacts)
+    later = run(defs, last + timedelta(days=1), last + timedelta(days=1))  # reports the whole table, not its own rows
+    assert later.success
+    assert_metadata_counts_the_tables(later, warehouse)
+    segments = materializations(later, "contact_segments")[last + timedelta(days=1)].metadata
+    contacts = account.contacts  # one contact_segments row per contact and day; four days held
+    assert (segments["rows_written"].value, segments["dagster/row_count"].value) == (contacts, 4 * contacts)
     assert segments["dagster/partition_row_count"].value == contacts
 
 
@@ -157,7 +151,8 @@ def test_the_demo_prices_its_messages_so_campaign_roi_has_an_roi(tmp_path):
         "ESPUTNIK_DATASETS": "contactActivities,revenue,broadcasts",
     }  # fmt: skip
     defs = build_definitions(env)
-    selection = {metric_key("campaign_roi")} | {dg.AssetKey(["esputnik", d]) for d in env["ESPUTNIK_DATASETS"].split(",")}
+    raw = {dg.AssetKey(["esputnik", dataset]) for dataset in env["ESPUTNIK_DATASETS"].split(",")}
+    selection = {metric_key("campaign_roi"), *raw}
     job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=selection)
     result = job.execute_in_process(partition_key=FIRST.isoformat(), instance=dg.DagsterInstance.ephemeral())
     assert result.success

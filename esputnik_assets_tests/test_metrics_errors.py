@@ -83,7 +83,8 @@ def test_a_failing_metric_asset_reports_the_engines_error_redacted(tmp_path: Pat
     path.mkdir()
     partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01")
     daily_sales = [m for m in ALL_METRICS if m.name == "daily_sales"]
-    assets = build_metric_assets(daily_sales, ("orders", "orderItems", "revenue"), partitions, dg.BackfillPolicy.single_run())
+    reads = ("orders", "orderItems", "revenue")
+    assets = build_metric_assets(daily_sales, reads, partitions, dg.BackfillPolicy.single_run())
     result = dg.materialize(
         assets, partition_key="2026-03-02", raise_on_error=False,
         resources={"metrics_warehouse": DuckDBMetricsWarehouse(path=str(path))},

@@ -140,7 +140,7 @@ def build_source_asset(
         if selected:
             with spool_dir(source.name, context.log, esputnik.spool_folder) as folder:
                 try:
-                    with esputnik.open(context.log, context.run_id) as api:
+                    with esputnik.open(context.log, context.run.run_id) as api:
                         spooled = extract(
                             api.client,
                             source,
@@ -154,7 +154,7 @@ def build_source_asset(
                         )
                         stats, label = api.client.stats, api.source_label
                 except NOT_RETRYABLE as exc:
-                    raise final_failure(context.instance, context.run_id, str(exc)) from exc
+                    raise final_failure(context.instance, context.run.run_id, str(exc)) from exc
                 for item in spooled:
                     item.allow_empty_days, item.allow_smaller_days = config.allow_empty_days, config.allow_smaller_days
                     item.max_day_drop = check_thresholds.max_day_drop
@@ -167,7 +167,7 @@ def build_source_asset(
                         context, specs, read, window, warehouse_io_manager, check_thresholds, freshness, refusals
                     )
                     findings = "\n\n".join(str(refusal) for refusal in refusals.values())
-                    raise final_failure(context.instance, context.run_id, findings)
+                    raise final_failure(context.instance, context.run.run_id, findings)
                 for item in spooled:
                     yield dg.Output(
                         item,

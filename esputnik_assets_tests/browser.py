@@ -122,6 +122,10 @@ class Page:
         for kind in ("keyDown", "keyUp"):
             self.send("Input.dispatchKeyEvent", type=kind, key=key, code=code, windowsVirtualKeyCode=key_code)
 
+    def resize(self, width: int, height: int) -> None:
+        """The window's size in CSS pixels (at scale 1, so a screenshot is `width` x `height`)."""
+        self.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+
     def screenshot(self, path: Path) -> Path:
         """The viewport as a PNG at `path`."""
         data = self.send("Page.captureScreenshot", format="png")["data"]
@@ -156,8 +160,7 @@ def open_page(browser: str, screenshots: Path, width: int = 1600, height: int = 
             with connect(_first_page(port), proxy=None, max_size=None) as socket:
                 page = Page(socket, screenshots)
                 page.send("Page.enable")
-                page.send("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
-                          mobile=False)  # fmt: skip
+                page.resize(width, height)
                 yield page
         finally:
             process.terminate()

@@ -152,6 +152,16 @@ def dev_server(tmp_path_factory) -> Iterator[DevServer]:
         log.close()
 
 
+@pytest.fixture(scope="module")
+def page() -> Iterator[Page]:
+    """One headless chromium tab for the module's browser tests."""
+    browser = find_browser()
+    if browser is None:
+        pytest.skip("no chromium installed (apt-get install chromium)")
+    with open_page(browser, ARTIFACTS) as tab:
+        yield tab
+
+
 def test_the_quick_starts_run_is_in_the_ui_history(dev_server):
     assert (dev_server.folder / LOCAL_HOME / "dagster.yaml").exists()
     runs = dev_server.graphql("{ runsOrError { ... on Runs { results { status tags { key value } } } } }")
@@ -178,19 +188,6 @@ def test_the_doctor_job_runs_from_the_ui(dev_server):
     assert any(m.startswith("[ ok ] warehouse read:") for m in messages)
 
 
-def _render(browser: str, url: str, screenshot: Path, height: int = 1200) -> str:
-    """The page after its scripts and data loaded: a PNG at `screenshot`, and the DOM it rendered (the lineage graph
-    renders only the nodes in view: a tall window shows a whole group)."""
-    flags = ["--headless=new", "--disable-gpu", "--hide-scrollbars", f"--window-size=1600,{height}",
-             "--virtual-time-budget=12000"] + (["--no-sandbox"] if os.geteuid() == 0 else [])  # fmt: skip
-    screenshot.unlink(missing_ok=True)
-    page = subprocess.run(
-        [browser, *flags, f"--screenshot={screenshot}", "--dump-dom", url], capture_output=True, text=True, timeout=180
-    )
-    assert page.returncode == 0 and screenshot.exists(), page.stderr[-2000:]
-    return page.stdout
-
-
 def _assert_not_blank(png: Path) -> None:
     """A real page: a sizeable PNG with many colours, none of them covering nearly everything."""
     from PIL import Image
@@ -203,37 +200,29 @@ def _assert_not_blank(png: Path) -> None:
     assert max(count for count, _ in colours) < 0.95 * pixels, f"{png} is nearly one colour"
 
 
-@needs_browser
-def test_the_lineage_and_an_asset_page_render_in_a_browser(dev_server):
-    browser = find_browser()
-    ARTIFACTS.mkdir(exist_ok=True)
-    lineage = _render(browser, f"{dev_server.url}/asset-groups", ARTIFACTS / "lineage.png")
-    for group in ("esputnik", "esputnik_metrics"):  # the global graph shows both groups (collapsed to one node each)
-        assert f">{group}<" in lineage, f"group {group} not on the lineage page"
-    groups = f"{dev_server.url}/locations/esputnik_assets/asset-groups"
-    raw = _render(browser, f"{groups}/esputnik", ARTIFACTS / "lineage-raw.png", height=4000)
-    for name in DATASET_NAMES:
-        assert name in raw, f"{name} not on the raw group's lineage page"
-    metrics = _render(browser, f"{groups}/esputnik_metrics", ARTIFACTS / "lineage-metrics.png", height=4000)
-    for name in ("campaign_performance", "daily_sales", "campaign_roi", "churn_risk", "customer_journeys"):
-        assert name in metrics, f"{name} not on the metric group's lineage page"
-    asset = _render(browser, f"{dev_server.url}/assets/esputnik/contactActivities", ARTIFACTS / "asset.png")
-    expected = ("contactActivities", "Latest materialization", "Checks", "Columns", "activityStatus", "esputnik_daily")
+def _render(page: Page, url: str, screenshot: Path, expected: tuple[str, ...], height: int = 1200) -> None:
+    """The page once every `expected` text shows, as a PNG at `screenshot` (the lineage graph renders only the nodes
+    in view: a tall window shows a whole group)."""
+    page.resize(1600, height)
+    page.goto(url)
     for text in expected:
-        assert text in asset, f"{text!r} not on the asset page"
-    for png in ("lineage.png", "lineage-raw.png", "lineage-metrics.png", "asset.png"):
-        _assert_not_blank(ARTIFACTS / png)
+        page.wait_for_text(text)
+    page.wait_for("!document.body.innerText.includes('Loading')", "every node's figures loaded")
+    _assert_not_blank(page.screenshot(screenshot))
+
+
+@needs_browser
+def test_the_lineage_and_an_asset_page_render_in_a_browser(dev_server, page):
+    groups = f"{dev_server.url}/locations/esputnik_assets/asset-groups"
+    # the global graph shows both groups (collapsed to one node each); each group's page its tables
+    _render(page, f"{dev_server.url}/asset-groups", ARTIFACTS / "lineage.png", (RAW_GROUP, METRICS_GROUP))
+    _render(page, f"{groups}/{RAW_GROUP}", ARTIFACTS / "lineage-raw.png", DATASET_NAMES, height=4000)
+    metrics = tuple(path[-1] for path in GROUP_KEYS[METRICS_GROUP])
+    _render(page, f"{groups}/{METRICS_GROUP}", ARTIFACTS / "lineage-metrics.png", metrics, height=4000)
+    expected = ("contactActivities", "Latest materialization", "Checks", "Columns", "activityStatus", "esputnik_daily")
+    _render(page, f"{dev_server.url}/assets/esputnik/contactActivities", ARTIFACTS / "asset.png", expected)
+    page.resize(1600, 1000)
     print(f"\nscreenshots: {ARTIFACTS}")
-
-
-@pytest.fixture(scope="module")
-def page() -> Iterator[Page]:
-    """One headless chromium tab for the module's clicking tests."""
-    browser = find_browser()
-    if browser is None:
-        pytest.skip("no chromium installed (apt-get install chromium)")
-    with open_page(browser, ARTIFACTS) as tab:
-        yield tab
 
 
 def _wait_for_backfill(server: DevServer, backfill_id: str, timeout: float = 600) -> dict:

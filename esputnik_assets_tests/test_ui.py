@@ -1,13 +1,13 @@
 """The UI as a new operator meets it: the quick start, then `esputnik-assets dev` (webserver and daemon) in the
-same folder, a backfill launched through the launcher's own GraphQL mutation, and the pages seen in a browser.
+same folder, backfills clicked through the launcher for the raw and the metric group, a failed check as the Checks
+tab shows it, and the pages seen in a browser.
 
-One server for the module (it takes about half a minute to start). Screenshots are kept in
-`esputnik_assets_tests/artifacts/` (ignored by git).
+One server for the module (it takes about half a minute to start) and one browser (headless chromium driven over
+the DevTools protocol, `browser.py`). Screenshots are kept in `esputnik_assets_tests/artifacts/` (ignored by git).
 """
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,30 +22,32 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from esputnik_assets.assets.raw import GROUP as RAW_GROUP
+from esputnik_assets.assets.raw import asset_key as raw_key
+from esputnik_assets.checks.raw import HISTORY_DAYS
 from esputnik_assets.contracts import DATASET_NAMES
 from esputnik_assets.doctor import DOCTOR_JOB
 from esputnik_assets.home import LOCAL_HOME
+from esputnik_assets.metrics.assets import GROUP as METRICS_GROUP
+from esputnik_assets.metrics.assets import metric_key
+from esputnik_assets.metrics.wiring import ALL_METRICS
 from esputnik_assets.specs import DATASETS, WriteMode
+from esputnik_assets_tests.browser import Page, find_browser, open_page
 
 BIN = Path(sys.executable).parent
 ARTIFACTS = Path(__file__).parent / "artifacts"
 TODAY = datetime.now(timezone.utc).date()  # the demo environment's zone is UTC
-BACKFILL_DAYS = [(TODAY - timedelta(days=n)).isoformat() for n in (10, 9, 8)]
-LAUNCH_BACKFILL = """
-mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $backfillParams) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-    ... on PartitionKeysNotFoundError { message }
-  }
-}"""
+LAUNCHER_DAYS = [(TODAY - timedelta(days=n)).isoformat() for n in (6, 5)]
+BROKEN_DAY = LAUNCHER_DAYS[-1]  # the demo account serves it with delivery collapsed: kpi_delivery_rate fails on it
+GROUP_KEYS = {
+    RAW_GROUP: [raw_key(name).path for name in DATASET_NAMES],
+    METRICS_GROUP: [metric_key(metric.table.name).path for metric in ALL_METRICS],
+}
 BACKFILL_STATUS = """
 query Backfill($id: String!) {
   partitionBackfillOrError(backfillId: $id) {
     __typename
-    ... on PartitionBackfill { status runs { runId status } }
+    ... on PartitionBackfill { status partitionNames assetSelection { path } runs { runId status } }
   }
 }"""
 LAUNCH_RUN = """
@@ -72,6 +74,9 @@ query Materializations($key: AssetKeyInput!, $days: [String!]) {
     }
   }
 }"""
+
+
+needs_browser = pytest.mark.skipif(find_browser() is None, reason="no chromium installed (apt-get install chromium)")
 
 
 def free_port() -> int:
@@ -115,12 +120,14 @@ def _stop(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def dev_server(tmp_path_factory) -> Iterator[DevServer]:
-    """The README's path in a fresh folder: `esputnik-demo-run`, then `esputnik-assets dev`, nothing else set."""
+    """The README's path in a fresh folder: `esputnik-demo-run`, then `esputnik-assets dev` with one demo day served
+    broken (README, "See them fail"), nothing else set."""
     folder, env = tmp_path_factory.mktemp("operator"), _clean_env()
     quick = subprocess.run(
         [str(BIN / "esputnik-demo-run")], cwd=folder, env=env, capture_output=True, text=True, timeout=300
     )
     assert quick.returncode == 0, quick.stderr[-3000:]
+    env["ESPUTNIK_DEMO_BROKEN_DAYS"] = f"{BROKEN_DAY}=collapsed_delivery"
     port = free_port()
     log = (folder / "dev.log").open("w")
     process = subprocess.Popen(
@@ -145,6 +152,16 @@ def dev_server(tmp_path_factory) -> Iterator[DevServer]:
         log.close()
 
 
+@pytest.fixture(scope="module")
+def page() -> Iterator[Page]:
+    """One headless chromium tab for the module's browser tests."""
+    browser = find_browser()
+    if browser is None:
+        pytest.skip("no chromium installed (apt-get install chromium)")
+    with open_page(browser, ARTIFACTS) as tab:
+        yield tab
+
+
 def test_the_quick_starts_run_is_in_the_ui_history(dev_server):
     assert (dev_server.folder / LOCAL_HOME / "dagster.yaml").exists()
     runs = dev_server.graphql("{ runsOrError { ... on Runs { results { status tags { key value } } } } }")
@@ -154,55 +171,6 @@ def test_the_quick_starts_run_is_in_the_ui_history(dev_server):
         if run["status"] == "SUCCESS"
     ]
     assert dev_server.quick_start_day in partitions
-
-
-def test_a_backfill_launched_like_the_ui_materializes_every_day(dev_server):
-    selection = [{"path": ["esputnik", name]} for name in DATASET_NAMES]
-    launched = dev_server.graphql(LAUNCH_BACKFILL, {"backfillParams": {
-        "partitionNames": BACKFILL_DAYS, "assetSelection": selection, "fromFailure": False, "tags": [],
-    }})["launchPartitionBackfill"]  # fmt: skip
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    deadline = time.monotonic() + 600
-    while True:
-        backfill = dev_server.graphql(BACKFILL_STATUS, {"id": launched["backfillId"]})["partitionBackfillOrError"]
-        if backfill["status"] not in ("REQUESTED", "CANCELING", "FAILING"):
-            break
-        assert time.monotonic() < deadline, f"backfill still {backfill['status']} after 10 minutes"
-        time.sleep(2)
-    assert backfill["status"] == "COMPLETED_SUCCESS", backfill
-    run_ids = {run["runId"] for run in backfill["runs"]}
-    assert run_ids and all(run["status"] == "SUCCESS" for run in backfill["runs"])
-
-    figures: dict[str, dict[str, dict[str, int]]] = {}
-    for name in DATASET_NAMES:
-        asset = dev_server.graphql(MATERIALIZATIONS, {"key": {"path": ["esputnik", name]}, "days": BACKFILL_DAYS})
-        materialized = asset["assetOrError"]["assetMaterializations"]
-        assert sorted(m["partition"] for m in materialized) == BACKFILL_DAYS, name
-        assert {m["runId"] for m in materialized} <= run_ids, name
-        figures[name] = {
-            m["partition"]: {e["label"]: e["intValue"] for e in m["metadataEntries"] if "intValue" in e}
-            for m in materialized
-        }
-
-    with duckdb.connect(str(dev_server.folder / "data" / "warehouse.duckdb"), read_only=True) as con:
-        con.execute("SET TimeZone = 'UTC'")
-        for name in DATASET_NAMES:
-            spec = DATASETS[name]
-            if spec.write_mode is WriteMode.REPLACE_DAYS:
-                column = f'"{spec.partition_column}"'
-                days = con.execute(
-                    f'SELECT DISTINCT CAST({column} AS DATE) FROM esputnik."{name}" WHERE CAST({column} AS DATE) '
-                    "BETWEEN ? AND ?", [date.fromisoformat(BACKFILL_DAYS[0]), date.fromisoformat(BACKFILL_DAYS[-1])]
-                ).fetchall()  # fmt: skip
-                assert sorted(d.isoformat() for (d,) in days) == BACKFILL_DAYS, name
-                held = dict(con.execute(
-                    f'SELECT CAST({column} AS DATE), count(*) FROM esputnik."{name}" GROUP BY 1'
-                ).fetchall())  # fmt: skip
-                for day, entries in figures[name].items():  # each partition says its own day's rows, not the run's
-                    assert entries["rows_written"] == entries["dagster/partition_row_count"], (name, day)
-                    assert entries["rows_written"] == held[date.fromisoformat(day)], (name, day)
-            else:
-                assert con.execute(f'SELECT count(*) FROM esputnik."{name}"').fetchone()[0] > 0, name
 
 
 def test_the_doctor_job_runs_from_the_ui(dev_server):
@@ -220,24 +188,6 @@ def test_the_doctor_job_runs_from_the_ui(dev_server):
     assert any(m.startswith("[ ok ] warehouse read:") for m in messages)
 
 
-def _browser() -> str | None:
-    names = ("chromium", "chromium-browser", "google-chrome")
-    return next((found for name in names if (found := shutil.which(name))), None)
-
-
-def _render(browser: str, url: str, screenshot: Path, height: int = 1200) -> str:
-    """The page after its scripts and data loaded: a PNG at `screenshot`, and the DOM it rendered (the lineage graph
-    renders only the nodes in view: a tall window shows a whole group)."""
-    flags = ["--headless=new", "--disable-gpu", "--hide-scrollbars", f"--window-size=1600,{height}",
-             "--virtual-time-budget=12000"] + (["--no-sandbox"] if os.geteuid() == 0 else [])  # fmt: skip
-    screenshot.unlink(missing_ok=True)
-    page = subprocess.run(
-        [browser, *flags, f"--screenshot={screenshot}", "--dump-dom", url], capture_output=True, text=True, timeout=180
-    )
-    assert page.returncode == 0 and screenshot.exists(), page.stderr[-2000:]
-    return page.stdout
-
-
 def _assert_not_blank(png: Path) -> None:
     """A real page: a sizeable PNG with many colours, none of them covering nearly everything."""
     from PIL import Image
@@ -250,24 +200,137 @@ def _assert_not_blank(png: Path) -> None:
     assert max(count for count, _ in colours) < 0.95 * pixels, f"{png} is nearly one colour"
 
 
-@pytest.mark.skipif(_browser() is None, reason="no chromium installed (apt-get install chromium)")
-def test_the_lineage_and_an_asset_page_render_in_a_browser(dev_server):
-    browser = _browser()
-    ARTIFACTS.mkdir(exist_ok=True)
-    lineage = _render(browser, f"{dev_server.url}/asset-groups", ARTIFACTS / "lineage.png")
-    for group in ("esputnik", "esputnik_metrics"):  # the global graph shows both groups (collapsed to one node each)
-        assert f">{group}<" in lineage, f"group {group} not on the lineage page"
-    groups = f"{dev_server.url}/locations/esputnik_assets/asset-groups"
-    raw = _render(browser, f"{groups}/esputnik", ARTIFACTS / "lineage-raw.png", height=4000)
-    for name in DATASET_NAMES:
-        assert name in raw, f"{name} not on the raw group's lineage page"
-    metrics = _render(browser, f"{groups}/esputnik_metrics", ARTIFACTS / "lineage-metrics.png", height=4000)
-    for name in ("campaign_performance", "daily_sales", "campaign_roi", "churn_risk", "customer_journeys"):
-        assert name in metrics, f"{name} not on the metric group's lineage page"
-    asset = _render(browser, f"{dev_server.url}/assets/esputnik/contactActivities", ARTIFACTS / "asset.png")
-    expected = ("contactActivities", "Latest materialization", "Checks", "Columns", "activityStatus", "esputnik_daily")
+def _render(page: Page, url: str, screenshot: Path, expected: tuple[str, ...], height: int = 1200) -> None:
+    """The page once every `expected` text shows, as a PNG at `screenshot` (the lineage graph renders only the nodes
+    in view: a tall window shows a whole group)."""
+    page.resize(1600, height)
+    page.goto(url)
     for text in expected:
-        assert text in asset, f"{text!r} not on the asset page"
-    for png in ("lineage.png", "lineage-raw.png", "lineage-metrics.png", "asset.png"):
-        _assert_not_blank(ARTIFACTS / png)
+        page.wait_for_text(text)
+    page.wait_for("!document.body.innerText.includes('Loading')", "every node's figures loaded")
+    _assert_not_blank(page.screenshot(screenshot))
+
+
+@needs_browser
+def test_the_lineage_and_an_asset_page_render_in_a_browser(dev_server, page):
+    groups = f"{dev_server.url}/locations/esputnik_assets/asset-groups"
+    # the global graph shows both groups (collapsed to one node each); each group's page its tables
+    _render(page, f"{dev_server.url}/asset-groups", ARTIFACTS / "lineage.png", (RAW_GROUP, METRICS_GROUP))
+    _render(page, f"{groups}/{RAW_GROUP}", ARTIFACTS / "lineage-raw.png", DATASET_NAMES, height=4000)
+    metrics = tuple(path[-1] for path in GROUP_KEYS[METRICS_GROUP])
+    _render(page, f"{groups}/{METRICS_GROUP}", ARTIFACTS / "lineage-metrics.png", metrics, height=4000)
+    expected = ("contactActivities", "Latest materialization", "Checks", "Columns", "activityStatus", "esputnik_daily")
+    _render(page, f"{dev_server.url}/assets/esputnik/contactActivities", ARTIFACTS / "asset.png", expected)
+    page.resize(1600, 1000)
     print(f"\nscreenshots: {ARTIFACTS}")
+
+
+def _wait_for_backfill(server: DevServer, backfill_id: str, timeout: float = 600) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        backfill = server.graphql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        if backfill["status"] not in ("REQUESTED", "CANCELING", "FAILING"):
+            return backfill
+        assert time.monotonic() < deadline, f"backfill {backfill_id} still {backfill['status']} after {timeout:.0f} s"
+        time.sleep(2)
+
+
+def _click_backfill(server: DevServer, page: Page, group: str, days: list[str]) -> str:
+    """As a person does it: the group's list, select all, "Materialize selected", the days typed as a range in the
+    launcher, "Launch backfill"; the id is read from the link the UI then shows."""
+    page.goto(f"{server.url}/locations/esputnik_assets/asset-groups/{group}/list")
+    page.wait_for_text(GROUP_KEYS[group][0][-1])
+    page.click("label:has(input[type=checkbox])")  # the header's box: every asset of the group
+    page.click("button", f"Materialize selected ({len(GROUP_KEYS[group])})…")
+    page.wait_for_text(f"Launch runs to materialize {len(GROUP_KEYS[group])} assets")
+    page.click("[role=dialog] input[type=text]")  # the partition selection's text field
+    page.type(f"[{days[0]}...{days[-1]}]")
+    page.press("Enter", "Enter", 13)
+    page.wait_for_text(f"{len(days)} partitions")
+    page.screenshot(ARTIFACTS / f"launcher-{group}.png")
+    links = "[...document.querySelectorAll('a[href*=\"/runs/b/\"]')].map((a) => a.pathname)"
+    before = page.evaluate(links)
+    page.click("[role=dialog] button", "Launch backfill")
+    found = page.wait_for(f"{links}.find((p) => !{json.dumps(before)}.includes(p))", f"the {group} backfill's link")
+    return found.rsplit("/", 1)[-1]
+
+
+@pytest.fixture(scope="module")
+def clicked_backfills(dev_server, page) -> dict[str, dict]:
+    """The raw group's days, then the metric group's, each backfill clicked in the launcher and waited for."""
+    backfills = {}
+    for group in (RAW_GROUP, METRICS_GROUP):  # the metrics read the raw tables: one group after the other
+        backfills[group] = _wait_for_backfill(dev_server, _click_backfill(dev_server, page, group, LAUNCHER_DAYS))
+    return backfills
+
+
+def _materialized(server: DevServer, path: list[str], days: list[str]) -> dict[str, dict]:
+    """Each day's materialization of an asset (run id and integer metadata), by partition."""
+    found = server.graphql(MATERIALIZATIONS, {"key": {"path": path}, "days": days})["assetOrError"]
+    figures = {}
+    for m in found["assetMaterializations"]:
+        figures[m["partition"]] = {e["label"]: e["intValue"] for e in m["metadataEntries"] if "intValue" in e}
+        figures[m["partition"]]["run"] = m["runId"]
+    return figures
+
+
+@needs_browser
+def test_backfills_clicked_in_the_launcher_materialize_each_groups_days(dev_server, clicked_backfills):
+    for group, backfill in clicked_backfills.items():
+        assert backfill["status"] == "COMPLETED_SUCCESS", (group, backfill)
+        assert sorted(backfill["partitionNames"]) == LAUNCHER_DAYS, group  # the range typed, nothing else
+        assert sorted(a["path"] for a in backfill["assetSelection"]) == sorted(GROUP_KEYS[group]), group
+        run_ids = {run["runId"] for run in backfill["runs"]}
+        assert run_ids and all(run["status"] == "SUCCESS" for run in backfill["runs"]), group
+        for path in GROUP_KEYS[group]:
+            materialized = _materialized(dev_server, path, LAUNCHER_DAYS)
+            assert sorted(materialized) == LAUNCHER_DAYS, path
+            assert {m["run"] for m in materialized.values()} <= run_ids, path
+
+    with duckdb.connect(str(dev_server.folder / "data" / "warehouse.duckdb"), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        for name in DATASET_NAMES:
+            spec, figures = DATASETS[name], _materialized(dev_server, raw_key(name).path, LAUNCHER_DAYS)
+            if spec.write_mode is WriteMode.REPLACE_DAYS:
+                column = f'"{spec.partition_column}"'
+                held = dict(con.execute(
+                    f'SELECT CAST({column} AS DATE), count(*) FROM esputnik."{name}" GROUP BY 1'
+                ).fetchall())  # fmt: skip
+                for day, entries in figures.items():  # each partition says its own day's rows, not the run's
+                    assert entries["rows_written"] == entries["dagster/partition_row_count"], (name, day)
+                    assert entries["rows_written"] == held.get(date.fromisoformat(day)) > 0, (name, day)
+            else:
+                assert con.execute(f'SELECT count(*) FROM esputnik."{name}"').fetchone()[0] > 0, name
+
+
+def _delivery_rates(folder: Path) -> dict[date, float]:
+    """delivered / (delivered + undelivered) contacts per UTC day, straight from the table (the check's KPI)."""
+    with duckdb.connect(str(folder / "data" / "warehouse.duckdb"), read_only=True) as con:
+        con.execute("SET TimeZone = 'UTC'")
+        rows = con.execute("""
+            SELECT CAST("activityDateTime" AS DATE),
+                   count(DISTINCT CASE WHEN "activityStatus" = 'DELIVERED' THEN "contactId" END),
+                   count(DISTINCT CASE WHEN "activityStatus" = 'UNDELIVERED' THEN "contactId" END)
+            FROM esputnik."contactActivities" GROUP BY 1""").fetchall()
+    return {day: sent / (sent + failed) for day, sent, failed in rows if sent + failed}
+
+
+@needs_browser
+def test_a_failed_check_is_red_on_the_checks_tab_with_its_finding(dev_server, clicked_backfills, page):
+    rates, broken = _delivery_rates(dev_server.folder), date.fromisoformat(BROKEN_DAY)
+    history = [rates[d] for d in (broken - timedelta(days=n) for n in range(1, HISTORY_DAYS + 1)) if d in rates]
+    finding = (
+        f"delivery_rate fell more than 30%: {BROKEN_DAY}: {rates[broken]:.4g} "
+        f"against a trailing {HISTORY_DAYS}-day mean of {sum(history) / len(history):.4g}"
+    )
+    page.goto(f"{dev_server.url}/assets/esputnik/contactActivities?view=checks")
+    page.click("span", "kpi_delivery_rate")  # the check's row in the tab's list
+    page.wait_for_text(finding)
+    failed_tag_colour = page.wait_for(
+        """(() => { const tag = [...document.querySelectorAll('.BaseTag')].find((t) => t.innerText.trim() === 'Failed');
+          const icon = tag && tag.querySelector('[role=img]');
+          return icon && getComputedStyle(icon).backgroundColor; })()""", "the evaluation's Failed tag")
+    red, green, blue = (int(v) for v in failed_tag_colour[failed_tag_colour.index("(") + 1 : -1].split(",")[:3])
+    assert red > 2 * green and red > 2 * blue, f"the Failed tag is {failed_tag_colour}, not red"
+    assert "This is a non-blocking asset check." in page.text()
+    _assert_not_blank(page.screenshot(ARTIFACTS / "failed-check.png"))

@@ -5,7 +5,7 @@
     python benchmarks/run_overhead.py --tree old=/path/a --tree new=/path/b --parts trivial day imports
 
 Every tree runs with this interpreter (sys.executable) and `PYTHONPATH=<tree>`, so its code is the one imported,
-by the CLI and by Dagster's step subprocesses alike; `--commit REV` checks REV out into a throwaway `git worktree`
+by the CLI and by Dagster's step subprocesses alike; `--commit REV` checks REV out (labelled "before") into a throwaway `git worktree`
 and removes it afterwards. Each measured run goes through the CLI in a fresh process with a fresh DAGSTER_HOME and
 a fresh DuckDB file, against the demo account served by its own process on loopback (no pacing). Parts:
 
@@ -107,7 +107,7 @@ def throwaway_worktree(stack: ExitStack, revision: str) -> Tree:
                    capture_output=True)  # fmt: skip
     stack.callback(subprocess.run, ["git", "-C", repo, "worktree", "remove", "--force", str(folder)], check=False)
     stack.callback(shutil.rmtree, folder, ignore_errors=True)
-    return Tree(revision, folder, commit_of(folder))
+    return Tree("before", folder, commit_of(folder))
 
 
 def tree_env(tree: Tree, extra_path: Path | None = None, **variables: str) -> dict[str, str]:
@@ -331,20 +331,25 @@ def import_profile(tree: Tree) -> dict:
         previous = rss
     load = "import esputnik_assets.definitions as d; d.build_definitions({'ESPUTNIK_DEMO': 'true'})"
     timed = subprocess.run([sys.executable, "-X", "importtime", "-c", load], env=tree_env(tree), capture_output=True, text=True)
+    lines = [(len(m.group(3)) // 2, m.group(4), int(m.group(1)) / 1e6, int(m.group(2)) / 1e6)
+             for m in re.finditer(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", timed.stderr)]  # fmt: skip
     by_package: dict[str, float] = {}
-    modules = 0
-    for line in timed.stderr.splitlines():
-        found = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)
-        if found:
-            modules += 1
-            top = found.group(4).split(".")[0]
-            by_package[top] = by_package.get(top, 0.0) + int(found.group(1)) / 1e6
+    for _, name, own, _ in lines:
+        by_package[name.split(".")[0]] = by_package.get(name.split(".")[0], 0.0) + own
+    edges: dict[str, float] = {}  # "our module -> the package it imports first": cumulative seconds
+    ancestors: list[str] = []
+    for depth, name, _, cumulative in reversed(lines):  # -X importtime lists a module after its imports
+        ancestors[depth:] = [name]
+        parent = ancestors[depth - 1] if depth else ""
+        if parent.startswith("esputnik_assets") and not name.startswith("esputnik_assets"):
+            edges[f"{parent} -> {name}"] = round(cumulative, 3)
     ranked = sorted(by_package.items(), key=lambda kv: -kv[1])
     return {
         "rss_by_import": steps,
-        "importtime_modules": modules,
+        "importtime_modules": len(lines),
         "importtime_total_seconds": round(sum(by_package.values()), 2),
         "importtime_by_package_seconds": {k: round(v, 3) for k, v in ranked[:15]},
+        "our_imports_cumulative_seconds": dict(sorted(edges.items(), key=lambda kv: -kv[1])[:15]),
     }
 
 
@@ -437,6 +442,7 @@ def main() -> None:
             servers["big"].warm(DAY)
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
               f"load average {os.getloadavg()[0]:.1f}; trees: " + ", ".join(f"{t.label}={t.commit}" for t in trees))  # fmt: skip
+        profiles = {t.label: import_profile(t) for t in trees} if "imports" in args.parts else {}
         runs: dict[str, list[dict]] = {t.label: [] for t in trees}
         for repetition in range(max(args.repeat, backfill_repeat)):
             for tree in trees:
@@ -449,7 +455,6 @@ def main() -> None:
                     figures = ", ".join(f"{n} {taken[part][n]}" for n in FIGURES[part] if taken[part].get(n) is not None)
                     print(f"[{repetition + 1}] {tree.label:<12} {part:<20} {figures}", flush=True)
                 runs[tree.label].append(taken)
-        profiles = {t.label: import_profile(t) for t in trees} if "imports" in args.parts else {}
     summaries = {label: summarize(taken) for label, taken in runs.items()}
     print_table(trees, summaries, args.repeat)
     for label, profile in profiles.items():
@@ -459,6 +464,9 @@ def main() -> None:
         print(f"{label}: -X importtime of loading the definitions, {profile['importtime_modules']} modules, "
               f"{profile['importtime_total_seconds']} s; self time by package:")  # fmt: skip
         print("  " + ", ".join(f"{k} {v:.2f}" for k, v in profile["importtime_by_package_seconds"].items()))
+        print(f"{label}: our modules' imports of other packages, cumulative seconds:")
+        for edge, seconds in profile["our_imports_cumulative_seconds"].items():
+            print(f"  {edge:<70} {seconds:6.2f}")
     report = {
         "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": {"arch": platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),

@@ -55,6 +55,7 @@ DAY = date(2026, 11, 20)
 BACKFILL_DAYS = 3
 BIG_ACCOUNT = {"contacts": 100_000, "orders-per-day": 5_000, "events-per-day": 50_000, "devices": 20_000}
 POLL_SECONDS = 0.05
+NEUTRAL = Path(tempfile.gettempdir())  # the working folder of every child: `python -c` puts it first on sys.path
 TRIVIAL_MODULE = '''"""Dagster's own trivial run: one asset returning 1."""
 import dagster as dg
 
@@ -120,7 +121,7 @@ def tree_env(tree: Tree, extra_path: Path | None = None, **variables: str) -> di
 def check_imports_from(tree: Tree) -> None:
     """The tree's own esputnik_assets is the one imported, not an installed copy."""
     probe = subprocess.run([sys.executable, "-c", "import esputnik_assets; print(esputnik_assets.__file__)"],
-                           env=tree_env(tree), capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+                           env=tree_env(tree), cwd=NEUTRAL, capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     if not Path(probe).resolve().is_relative_to(tree.path.resolve()):
         raise SystemExit(f"tree {tree.label}: esputnik_assets is imported from {probe}, not from {tree.path}")
 
@@ -253,7 +254,7 @@ class DemoServer:
             for knob, value in BIG_ACCOUNT.items():
                 args += [f"--{knob}", str(value)]
         own_tree = Tree("bench", HERE.parent, "")
-        self.process = subprocess.Popen(args, env=tree_env(own_tree), stdout=subprocess.DEVNULL)
+        self.process = subprocess.Popen(args, env=tree_env(own_tree), cwd=NEUTRAL, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while not ready.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -322,7 +323,7 @@ def import_profile(tree: Tree) -> dict:
             stages += "import esputnik_assets.definitions\n"
         stages += f"t = time.perf_counter(); {statement}; out.append(({label!r}, rss(), time.perf_counter() - t))\n"
     stages += "print(json.dumps(out))\n"
-    staged = subprocess.run([sys.executable, "-c", stages], env=tree_env(tree), capture_output=True, text=True)
+    staged = subprocess.run([sys.executable, "-c", stages], env=tree_env(tree), cwd=NEUTRAL, capture_output=True, text=True)
     if staged.returncode:
         raise SystemExit(f"import stages failed in {tree.label}:\n{staged.stderr[-3000:]}")
     steps, previous = [], 0.0
@@ -330,7 +331,8 @@ def import_profile(tree: Tree) -> dict:
         steps.append({"stage": label, "rss_mib": round(rss, 1), "added_mib": round(rss - previous, 1), "seconds": round(seconds, 2)})
         previous = rss
     load = "import esputnik_assets.definitions as d; d.build_definitions({'ESPUTNIK_DEMO': 'true'})"
-    timed = subprocess.run([sys.executable, "-X", "importtime", "-c", load], env=tree_env(tree), capture_output=True, text=True)
+    timed = subprocess.run([sys.executable, "-X", "importtime", "-c", load], env=tree_env(tree), cwd=NEUTRAL,
+                           capture_output=True, text=True)  # fmt: skip
     lines = [(len(m.group(3)) // 2, m.group(4), int(m.group(1)) / 1e6, int(m.group(2)) / 1e6)
              for m in re.finditer(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", timed.stderr)]  # fmt: skip
     by_package: dict[str, float] = {}

@@ -302,11 +302,13 @@ def cli_run(tree: Tree, part: str, servers: dict[str, DemoServer], scratch: Path
         else:
             selected = "esputnik/contactActivities" if part == "big-day" else "esputnik/broadcasts"
             argv = cli + ["asset", "materialize", "-m", "esputnik_assets", "--select", selected, "--partition", str(DAY)]
-        if part.endswith("-forkserver"):
-            argv += ["--config-json", forkserver_config()]
+        if part.endswith("-forkserver"):  # `-c` takes a YAML file, and JSON is YAML; `job execute` has no --config-json
+            (folder / "forkserver.json").write_text(forkserver_config())
+            argv += ["-c", str(folder / "forkserver.json")]
     env["DAGSTER_HOME"] = str(home)
     measured = run_measured(argv, env, folder)
-    measured |= phases(run_events(home), measured["started"], measured["wall_seconds"])
+    if not measured["exit_code"]:
+        measured |= phases(run_events(home), measured["started"], measured["wall_seconds"])
     if measured["exit_code"] or not measured["success"]:
         raise SystemExit(f"{tree.label} {part} failed (exit {measured['exit_code']}):\n{measured['log_tail']}")
     del measured["log_tail"], measured["started"]
@@ -410,6 +412,36 @@ def print_table(trees: list[Tree], summaries: dict[str, dict], repeat: int) -> N
             print(f"{title:<48}" + "".join(f"{c:>{width}}" for c in cells))
 
 
+def print_imports(profiles: dict[str, dict]) -> None:
+    for label, profile in profiles.items():
+        print(f"\n{label}: RSS by import (MiB, cumulative / added / seconds)")
+        for stage in profile["rss_by_import"]:
+            print(f"  {stage['stage']:<30} {stage['rss_mib']:>7.1f} {stage['added_mib']:>+7.1f} {stage['seconds']:>6.2f}")
+        print(f"{label}: -X importtime of loading the definitions, {profile['importtime_modules']} modules, "
+              f"{profile['importtime_total_seconds']} s; self time by package:")  # fmt: skip
+        print("  " + ", ".join(f"{k} {v:.2f}" for k, v in profile["importtime_by_package_seconds"].items()))
+        print(f"{label}: our modules' imports of other packages, cumulative seconds:")
+        for edge, seconds in profile["our_imports_cumulative_seconds"].items():
+            print(f"  {edge:<70} {seconds:6.2f}")
+
+
+def write_report(args: argparse.Namespace, trees: list[Tree], runs: dict, profiles: dict, backfill_repeat: int) -> dict:
+    """The JSON report of what was measured so far; returns the summaries."""
+    summaries = {label: summarize(taken) for label, taken in runs.items()}
+    report = {
+        "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": {"arch": platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_at_end": round(os.getloadavg()[0], 2)},
+        "trees": [{"label": t.label, "commit": t.commit} for t in trees],
+        "day": str(DAY), "backfill_days": BACKFILL_DAYS, "big_day_activities": args.big_activities,
+        "repeat": args.repeat, "backfill_repeat": backfill_repeat, "forkserver_preload": FORKSERVER_PRELOAD,
+        "summary": summaries, "runs": runs, "imports": profiles,
+    }  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return summaries
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tree", action="append", default=[], metavar="LABEL=PATH", help="a code tree to measure")
@@ -457,29 +489,9 @@ def main() -> None:
                     figures = ", ".join(f"{n} {taken[part][n]}" for n in FIGURES[part] if taken[part].get(n) is not None)
                     print(f"[{repetition + 1}] {tree.label:<12} {part:<20} {figures}", flush=True)
                 runs[tree.label].append(taken)
-    summaries = {label: summarize(taken) for label, taken in runs.items()}
-    print_table(trees, summaries, args.repeat)
-    for label, profile in profiles.items():
-        print(f"\n{label}: RSS by import (MiB, cumulative / added / seconds)")
-        for stage in profile["rss_by_import"]:
-            print(f"  {stage['stage']:<30} {stage['rss_mib']:>7.1f} {stage['added_mib']:>+7.1f} {stage['seconds']:>6.2f}")
-        print(f"{label}: -X importtime of loading the definitions, {profile['importtime_modules']} modules, "
-              f"{profile['importtime_total_seconds']} s; self time by package:")  # fmt: skip
-        print("  " + ", ".join(f"{k} {v:.2f}" for k, v in profile["importtime_by_package_seconds"].items()))
-        print(f"{label}: our modules' imports of other packages, cumulative seconds:")
-        for edge, seconds in profile["our_imports_cumulative_seconds"].items():
-            print(f"  {edge:<70} {seconds:6.2f}")
-    report = {
-        "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "machine": {"arch": platform.machine(), "cores": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_at_end": round(os.getloadavg()[0], 2)},
-        "trees": [{"label": t.label, "commit": t.commit} for t in trees],
-        "day": str(DAY), "backfill_days": BACKFILL_DAYS, "big_day_activities": args.big_activities,
-        "repeat": args.repeat, "backfill_repeat": backfill_repeat, "forkserver_preload": FORKSERVER_PRELOAD,
-        "summary": summaries, "runs": runs, "imports": profiles,
-    }  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+                write_report(args, trees, runs, profiles, backfill_repeat)  # what was measured survives a later failure
+    print_table(trees, write_report(args, trees, runs, profiles, backfill_repeat), args.repeat)
+    print_imports(profiles)
     print(f"written to {args.out}")
 
 

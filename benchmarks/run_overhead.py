@@ -5,9 +5,10 @@
     python benchmarks/run_overhead.py --tree old=/path/a --tree new=/path/b --parts trivial day imports
 
 Every tree runs with this interpreter (sys.executable) and `PYTHONPATH=<tree>`, so its code is the one imported,
-by the CLI and by Dagster's step subprocesses alike; `--commit REV` checks REV out (labelled "before") into a throwaway `git worktree`
-and removes it afterwards. Each measured run goes through the CLI in a fresh process with a fresh DAGSTER_HOME and
-a fresh DuckDB file, against the demo account served by its own process on loopback (no pacing). Parts:
+by the CLI and by Dagster's step subprocesses alike; `--commit REV` checks REV out (labelled "before") into a
+throwaway `git worktree` and removes it afterwards. Each measured run goes through the CLI in a fresh process
+with a fresh DAGSTER_HOME and a fresh DuckDB file, against the demo account served by its own process on loopback
+(no pacing). Parts:
 
 - trivial: Dagster's own trivial run, one `@dg.asset` returning 1 (`dagster asset materialize`);
 - day: a near-empty day, `esputnik/broadcasts` for one partition (a single request); ratio = day / trivial;
@@ -120,8 +121,9 @@ def tree_env(tree: Tree, extra_path: Path | None = None, **variables: str) -> di
 
 def check_imports_from(tree: Tree) -> None:
     """The tree's own esputnik_assets is the one imported, not an installed copy."""
-    probe = subprocess.run([sys.executable, "-c", "import esputnik_assets; print(esputnik_assets.__file__)"],
-                           env=tree_env(tree), cwd=NEUTRAL, capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    code = "import esputnik_assets; print(esputnik_assets.__file__)"
+    probe = subprocess.run([sys.executable, "-c", code], env=tree_env(tree), cwd=NEUTRAL, capture_output=True,
+                           text=True, check=True).stdout.strip()  # fmt: skip
     if not Path(probe).resolve().is_relative_to(tree.path.resolve()):
         raise SystemExit(f"tree {tree.label}: esputnik_assets is imported from {probe}, not from {tree.path}")
 
@@ -184,7 +186,8 @@ def run_measured(argv: list[str], env: dict[str, str], cwd: Path) -> dict:
     wall = time.time() - started
     exit_code = os.waitstatus_to_exitcode(status)
     forkservers = {pid for pid, r in seen.items() if r["kind"] == "forkserver" and r["parent"] == child.pid}
-    steps = [r["hwm"] for pid, r in seen.items() if r["kind"] == "step" or (r["kind"] == "forkserver" and pid not in forkservers)]
+    steps = [r["hwm"] for pid, r in seen.items()
+             if r["kind"] == "step" or (r["kind"] == "forkserver" and pid not in forkservers)]  # fmt: skip
     mib = lambda kib: round(kib / 1024, 1)  # noqa: E731
     return {
         "exit_code": exit_code, "started": started, "wall_seconds": round(wall, 2),
@@ -211,7 +214,7 @@ def run_events(dagster_home: Path) -> list[dict]:
 
 def phases(events: list[dict], started: float, wall: float) -> dict:
     """Where the run's wall time went, from its events: CLI start-up, each step's launch, load, work, and the end."""
-    first = lambda kind, step=None: next((e["at"] for e in events if e["type"] == kind and (step is None or e["step"] == step)), None)  # noqa: E731,E501
+    first = lambda kind: next((e["at"] for e in events if e["type"] == kind), None)  # noqa: E731
     steps: dict[str, dict] = {}
     for e in events:
         if e["step"] and e["type"] in ("STEP_WORKER_STARTING", "STEP_WORKER_STARTED", "RESOURCE_INIT_STARTED",
@@ -293,15 +296,18 @@ def cli_run(tree: Tree, part: str, servers: dict[str, DemoServer], scratch: Path
         argv, env = cli + ["asset", "materialize", "-m", "trivial_defs", "--select", "trivial"], tree_env(tree, folder)
     else:
         server = servers["big" if part == "big-day" else "default"]
-        env = tree_env(tree, ESPUTNIK_API_URL=server.url, ESPUTNIK_API_KEY="demo-key",
-                       ESPUTNIK_MAX_REQUESTS_PER_SECOND="0", ESPUTNIK_DUCKDB_PATH=str(folder / "warehouse.duckdb"))  # fmt: skip
+        env = tree_env(
+            tree, ESPUTNIK_API_URL=server.url, ESPUTNIK_API_KEY="demo-key", ESPUTNIK_MAX_REQUESTS_PER_SECOND="0",
+            ESPUTNIK_DUCKDB_PATH=str(folder / "warehouse.duckdb"),
+        )
         if part.startswith("backfill"):
             first = DAY - timedelta(days=BACKFILL_DAYS - 1)
             tags = {"dagster/asset_partition_range_start": str(first), "dagster/asset_partition_range_end": str(DAY)}
             argv = cli + ["job", "execute", "-m", "esputnik_assets", "-j", "esputnik_daily", "--tags", json.dumps(tags)]
         else:
             selected = "esputnik/contactActivities" if part == "big-day" else "esputnik/broadcasts"
-            argv = cli + ["asset", "materialize", "-m", "esputnik_assets", "--select", selected, "--partition", str(DAY)]
+            argv = cli + ["asset", "materialize", "-m", "esputnik_assets", "--select", selected]
+            argv += ["--partition", str(DAY)]
         if part.endswith("-forkserver"):  # `-c` takes a YAML file, and JSON is YAML; `job execute` has no --config-json
             (folder / "forkserver.json").write_text(forkserver_config())
             argv += ["-c", str(folder / "forkserver.json")]
@@ -318,19 +324,21 @@ def cli_run(tree: Tree, part: str, servers: dict[str, DemoServer], scratch: Path
 
 def import_profile(tree: Tree) -> dict:
     """Fresh processes: RSS and seconds after each import stage, and -X importtime of loading our definitions."""
-    stages = "import json, time, resource\n" "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20\n"
+    stages = "import json, time\nrss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20\n"
     stages += "out = [('python', rss(), 0.0)]\n"
     for label, statement in IMPORT_STAGES:
         if "build_definitions" in statement:
             stages += "import esputnik_assets.definitions\n"
         stages += f"t = time.perf_counter(); {statement}; out.append(({label!r}, rss(), time.perf_counter() - t))\n"
     stages += "print(json.dumps(out))\n"
-    staged = subprocess.run([sys.executable, "-c", stages], env=tree_env(tree), cwd=NEUTRAL, capture_output=True, text=True)
+    staged = subprocess.run([sys.executable, "-c", stages], env=tree_env(tree), cwd=NEUTRAL, capture_output=True,
+                            text=True)  # fmt: skip
     if staged.returncode:
         raise SystemExit(f"import stages failed in {tree.label}:\n{staged.stderr[-3000:]}")
     steps, previous = [], 0.0
     for label, rss, seconds in json.loads(staged.stdout):
-        steps.append({"stage": label, "rss_mib": round(rss, 1), "added_mib": round(rss - previous, 1), "seconds": round(seconds, 2)})
+        steps.append({"stage": label, "rss_mib": round(rss, 1), "added_mib": round(rss - previous, 1),
+                      "seconds": round(seconds, 2)})  # fmt: skip
         previous = rss
     load = "import esputnik_assets.definitions as d; d.build_definitions({'ESPUTNIK_DEMO': 'true'})"
     timed = subprocess.run([sys.executable, "-X", "importtime", "-c", load], env=tree_env(tree), cwd=NEUTRAL,
@@ -387,8 +395,10 @@ def summarize(runs: list[dict]) -> dict:
     for part, names in FIGURES.items():
         taken = [r[part] for r in runs if part in r]
         if taken:
-            out[part] = {n: {"median": round(statistics.median(t[n] for t in taken), 2), "min": min(t[n] for t in taken)}
-                         for n in names if all(t.get(n) is not None for t in taken)}  # fmt: skip
+            out[part] = {
+                n: {"median": round(statistics.median(t[n] for t in taken), 2), "min": min(t[n] for t in taken)}
+                for n in names if all(t.get(n) is not None for t in taken)
+            }
     for name, ((top_part, top), (bottom_part, bottom), target) in RATIOS.items():
         pairs = [r[top_part][top] / r[bottom_part][bottom] for r in runs if top_part in r and bottom_part in r]
         if pairs:
@@ -416,7 +426,8 @@ def print_imports(profiles: dict[str, dict]) -> None:
     for label, profile in profiles.items():
         print(f"\n{label}: RSS by import (MiB, cumulative / added / seconds)")
         for stage in profile["rss_by_import"]:
-            print(f"  {stage['stage']:<30} {stage['rss_mib']:>7.1f} {stage['added_mib']:>+7.1f} {stage['seconds']:>6.2f}")
+            rss, added, seconds = stage["rss_mib"], stage["added_mib"], stage["seconds"]
+            print(f"  {stage['stage']:<30} {rss:>7.1f} {added:>+7.1f} {seconds:>6.2f}")
         print(f"{label}: -X importtime of loading the definitions, {profile['importtime_modules']} modules, "
               f"{profile['importtime_total_seconds']} s; self time by package:")  # fmt: skip
         print("  " + ", ".join(f"{k} {v:.2f}" for k, v in profile["importtime_by_package_seconds"].items()))
@@ -445,7 +456,7 @@ def write_report(args: argparse.Namespace, trees: list[Tree], runs: dict, profil
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tree", action="append", default=[], metavar="LABEL=PATH", help="a code tree to measure")
-    parser.add_argument("--commit", metavar="REV", help="also measure REV (first, as 'before'), from a throwaway worktree")
+    parser.add_argument("--commit", metavar="REV", help="also measure REV, first, as 'before' (a throwaway worktree)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--backfill-repeat", type=int, help="repetitions of the backfill parts (default: --repeat)")
     parser.add_argument("--parts", nargs="+", default=["trivial", "day", "day-forkserver", "big-day", "backfill",
@@ -474,8 +485,9 @@ def main() -> None:
             servers["big"] = DemoServer(Path(tempfile.mkdtemp(dir=scratch)), args.big_activities)
             stack.callback(servers["big"].close)
             servers["big"].warm(DAY)
+        labels = ", ".join(f"{t.label}={t.commit}" for t in trees)
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-              f"load average {os.getloadavg()[0]:.1f}; trees: " + ", ".join(f"{t.label}={t.commit}" for t in trees))  # fmt: skip
+              f"load average {os.getloadavg()[0]:.1f}; trees: {labels}")  # fmt: skip
         profiles = {t.label: import_profile(t) for t in trees} if "imports" in args.parts else {}
         runs: dict[str, list[dict]] = {t.label: [] for t in trees}
         for repetition in range(max(args.repeat, backfill_repeat)):
@@ -486,7 +498,8 @@ def main() -> None:
                     if repetition >= limit and part != "trivial":
                         continue
                     taken[part] = cli_run(tree, part, servers, scratch)
-                    figures = ", ".join(f"{n} {taken[part][n]}" for n in FIGURES[part] if taken[part].get(n) is not None)
+                    shown = [n for n in FIGURES[part] if taken[part].get(n) is not None]
+                    figures = ", ".join(f"{n} {taken[part][n]}" for n in shown)
                     print(f"[{repetition + 1}] {tree.label:<12} {part:<20} {figures}", flush=True)
                 runs[tree.label].append(taken)
                 write_report(args, trees, runs, profiles, backfill_repeat)  # what was measured survives a later failure

@@ -16,9 +16,9 @@ DG_DEV_HINT_FILTER = "ignore:Function `dev_command` is superseded:FutureWarning"
 
 def doctor(env: Mapping[str, str]) -> int:
     """Run every preflight check with the resources Definitions builds from `env`; 1 when something blocks."""
-    from esputnik_assets.assets.raw import IO_MANAGER_KEY
     from esputnik_assets.definitions import Settings, SettingsError, build_resources
     from esputnik_assets.doctor import Check, Status, blocked, report, run_checks
+    from esputnik_assets.keys import IO_MANAGER_KEY
 
     try:
         settings = Settings.from_environ(env)

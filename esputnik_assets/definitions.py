@@ -14,12 +14,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 
-from esputnik_assets.assets.raw import GROUP, IO_MANAGER_KEY, build_raw_assets
+from esputnik_assets.assets.raw import build_raw_assets
 from esputnik_assets.checks.alerts import WEBHOOK_VARIABLE, AlertWebhook, build_alert_sensor
 from esputnik_assets.checks.freshness import Freshness, build_freshness_sensor
 from esputnik_assets.checks.raw import CheckThresholds
 from esputnik_assets.contracts import DATASET_NAMES
 from esputnik_assets.doctor import build_doctor_job
+from esputnik_assets.keys import IO_MANAGER_KEY, RAW_GROUP
 from esputnik_assets.metrics.assets import GROUP as METRICS_GROUP
 from esputnik_assets.metrics.wiring import build_metrics
 from esputnik_assets.run_policy import DAILY_JOB_TAGS, STEP_RETRY_POLICY
@@ -215,7 +216,7 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
     all_assets = [*raw_assets, *metric_assets]
     daily_job = dg.define_asset_job(
         DAILY_JOB,
-        selection=dg.AssetSelection.groups(GROUP, METRICS_GROUP),
+        selection=dg.AssetSelection.groups(RAW_GROUP, METRICS_GROUP),
         description="All eSputnik tables and their metrics for a range of days",
         op_retry_policy=STEP_RETRY_POLICY,
         tags=DAILY_JOB_TAGS,

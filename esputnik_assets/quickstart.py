@@ -11,15 +11,15 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from esputnik_assets.assets.raw import GROUP, IO_MANAGER_KEY
 from esputnik_assets.definitions import Settings, build_definitions
 from esputnik_assets.home import dagster_executable, ensure_dagster_home
+from esputnik_assets.keys import IO_MANAGER_KEY, RAW_GROUP
 from esputnik_assets.metrics.assets import GROUP as METRICS_GROUP
 from esputnik_assets.schedules import DAILY_JOB
 from esputnik_assets.warehouse.io_manager import DuckDBIOManager, WarehouseIOManager
 
 # Each group's tables and what their row count is (raw tables report the whole table, metric tables the day's rows).
-GROUPS = {GROUP: ("raw tables", "rows in each table"), METRICS_GROUP: ("metric tables", "rows written for the day")}
+GROUPS = {RAW_GROUP: ("raw tables", "rows in each table"), METRICS_GROUP: ("metric tables", "rows written for the day")}
 
 
 def written_tables(result: dg.ExecuteInProcessResult, defs: dg.Definitions) -> dict[str, list[tuple[str, int, str]]]:

@@ -14,11 +14,12 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from esputnik_assets.assets.raw import IO_MANAGER_KEY, build_raw_assets
+from esputnik_assets.assets.raw import build_raw_assets
 from esputnik_assets.checks.freshness import Freshness
 from esputnik_assets.checks.raw import CheckThresholds
 from esputnik_assets.contracts import DATASET_NAMES, load_contracts
 from esputnik_assets.demo import DemoAccount, DemoServer
+from esputnik_assets.keys import IO_MANAGER_KEY
 from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
 from esputnik_assets.source.resource import EsputnikResource
 from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource

@@ -9,6 +9,7 @@ from esputnik_assets.checks.raw import VOLUME, CheckContext, CheckThresholds, ch
 from esputnik_assets.checks.freshness import PARTITION_ON_TIME, Freshness
 from esputnik_assets.checks.read import READ_REPORT, READ_REPORT_DESCRIPTION, read_report
 from esputnik_assets.contracts import DatasetContract, load_contracts
+from esputnik_assets.keys import IO_MANAGER_KEY, RAW_GROUP, raw_asset_key
 from esputnik_assets.source.extract import SpooledDataset, extract
 from esputnik_assets.source.resource import EsputnikResource
 from esputnik_assets.source.spool_dirs import spool_dir
@@ -19,9 +20,6 @@ from esputnik_assets.run_policy import NOT_RETRYABLE, final_failure
 from esputnik_assets.warehouse.base import RefusedDaysError, day_bounds
 from esputnik_assets.warehouse.io_manager import WarehouseIOManager
 
-GROUP = "esputnik"
-KEY_PREFIX = "esputnik"
-IO_MANAGER_KEY = "warehouse_io_manager"
 API_POOL = "esputnik_api"  # every step that reads the account; limit it when runs are spread over machines
 
 
@@ -30,10 +28,6 @@ class RawReadConfig(dg.Config):
 
     allow_empty_days: bool = False  # confirm that days which held rows are really empty now
     allow_smaller_days: bool = False  # confirm that days which held rows really shrank (ESPUTNIK_CHECK_MAX_DAY_DROP)
-
-
-def asset_key(dataset: str) -> dg.AssetKey:
-    return dg.AssetKey([KEY_PREFIX, dataset])
 
 
 def column_schema(contract: DatasetContract) -> dg.TableSchema:
@@ -66,11 +60,11 @@ def _out(spec: DatasetSpec, freshness: Freshness | None, warehouse: str, owners:
         else f"Upserted by ({', '.join(spec.key)}): one row per key, the latest read wins."
     )
     return dg.AssetOut(
-        key=asset_key(spec.name),
+        key=raw_asset_key(spec.name),
         description=f"{spec.description}\n\nSource: GET {source.path} ({source.status}). {semantics}",
         io_manager_key=IO_MANAGER_KEY,
         is_required=False,
-        group_name=GROUP,
+        group_name=RAW_GROUP,
         kinds={"polars", warehouse},
         owners=list(owners),
         tags={"esputnik/layer": "raw", "esputnik/write_mode": spec.write_mode.value},
@@ -96,7 +90,7 @@ def _local_window(context: dg.AssetExecutionContext) -> LocalWindow:
 def _check_specs(specs: Sequence[DatasetSpec], freshness: Freshness | None) -> list[dg.AssetCheckSpec]:
     out = []
     for spec in specs:
-        key = asset_key(spec.name)
+        key = raw_asset_key(spec.name)
         out += [
             dg.AssetCheckSpec(c.name, asset=key, description=c.description, blocking=c.blocking)
             for c in checks_for(spec.name)
@@ -134,7 +128,7 @@ def build_source_asset(
         warehouse_io_manager: dg.ResourceParam[WarehouseIOManager],
         check_thresholds: CheckThresholds,
     ) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
-        selected = [s for s in specs if asset_key(s.name) in context.selected_asset_keys]
+        selected = [s for s in specs if raw_asset_key(s.name) in context.selected_asset_keys]
         window = _local_window(context)
         read: dict[str, SpooledDataset] = {}
         if selected:
@@ -215,16 +209,16 @@ def _all_checks(
     refusals: dict[str, Exception],
 ) -> Iterator[dg.AssetCheckEvaluation]:
     """Every selected check of these tables, once per partition of the run: the warehouse checks, then freshness."""
-    yield from run_checks(context, specs, read, window, io_manager, thresholds, refusals)
+    yield from evaluate_raw_checks(context, specs, read, window, io_manager, thresholds, refusals)
     if freshness:
         now, covered = freshness.clock(), context.partition_keys if read and not refusals else []
-        for spec in specs:
-            if dg.AssetCheckKey(asset_key(spec.name), PARTITION_ON_TIME) in context.selected_asset_check_keys:
-                outcome = freshness.evaluate(context.instance, asset_key(spec.name), now, covered)
-                yield from outcome.per_partition(asset_key(spec.name), PARTITION_ON_TIME, False, context.partition_keys)
+        for key in (raw_asset_key(spec.name) for spec in specs):
+            if dg.AssetCheckKey(key, PARTITION_ON_TIME) in context.selected_asset_check_keys:
+                outcome = freshness.evaluate(context.instance, key, now, covered)
+                yield from outcome.per_partition(key, PARTITION_ON_TIME, False, context.partition_keys)
 
 
-def run_checks(
+def evaluate_raw_checks(
     context: dg.AssetExecutionContext,
     specs: Sequence[DatasetSpec],
     read: dict[str, SpooledDataset],
@@ -238,7 +232,7 @@ def run_checks(
     wanted, partitions = context.selected_asset_check_keys, context.partition_keys
     with io_manager.open_warehouse() as warehouse:
         for spec in specs:
-            key = asset_key(spec.name)
+            key = raw_asset_key(spec.name)
             checks = [c for c in checks_for(spec.name) if dg.AssetCheckKey(key, c.name) in wanted]
             if not checks and dg.AssetCheckKey(key, READ_REPORT) not in wanted:
                 continue

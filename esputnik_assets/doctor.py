@@ -21,6 +21,7 @@ import dagster as dg
 
 from esputnik_assets.keys import IO_MANAGER_KEY
 from esputnik_assets.redaction import redact
+from esputnik_assets.settings import Settings
 from esputnik_assets.shaping.errors import AnswerFormatError
 from esputnik_assets.shaping.parse import read_page
 from esputnik_assets.source.client import EsputnikClient
@@ -201,12 +202,12 @@ _NON_BLOCKING = {ProbeStatus.WORKS, ProbeStatus.RATE_LIMITED}
 _QUOTED = {ProbeStatus.BAD_REQUEST, ProbeStatus.SERVER_ERROR, ProbeStatus.UNREACHABLE, ProbeStatus.NOT_THE_API}
 
 
-def check_account(esputnik: EsputnikResource, datasets: Sequence[str]) -> list[Check]:
+def check_account(esputnik: EsputnikResource, datasets: Sequence[str], timezone: str) -> list[Check]:
     """The key (one request), then one cheap request per enabled dataset's endpoint, with a short retry budget."""
     quick = esputnik.model_copy(update=PROBE_BUDGET)
     try:
         with quick.open(log=_folded_log()) as api:
-            return _check_account(api.client, quick, datasets, api.is_demo)
+            return _check_account(api.client, quick, datasets, api.is_demo, timezone)
     except AccountNotConfiguredError as exc:
         return [Check("key", Status.FAIL, str(exc), "set ESPUTNIK_API_KEY, or ESPUTNIK_DEMO=true for the demo account")]
 
@@ -219,7 +220,7 @@ def _folded_log() -> logging.Logger:
 
 
 def _check_account(
-    client: EsputnikClient, esputnik: EsputnikResource, datasets: Sequence[str], is_demo: bool
+    client: EsputnikClient, esputnik: EsputnikResource, datasets: Sequence[str], is_demo: bool, timezone: str
 ) -> list[Check]:
     where = "the built-in demo account" if is_demo else client.base_url
     hold = client.pending_hold_off()
@@ -244,9 +245,7 @@ def _check_account(
     for names in by_source.values():
         source = DATASETS[names[0]].source
         path = esputnik.path_for(source)
-        results = [
-            (p, probe(client, source, p, params)) for p, params in _probe_requests(source, path, esputnik.timezone)
-        ]
+        results = [(p, probe(client, source, p, params)) for p, params in _probe_requests(source, path, timezone)]
         failing = [(p, r) for p, r in results if r.status is not ProbeStatus.WORKS]
         for name in names:
             checks.append(_dataset_check(name, source, path, failing))
@@ -289,19 +288,14 @@ def _dataset_check(dataset: str, source: SourceSpec, path: str, failing: list[tu
     return Check(item, status, detail, _DATASET_ACTIONS[result.status].format(dataset=dataset, source=source.name))
 
 
-def check_timezone(esputnik: EsputnikResource, is_demo: bool) -> Check:
+def check_timezone(timezone: str, is_demo: bool) -> Check:
     """The account's zone decides where a day starts; the default UTC is only right for accounts set to UTC."""
-    try:
-        zone = ZoneInfo(esputnik.timezone)
-    except (ValueError, KeyError) as exc:
-        return Check("time zone", Status.FAIL, f"{esputnik.timezone!r} is not an IANA time zone ({exc})",
-                     "set ESPUTNIK_TIMEZONE to the account's zone, e.g. Europe/Kyiv")  # fmt: skip
-    now = datetime.now(zone)
+    now = datetime.now(ZoneInfo(timezone))  # a valid zone: Settings checked it
     detail = (
-        f"{esputnik.timezone}: partitions are its local days; now {now:%Y-%m-%d %H:%M} there, "
+        f"{timezone}: partitions are its local days; now {now:%Y-%m-%d %H:%M} there, "
         f"so the daily schedule's last day is {now.date() - timedelta(days=1)}"
     )
-    if esputnik.timezone == "UTC" and not is_demo:
+    if timezone == "UTC" and not is_demo:
         return Check("time zone", Status.WARN, detail,
                      "UTC is the default: if the account's time zone in eSputnik is another, set ESPUTNIK_TIMEZONE "
                      "to it, or each day is cut at UTC midnight instead of the account's")  # fmt: skip
@@ -478,9 +472,10 @@ def check_table_sources(io_manager: WarehouseIOManager, datasets: Sequence[str],
 # ----- the whole preflight ----------------------------------------------------------------------------------
 
 
-def run_checks(esputnik: EsputnikResource, io_manager: WarehouseIOManager, datasets: Sequence[str]) -> list[Check]:
+def run_checks(settings: Settings, esputnik: EsputnikResource, io_manager: WarehouseIOManager) -> list[Check]:
     """Every item, in the order an operator fixes them: account and key, endpoints, time zone, warehouse."""
-    account = [*check_account(esputnik, datasets), check_timezone(esputnik, esputnik.demo_account)]
+    datasets, timezone = settings.datasets, settings.timezone
+    account = [*check_account(esputnik, datasets, timezone), check_timezone(timezone, esputnik.demo_account)]
     warehouse = check_warehouse(io_manager)
     if not blocked(warehouse):
         warehouse.append(check_table_sources(io_manager, datasets, "demo" if esputnik.demo_account else "live"))
@@ -498,12 +493,12 @@ def markdown(checks: Sequence[Check]) -> str:
     return "\n".join(["| status | item | found | to do |", "|---|---|---|---|", *rows, "", summary(checks)])
 
 
-def build_doctor_job(datasets: Sequence[str]) -> dg.JobDefinition:
+def build_doctor_job(settings: Settings) -> dg.JobDefinition:
     """The preflight as a job, so the UI can run it: its op logs every line and fails when something blocks."""
 
     @dg.op(name="esputnik_preflight", required_resource_keys={"esputnik", IO_MANAGER_KEY}, out=dg.Out(dg.Nothing))
     def esputnik_doctor(context: dg.OpExecutionContext) -> Iterator[dg.Output]:
-        checks = run_checks(context.resources.esputnik, getattr(context.resources, IO_MANAGER_KEY), datasets)
+        checks = run_checks(settings, context.resources.esputnik, getattr(context.resources, IO_MANAGER_KEY))
         for check in checks:
             {Status.FAIL: context.log.error, Status.WARN: context.log.warning}.get(check.status, context.log.info)(
                 check.line()

@@ -85,7 +85,7 @@ def tick(sensor: dg.SensorDefinition, instance, cursor: str | None, **resources)
 
 
 def test_a_late_partition_turns_red_between_runs_once_per_change(tmp_path, demo_server, instance):
-    pipe = Pipeline(demo_server.url, demo_server.api_key, DuckDBIOManager(path=str(tmp_path / "w.duckdb"), timezone=TIMEZONE))
+    pipe = Pipeline(demo_server.url, demo_server.api_key, DuckDBIOManager(path=str(tmp_path / "w.duckdb")))
     assert pipe.run("2026-11-20", selection=["devices"], instance=instance).success
     freshness = Freshness(TIMEZONE, 6, date(2026, 1, 1), clock=lambda: TEST_NOW)
     sensor = build_freshness_sensor([raw_asset_key("devices"), raw_asset_key("orders")], freshness)
@@ -109,7 +109,7 @@ def test_failed_checks_and_runs_are_posted_once_per_incident(tmp_path, receiver,
                           broken_days=(("2026-11-18", "empty"),))  # fmt: skip
     webhook = AlertWebhook(url=receiver.url, ui_url="http://ui.example")
     with DemoServer(account) as server:
-        pipe = Pipeline(server.url, server.api_key, DuckDBIOManager(path=str(tmp_path / "w.duckdb"), timezone=TIMEZONE),
+        pipe = Pipeline(server.url, server.api_key, DuckDBIOManager(path=str(tmp_path / "w.duckdb")),
                         datasets=("orders", "orderItems"))  # fmt: skip
         sensor = build_alert_sensor(data_check_keys(pipe))
         assert pipe.run("2026-11-10", "2026-11-17", instance=instance).success

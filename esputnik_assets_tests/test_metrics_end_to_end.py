@@ -21,9 +21,15 @@ from esputnik_assets.metrics.resource import (
 )
 from esputnik_assets.metrics.wiring import ALL_METRICS, metrics_warehouse
 from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
+from esputnik_assets.settings import Settings
 from esputnik_assets_tests.conftest import TIMEZONE, Pipeline
 
 FIRST = date(2026, 3, 2)
+
+
+def metric_settings(**env: str) -> Settings:
+    """Settings of the conftest pipeline's account (a live one, in its time zone), plus `env`."""
+    return Settings.from_environ({"ESPUTNIK_API_KEY": "k", "ESPUTNIK_TIMEZONE": TIMEZONE, **env})
 
 
 def metric_definitions(pipeline: Pipeline, warehouse: MetricsWarehouse) -> dg.Definitions:
@@ -54,7 +60,7 @@ def metric_tables(warehouse: MetricsWarehouse) -> dict[str, pl.DataFrame]:
 
 
 def test_raw_and_metric_assets_materialize_together_for_several_days(pipeline, account):
-    warehouse = metrics_warehouse({"ESPUTNIK_ATTRIBUTION_WINDOW_HOURS": "24"}, pipeline.io_manager)
+    warehouse = metrics_warehouse(metric_settings(ESPUTNIK_ATTRIBUTION_WINDOW_HOURS="24"), pipeline.io_manager)
     last = FIRST + timedelta(days=2)
     result = run(metric_definitions(pipeline, warehouse), FIRST, last)
     assert result.success
@@ -101,7 +107,7 @@ def assert_metadata_counts_the_tables(result: dg.ExecuteInProcessResult, warehou
 
 def test_metric_metadata_counts_the_table_after_the_write(pipeline, account):
     """A later run reports the whole table (not its own rows), and a range run each partition's own day."""
-    warehouse = metrics_warehouse({"ESPUTNIK_ATTRIBUTION_WINDOW_HOURS": "24"}, pipeline.io_manager)
+    warehouse = metrics_warehouse(metric_settings(ESPUTNIK_ATTRIBUTION_WINDOW_HOURS="24"), pipeline.io_manager)
     defs = metric_definitions(pipeline, warehouse)
     days = [FIRST + timedelta(days=i) for i in range(3)]
     first_run = run(defs, days[0], days[1])
@@ -123,7 +129,7 @@ def test_a_week_range_run_equals_day_by_day_runs(demo_server, make_io_manager):
     for io_manager, spans in ((range_io, [(FIRST, FIRST + timedelta(days=6))]),
                               (daily_io, [(FIRST + timedelta(days=i),) * 2 for i in range(7)])):  # fmt: skip
         pipeline = Pipeline(demo_server.url, demo_server.api_key, io_manager)
-        warehouse = metrics_warehouse({}, io_manager)
+        warehouse = metrics_warehouse(metric_settings(), io_manager)
         defs = metric_definitions(pipeline, warehouse)
         for first, last in spans:
             assert run(defs, first, last).success
@@ -136,7 +142,7 @@ def test_a_week_range_run_equals_day_by_day_runs(demo_server, make_io_manager):
 def test_metric_assets_carry_formula_columns_and_lineage(demo_server, make_io_manager):
     io_manager = make_io_manager("duckdb")
     pipeline = Pipeline(demo_server.url, demo_server.api_key, io_manager)
-    defs = metric_definitions(pipeline, metrics_warehouse({}, io_manager))
+    defs = metric_definitions(pipeline, metrics_warehouse(metric_settings(), io_manager))
     specs = {s.key: s for s in defs.resolve_all_asset_specs() if s.key.path[0] == KEY_PREFIX}
     assert {k.path[1] for k in specs} == {m.name for m in ALL_METRICS}
     for metric in ALL_METRICS:
@@ -156,7 +162,7 @@ def test_the_demo_prices_its_messages_so_campaign_roi_has_an_roi(tmp_path):
         "ESPUTNIK_DUCKDB_PATH": str(tmp_path / "demo.duckdb"), "ESPUTNIK_TIMEZONE": TIMEZONE,
         "ESPUTNIK_DATASETS": "contactActivities,revenue,broadcasts",
     }  # fmt: skip
-    defs = build_definitions(env)
+    defs = build_definitions(Settings.from_environ(env))
     selection = {metric_key("campaign_roi")} | {dg.AssetKey(["esputnik", d]) for d in env["ESPUTNIK_DATASETS"].split(",")}
     job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=selection)
     result = job.execute_in_process(partition_key=FIRST.isoformat(), instance=dg.DagsterInstance.ephemeral())

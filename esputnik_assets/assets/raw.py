@@ -104,12 +104,13 @@ def _check_specs(specs: Sequence[DatasetSpec], freshness: Freshness | None) -> l
 def build_source_asset(
     source: SourceSpec,
     specs: Sequence[DatasetSpec],
-    partitions_def: dg.PartitionsDefinition,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
     backfill_policy: dg.BackfillPolicy,
     freshness: Freshness | None = None,
     warehouse: str = "duckdb",
     owners: Sequence[str] = (),
 ) -> dg.AssetsDefinition:
+    timezone = partitions_def.timezone  # the one zone of the read, the days it replaces and the checks
     @dg.multi_asset(
         name=f"esputnik_{source.name}",
         outs={spec.name: _out(spec, freshness, warehouse, owners) for spec in specs},
@@ -140,7 +141,7 @@ def build_source_asset(
                             source,
                             selected,
                             window=window if source.date_window else None,
-                            timezone=esputnik.timezone,
+                            timezone=timezone,
                             spool_dir=folder,
                             path=esputnik.path_for(source),
                             windowing=esputnik.windowing(),
@@ -157,9 +158,8 @@ def build_source_asset(
                     read[item.dataset] = item
                 refusals = _refusals(spooled, warehouse_io_manager)
                 if refusals:  # nothing of this read is written; the checks describe the tables as they stand
-                    yield from _all_checks(
-                        context, specs, read, window, warehouse_io_manager, check_thresholds, freshness, refusals
-                    )
+                    yield from _all_checks(context, specs, read, window, timezone, warehouse_io_manager,
+                                           check_thresholds, freshness, refusals)  # fmt: skip
                     findings = "\n\n".join(str(refusal) for refusal in refusals.values())
                     raise final_failure(context.instance, context.run_id, findings)
                 for item in spooled:
@@ -181,7 +181,9 @@ def build_source_asset(
                             **{f"run_{k}": v for k, v in item.read.items() if k.startswith("seconds_")},
                         },
                     )  # the IO manager has written it when the next output comes (outputs are handled in turn)
-        yield from _all_checks(context, specs, read, window, warehouse_io_manager, check_thresholds, freshness, {})
+        yield from _all_checks(
+            context, specs, read, window, timezone, warehouse_io_manager, check_thresholds, freshness, {}
+        )
 
     return read_source
 
@@ -203,13 +205,14 @@ def _all_checks(
     specs: Sequence[DatasetSpec],
     read: dict[str, SpooledDataset],
     window: LocalWindow,
+    timezone: str,
     io_manager: WarehouseIOManager,
     thresholds: CheckThresholds,
     freshness: Freshness | None,
     refusals: dict[str, Exception],
 ) -> Iterator[dg.AssetCheckEvaluation]:
     """Every selected check of these tables, once per partition of the run: the warehouse checks, then freshness."""
-    yield from evaluate_raw_checks(context, specs, read, window, io_manager, thresholds, refusals)
+    yield from evaluate_raw_checks(context, specs, read, window, timezone, io_manager, thresholds, refusals)
     if freshness:
         now, covered = freshness.clock(), context.partition_keys if read and not refusals else []
         for key in (raw_asset_key(spec.name) for spec in specs):
@@ -223,6 +226,7 @@ def evaluate_raw_checks(
     specs: Sequence[DatasetSpec],
     read: dict[str, SpooledDataset],
     window: LocalWindow,
+    timezone: str,
     io_manager: WarehouseIOManager,
     thresholds: CheckThresholds,
     refusals: dict[str, Exception],
@@ -236,8 +240,8 @@ def evaluate_raw_checks(
             checks = [c for c in checks_for(spec.name) if dg.AssetCheckKey(key, c.name) in wanted]
             if not checks and dg.AssetCheckKey(key, READ_REPORT) not in wanted:
                 continue
-            days = day_bounds(window, io_manager.timezone)
-            ctx = CheckContext(warehouse, spec, load_contracts()[spec.name], days, io_manager.timezone, thresholds)
+            days = day_bounds(window, timezone)
+            ctx = CheckContext(warehouse, spec, load_contracts()[spec.name], days, timezone, thresholds)
             refusal = refusals.get(spec.name)
             for check in checks:
                 if check.name == VOLUME and isinstance(refusal, RefusedDaysError):
@@ -252,7 +256,7 @@ def evaluate_raw_checks(
 
 def build_raw_assets(
     datasets: Sequence[str],
-    partitions_def: dg.PartitionsDefinition,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
     backfill_policy: dg.BackfillPolicy,
     freshness: Freshness | None = None,
     warehouse: str = "duckdb",

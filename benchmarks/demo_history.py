@@ -30,13 +30,14 @@ def main() -> None:
     import duckdb
 
     from esputnik_assets.definitions import build_definitions
+    from esputnik_assets.settings import Settings
     from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
 
     with tempfile.TemporaryDirectory(prefix="esputnik-demo-history-") as scratch:
         path = args.path or str(Path(scratch) / "warehouse.duckdb")
         first = LAST - timedelta(days=args.days - 1)
         env = {"ESPUTNIK_DUCKDB_PATH": path, "ESPUTNIK_START_DATE": first.isoformat(), "ESPUTNIK_TIMEZONE": "UTC"}
-        defs = build_definitions(env)
+        defs = build_definitions(Settings.from_environ(env))
         job = defs.resolve_implicit_global_asset_job_def()
         began, churn = time.perf_counter(), {}
         for offset in range(0, args.days, 31):

@@ -121,7 +121,8 @@ def worker_floor(url: str, dataset: str, workdir: Path) -> dict:
 def worker_dagster(url: str, dataset: str, workdir: Path) -> dict:
     import dagster as dg
 
-    from esputnik_assets.assets.raw import IO_MANAGER_KEY, build_raw_assets
+    from esputnik_assets.assets.raw import build_raw_assets
+    from esputnik_assets.keys import IO_MANAGER_KEY
     from esputnik_assets.source.resource import EsputnikResource
     from esputnik_assets.warehouse.io_manager import DuckDBIOManager
 

@@ -15,22 +15,26 @@ DG_DEV_HINT_FILTER = "ignore:Function `dev_command` is superseded:FutureWarning"
 
 
 def doctor(env: Mapping[str, str]) -> int:
-    """Run every preflight check with the resources Definitions builds from `env`; 1 when something blocks."""
-    from esputnik_assets.assets.raw import IO_MANAGER_KEY
-    from esputnik_assets.definitions import Settings, SettingsError, build_resources
+    """Check every variable, then run every preflight check with the resources Definitions builds from them; 1 when
+    something blocks (a variable Definitions would refuse, too)."""
+    from esputnik_assets.definitions import build_definitions
     from esputnik_assets.doctor import Check, Status, blocked, report, run_checks
+    from esputnik_assets.keys import IO_MANAGER_KEY
+    from esputnik_assets.settings import Settings, SettingsError
 
     try:
         settings = Settings.from_environ(env)
-        resources = build_resources(env, settings)
     except SettingsError as exc:
-        checks = [Check("settings", Status.FAIL, str(exc), "fix the variable named above (README, Configuration)")]
+        checks = [
+            Check(f"setting {problem.variable}", Status.FAIL, problem.message, "fix it (README, Configuration)")
+            for problem in exc.problems
+        ]
     else:
         account = "the built-in demo account" if settings.demo_account else "a live account"
         checks = [Check("settings", Status.OK, f"{account}, warehouse {settings.warehouse}, "
                         f"{len(settings.datasets)} dataset(s): {', '.join(settings.datasets)}")]  # fmt: skip
-        with dg.build_resources(resources) as ready:
-            checks += run_checks(ready.esputnik, getattr(ready, IO_MANAGER_KEY), settings.datasets)
+        with dg.build_resources(build_definitions(settings).resources) as ready:
+            checks += run_checks(settings, ready.esputnik, getattr(ready, IO_MANAGER_KEY))
     print("\n".join(report(checks)), flush=True)
     return 1 if blocked(checks) else 0
 

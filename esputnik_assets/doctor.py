@@ -19,8 +19,9 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from esputnik_assets.assets.raw import IO_MANAGER_KEY
+from esputnik_assets.keys import IO_MANAGER_KEY
 from esputnik_assets.redaction import redact
+from esputnik_assets.settings import Settings
 from esputnik_assets.shaping.errors import AnswerFormatError
 from esputnik_assets.shaping.parse import read_page
 from esputnik_assets.source.client import EsputnikClient
@@ -90,7 +91,7 @@ def summary(checks: Sequence[Check]) -> str:
 # ----- the account ------------------------------------------------------------------------------------------
 
 
-class Outcome(enum.Enum):
+class ProbeStatus(enum.Enum):
     """What one probe request met, in the operator's words."""
 
     WORKS = "works"
@@ -107,7 +108,7 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True)
 class Probe:
-    outcome: Outcome
+    status: ProbeStatus
     message: str = ""  # the client's error text, or what came back instead of JSON (free of the key)
 
 
@@ -118,28 +119,28 @@ def probe(client: EsputnikClient, source: SourceSpec, path: str, params: Mapping
     try:
         body = client.get(path, params)
     except ActivityNotEnabledError as exc:
-        return Probe(Outcome.NOT_ENABLED, str(exc))
+        return Probe(ProbeStatus.NOT_ENABLED, str(exc))
     except AuthenticationError as exc:
-        return Probe(Outcome.WRONG_KEY, str(exc))
+        return Probe(ProbeStatus.WRONG_KEY, str(exc))
     except EndpointNotFoundError as exc:
-        return Probe(Outcome.NO_ENDPOINT, str(exc))
+        return Probe(ProbeStatus.NO_ENDPOINT, str(exc))
     except ForbiddenError as exc:
-        return Probe(Outcome.FORBIDDEN, str(exc))
+        return Probe(ProbeStatus.FORBIDDEN, str(exc))
     except BadRequestError as exc:
-        return Probe(Outcome.BAD_REQUEST, str(exc))
+        return Probe(ProbeStatus.BAD_REQUEST, str(exc))
     except TransientError as exc:
         met = _statuses_met(client, before)
         if 429 in met:
-            return Probe(Outcome.RATE_LIMITED, str(exc))
+            return Probe(ProbeStatus.RATE_LIMITED, str(exc))
         if met:
-            return Probe(Outcome.SERVER_ERROR, str(exc))
+            return Probe(ProbeStatus.SERVER_ERROR, str(exc))
         attempts = client.stats.retries - retries + 1
-        return Probe(Outcome.UNREACHABLE, f"{connection_failure(str(exc), client.base_url)}; {attempts} attempt(s)")
+        return Probe(ProbeStatus.UNREACHABLE, f"{connection_failure(str(exc), client.base_url)}; {attempts} attempt(s)")
     try:
         read_page(body, source.name, source.answer_schema)
     except AnswerFormatError as exc:
-        return Probe(Outcome.NOT_THE_API, redact(exc.detail))
-    return Probe(Outcome.WORKS)
+        return Probe(ProbeStatus.NOT_THE_API, redact(exc.detail))
+    return Probe(ProbeStatus.WORKS)
 
 
 # What requests/urllib3 say (the text holds their whole exception chain), and the reason in a person's words.
@@ -181,30 +182,32 @@ def _probe_requests(source: SourceSpec, path: str, timezone: str) -> list[tuple[
 
 
 _DATASET_ACTIONS = {
-    Outcome.NOT_ENABLED: "ask eSputnik support to enable the contact activity export (ContactActivity), or remove "
+    ProbeStatus.NOT_ENABLED: "ask eSputnik support to enable the contact activity export (ContactActivity), or remove "
     "{dataset} from ESPUTNIK_DATASETS",
-    Outcome.NO_ENDPOINT: "set this account's path for '{source}' in the esputnik resource's endpoint_paths, or remove "
+    ProbeStatus.NO_ENDPOINT: "set this account's path for '{source}' in the esputnik resource's endpoint_paths, or remove "
     "{dataset} from ESPUTNIK_DATASETS",
-    Outcome.FORBIDDEN: "give the API key read access to this data in eSputnik (Settings -> API), or remove {dataset} "
+    ProbeStatus.FORBIDDEN: "give the API key read access to this data in eSputnik (Settings -> API), or remove {dataset} "
     "from ESPUTNIK_DATASETS",
-    Outcome.RATE_LIMITED: "the export waits and retries; if this persists, lower ESPUTNIK_MAX_REQUESTS_PER_SECOND or "
+    ProbeStatus.RATE_LIMITED: "the export waits and retries; if this persists, lower ESPUTNIK_MAX_REQUESTS_PER_SECOND or "
     "let other jobs on this account finish",
-    Outcome.SERVER_ERROR: "eSputnik is failing now; try again later",
-    Outcome.BAD_REQUEST: "check endpoint_paths for '{source}'; the answer above says what eSputnik refused",
-    Outcome.UNREACHABLE: "check ESPUTNIK_API_URL and the network (proxy, firewall)",
-    Outcome.WRONG_KEY: "check ESPUTNIK_API_KEY",
-    Outcome.NOT_THE_API: "check endpoint_paths for '{source}' and ESPUTNIK_API_URL: something other than eSputnik's "
+    ProbeStatus.SERVER_ERROR: "eSputnik is failing now; try again later",
+    ProbeStatus.BAD_REQUEST: "check endpoint_paths for '{source}'; the answer above says what eSputnik refused",
+    ProbeStatus.UNREACHABLE: "check ESPUTNIK_API_URL and the network (proxy, firewall)",
+    ProbeStatus.WRONG_KEY: "check ESPUTNIK_API_KEY",
+    ProbeStatus.NOT_THE_API: "check endpoint_paths for '{source}' and ESPUTNIK_API_URL: something other than eSputnik's "
     "API answers there",
 }
-_NON_BLOCKING = {Outcome.WORKS, Outcome.RATE_LIMITED}
+_NON_BLOCKING = {ProbeStatus.WORKS, ProbeStatus.RATE_LIMITED}
+# Statuses whose line quotes what the probe met: the answer says more than the status.
+_QUOTED = {ProbeStatus.BAD_REQUEST, ProbeStatus.SERVER_ERROR, ProbeStatus.UNREACHABLE, ProbeStatus.NOT_THE_API}
 
 
-def check_account(esputnik: EsputnikResource, datasets: Sequence[str]) -> list[Check]:
+def check_account(esputnik: EsputnikResource, datasets: Sequence[str], timezone: str) -> list[Check]:
     """The key (one request), then one cheap request per enabled dataset's endpoint, with a short retry budget."""
     quick = esputnik.model_copy(update=PROBE_BUDGET)
     try:
         with quick.open(log=_folded_log()) as api:
-            return _check_account(api.client, quick, datasets, api.is_demo)
+            return _check_account(api.client, quick, datasets, api.is_demo, timezone)
     except AccountNotConfiguredError as exc:
         return [Check("key", Status.FAIL, str(exc), "set ESPUTNIK_API_KEY, or ESPUTNIK_DEMO=true for the demo account")]
 
@@ -217,7 +220,7 @@ def _folded_log() -> logging.Logger:
 
 
 def _check_account(
-    client: EsputnikClient, esputnik: EsputnikResource, datasets: Sequence[str], is_demo: bool
+    client: EsputnikClient, esputnik: EsputnikResource, datasets: Sequence[str], is_demo: bool, timezone: str
 ) -> list[Check]:
     where = "the built-in demo account" if is_demo else client.base_url
     hold = client.pending_hold_off()
@@ -232,7 +235,7 @@ def _check_account(
     checks = [_key_check(key, where, contacts_path)]
     if checks[0].status is Status.FAIL:
         return checks + [
-            Check(f"dataset {name}", Status.SKIP, f"not checked: the key check failed ({key.outcome.value})")
+            Check(f"dataset {name}", Status.SKIP, f"not checked: the key check failed ({key.status.value})")
             for name in datasets
         ]
 
@@ -242,10 +245,8 @@ def _check_account(
     for names in by_source.values():
         source = DATASETS[names[0]].source
         path = esputnik.path_for(source)
-        results = [
-            (p, probe(client, source, p, params)) for p, params in _probe_requests(source, path, esputnik.timezone)
-        ]
-        failing = [(p, r) for p, r in results if r.outcome is not Outcome.WORKS]
+        results = [(p, probe(client, source, p, params)) for p, params in _probe_requests(source, path, timezone)]
+        failing = [(p, r) for p, r in results if r.status is not ProbeStatus.WORKS]
         for name in names:
             checks.append(_dataset_check(name, source, path, failing))
     return checks
@@ -253,24 +254,24 @@ def _check_account(
 
 def _key_check(key: Probe, where: str, path: str) -> Check:
     """The key's answer: anything but 401 from the public contacts endpoint means eSputnik took the key."""
-    if key.outcome is Outcome.WRONG_KEY:
+    if key.status is ProbeStatus.WRONG_KEY:
         return Check("key", Status.FAIL, f"{where} rejected the API key (401)",
                      "check ESPUTNIK_API_KEY: it must be an API key of this account (Settings -> API in eSputnik)")
-    if key.outcome is Outcome.UNREACHABLE:
-        return Check("key", Status.FAIL, f"{where} cannot be reached: {key.message}", _DATASET_ACTIONS[key.outcome])
-    if key.outcome is Outcome.NOT_THE_API:
+    if key.status is ProbeStatus.UNREACHABLE:
+        return Check("key", Status.FAIL, f"{where} cannot be reached: {key.message}", _DATASET_ACTIONS[key.status])
+    if key.status is ProbeStatus.NOT_THE_API:
         return Check("key", Status.FAIL, f"{where} answered GET {path} with 200, but not with the API's JSON: "
                      f"{key.message}", "check ESPUTNIK_API_URL (https://esputnik.com/api or https://yespo.io/api): "
                      "a web page answers there (a captive portal, a proxy's login, another site)")  # fmt: skip
-    if key.outcome is Outcome.NO_ENDPOINT:
+    if key.status is ProbeStatus.NO_ENDPOINT:
         return Check("key", Status.FAIL, f"{where} has no {path} (404), which every eSputnik account has",
                      "check ESPUTNIK_API_URL: https://esputnik.com/api or https://yespo.io/api")
-    if key.outcome is Outcome.SERVER_ERROR:
-        return Check("key", Status.FAIL, f"{where} failed ({key.message})", _DATASET_ACTIONS[key.outcome])
-    if key.outcome is Outcome.RATE_LIMITED:
+    if key.status is ProbeStatus.SERVER_ERROR:
+        return Check("key", Status.FAIL, f"{where} failed ({key.message})", _DATASET_ACTIONS[key.status])
+    if key.status is ProbeStatus.RATE_LIMITED:
         return Check("key", Status.WARN, f"{where} answered 429 before the key could be checked",
-                     _DATASET_ACTIONS[key.outcome])
-    proof = "works" if key.outcome is Outcome.WORKS else f"authenticated, then {key.outcome.value}"
+                     _DATASET_ACTIONS[key.status])
+    proof = "works" if key.status is ProbeStatus.WORKS else f"authenticated, then {key.status.value}"
     return Check("key", Status.OK, f"accepted by {where} (GET {path}: {proof})")  # fmt: skip
 
 
@@ -278,28 +279,23 @@ def _dataset_check(dataset: str, source: SourceSpec, path: str, failing: list[tu
     item = f"dataset {dataset}"
     if not failing:
         return Check(item, Status.OK, f"GET {path} works")
-    result = next((r for _, r in failing if r.outcome not in _NON_BLOCKING), failing[0][1])
-    status = Status.WARN if result.outcome in _NON_BLOCKING else Status.FAIL
-    paths = ", ".join(p for p, r in failing if r.outcome is result.outcome)
-    detail = f"GET {paths}: {result.outcome.value}"
-    if result.outcome in (Outcome.BAD_REQUEST, Outcome.SERVER_ERROR, Outcome.UNREACHABLE, Outcome.NOT_THE_API):
+    result = next((r for _, r in failing if r.status not in _NON_BLOCKING), failing[0][1])
+    status = Status.WARN if result.status in _NON_BLOCKING else Status.FAIL
+    paths = ", ".join(p for p, r in failing if r.status is result.status)
+    detail = f"GET {paths}: {result.status.value}"
+    if result.status in _QUOTED:
         detail += f" ({result.message})"
-    return Check(item, status, detail, _DATASET_ACTIONS[result.outcome].format(dataset=dataset, source=source.name))
+    return Check(item, status, detail, _DATASET_ACTIONS[result.status].format(dataset=dataset, source=source.name))
 
 
-def check_timezone(esputnik: EsputnikResource, is_demo: bool) -> Check:
+def check_timezone(timezone: str, is_demo: bool) -> Check:
     """The account's zone decides where a day starts; the default UTC is only right for accounts set to UTC."""
-    try:
-        zone = ZoneInfo(esputnik.timezone)
-    except (ValueError, KeyError) as exc:
-        return Check("time zone", Status.FAIL, f"{esputnik.timezone!r} is not an IANA time zone ({exc})",
-                     "set ESPUTNIK_TIMEZONE to the account's zone, e.g. Europe/Kyiv")  # fmt: skip
-    now = datetime.now(zone)
+    now = datetime.now(ZoneInfo(timezone))  # a valid zone: Settings checked it
     detail = (
-        f"{esputnik.timezone}: partitions are its local days; now {now:%Y-%m-%d %H:%M} there, "
+        f"{timezone}: partitions are its local days; now {now:%Y-%m-%d %H:%M} there, "
         f"so the daily schedule's last day is {now.date() - timedelta(days=1)}"
     )
-    if esputnik.timezone == "UTC" and not is_demo:
+    if timezone == "UTC" and not is_demo:
         return Check("time zone", Status.WARN, detail,
                      "UTC is the default: if the account's time zone in eSputnik is another, set ESPUTNIK_TIMEZONE "
                      "to it, or each day is cut at UTC midnight instead of the account's")  # fmt: skip
@@ -476,9 +472,10 @@ def check_table_sources(io_manager: WarehouseIOManager, datasets: Sequence[str],
 # ----- the whole preflight ----------------------------------------------------------------------------------
 
 
-def run_checks(esputnik: EsputnikResource, io_manager: WarehouseIOManager, datasets: Sequence[str]) -> list[Check]:
+def run_checks(settings: Settings, esputnik: EsputnikResource, io_manager: WarehouseIOManager) -> list[Check]:
     """Every item, in the order an operator fixes them: account and key, endpoints, time zone, warehouse."""
-    account = [*check_account(esputnik, datasets), check_timezone(esputnik, esputnik.demo_account)]
+    datasets, timezone = settings.datasets, settings.timezone
+    account = [*check_account(esputnik, datasets, timezone), check_timezone(timezone, esputnik.demo_account)]
     warehouse = check_warehouse(io_manager)
     if not blocked(warehouse):
         warehouse.append(check_table_sources(io_manager, datasets, "demo" if esputnik.demo_account else "live"))
@@ -496,12 +493,12 @@ def markdown(checks: Sequence[Check]) -> str:
     return "\n".join(["| status | item | found | to do |", "|---|---|---|---|", *rows, "", summary(checks)])
 
 
-def build_doctor_job(datasets: Sequence[str]) -> dg.JobDefinition:
+def build_doctor_job(settings: Settings) -> dg.JobDefinition:
     """The preflight as a job, so the UI can run it: its op logs every line and fails when something blocks."""
 
     @dg.op(name="esputnik_preflight", required_resource_keys={"esputnik", IO_MANAGER_KEY}, out=dg.Out(dg.Nothing))
     def esputnik_doctor(context: dg.OpExecutionContext) -> Iterator[dg.Output]:
-        checks = run_checks(context.resources.esputnik, getattr(context.resources, IO_MANAGER_KEY), datasets)
+        checks = run_checks(settings, context.resources.esputnik, getattr(context.resources, IO_MANAGER_KEY))
         for check in checks:
             {Status.FAIL: context.log.error, Status.WARN: context.log.warning}.get(check.status, context.log.info)(
                 check.line()

@@ -11,15 +11,16 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from esputnik_assets.assets.raw import GROUP, IO_MANAGER_KEY
-from esputnik_assets.definitions import Settings, build_definitions
+from esputnik_assets.definitions import build_definitions
 from esputnik_assets.home import dagster_executable, ensure_dagster_home
+from esputnik_assets.keys import IO_MANAGER_KEY, RAW_GROUP
 from esputnik_assets.metrics.assets import GROUP as METRICS_GROUP
 from esputnik_assets.schedules import DAILY_JOB
+from esputnik_assets.settings import Settings, SettingsError
 from esputnik_assets.warehouse.io_manager import DuckDBIOManager, WarehouseIOManager
 
 # Each group's tables and what their row count is (raw tables report the whole table, metric tables the day's rows).
-GROUPS = {GROUP: ("raw tables", "rows in each table"), METRICS_GROUP: ("metric tables", "rows written for the day")}
+GROUPS = {RAW_GROUP: ("raw tables", "rows in each table"), METRICS_GROUP: ("metric tables", "rows written for the day")}
 
 
 def written_tables(result: dg.ExecuteInProcessResult, defs: dg.Definitions) -> dict[str, list[tuple[str, int, str]]]:
@@ -51,13 +52,17 @@ def next_steps(io_manager: WarehouseIOManager, example: str, home: Path) -> list
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = Settings.from_environ(os.environ)
+    try:
+        settings = Settings.from_environ(os.environ)
+    except SettingsError as exc:
+        print(f"The environment cannot be used (README, Configuration):\n{exc}", file=sys.stderr)
+        return 2
     yesterday = datetime.now(ZoneInfo(settings.timezone)).date() - timedelta(days=1)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--day", default=yesterday.isoformat(), help="partition to materialize (YYYY-MM-DD)")
     args = parser.parse_args(argv)
 
-    defs = build_definitions(os.environ)
+    defs = build_definitions(settings)
     job = defs.resolve_job_def(DAILY_JOB)  # a named job: the UI's Runs list shows it as the run's target
     # Recorded in the Dagster home that `esputnik-assets dev` shows (./.dagster_home unless DAGSTER_HOME is set).
     home = ensure_dagster_home(os.environ)

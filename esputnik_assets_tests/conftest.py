@@ -14,11 +14,12 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from esputnik_assets.assets.raw import IO_MANAGER_KEY, build_raw_assets
+from esputnik_assets.assets.raw import build_raw_assets
 from esputnik_assets.checks.freshness import Freshness
 from esputnik_assets.checks.raw import CheckThresholds
 from esputnik_assets.contracts import DATASET_NAMES, load_contracts
 from esputnik_assets.demo import DemoAccount, DemoServer
+from esputnik_assets.keys import IO_MANAGER_KEY
 from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
 from esputnik_assets.source.resource import EsputnikResource
 from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
@@ -57,7 +58,7 @@ def bq_emulator() -> Iterator[BigQueryEmulator]:
 def bigquery_io_manager(emulator: BigQueryEmulator) -> BigQueryIOManager:
     """A fresh dataset per use, so tests never see each other's tables."""
     resource = EsputnikBigQueryResource(project=emulator.project, emulator_host=emulator.host)
-    return BigQueryIOManager(bigquery=resource, dataset=f"esputnik_{next(_dataset_names)}", timezone=TIMEZONE)
+    return BigQueryIOManager(bigquery=resource, dataset=f"esputnik_{next(_dataset_names)}")
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def make_io_manager(request, tmp_path: Path) -> Callable[[str], WarehouseIOManag
     def make(warehouse: str) -> WarehouseIOManager:
         if warehouse == "bigquery":
             return bigquery_io_manager(request.getfixturevalue("bq_emulator"))
-        return DuckDBIOManager(path=str(tmp_path / f"warehouse{next(_dataset_names)}.duckdb"), timezone=TIMEZONE)
+        return DuckDBIOManager(path=str(tmp_path / f"warehouse{next(_dataset_names)}.duckdb"))
 
     return make
 
@@ -91,7 +92,7 @@ class Pipeline:
         partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone=TIMEZONE)
         assets = build_raw_assets(self.datasets, partitions, dg.BackfillPolicy.multi_run(31), self.freshness)
         esputnik = EsputnikResource(
-            api_key=self.api_key, api_url=self.url, timezone=TIMEZONE, max_requests_per_second=0, **resource_overrides
+            api_key=self.api_key, api_url=self.url, max_requests_per_second=0, **resource_overrides
         )
         resources = {"esputnik": esputnik, IO_MANAGER_KEY: self.io_manager, "check_thresholds": self.thresholds}
         return dg.Definitions(assets=assets, resources=resources)

@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from esputnik_assets.assets.raw import asset_key
 from esputnik_assets.checks.alerts import AlertWebhook, build_alert_sensor
 from esputnik_assets.checks.freshness import PARTITION_ON_TIME, Freshness, build_freshness_sensor
 from esputnik_assets.demo import DemoAccount, DemoServer
+from esputnik_assets.keys import raw_asset_key
 from esputnik_assets.redaction import secret_forms
 from esputnik_assets.warehouse.io_manager import DuckDBIOManager
 from esputnik_assets_tests.conftest import TEST_NOW, TIMEZONE, Pipeline
@@ -85,10 +85,10 @@ def tick(sensor: dg.SensorDefinition, instance, cursor: str | None, **resources)
 
 
 def test_a_late_partition_turns_red_between_runs_once_per_change(tmp_path, demo_server, instance):
-    pipe = Pipeline(demo_server.url, demo_server.api_key, DuckDBIOManager(path=str(tmp_path / "w.duckdb"), timezone=TIMEZONE))
+    pipe = Pipeline(demo_server.url, demo_server.api_key, DuckDBIOManager(path=str(tmp_path / "w.duckdb")))
     assert pipe.run("2026-11-20", selection=["devices"], instance=instance).success
     freshness = Freshness(TIMEZONE, 6, date(2026, 1, 1), clock=lambda: TEST_NOW)
-    sensor = build_freshness_sensor([asset_key("devices"), asset_key("orders")], freshness)
+    sensor = build_freshness_sensor([raw_asset_key("devices"), raw_asset_key("orders")], freshness)
 
     context = dg.build_sensor_context(instance=instance)
     first = sensor(context)
@@ -109,7 +109,7 @@ def test_failed_checks_and_runs_are_posted_once_per_incident(tmp_path, receiver,
                           broken_days=(("2026-11-18", "empty"),))  # fmt: skip
     webhook = AlertWebhook(url=receiver.url, ui_url="http://ui.example")
     with DemoServer(account) as server:
-        pipe = Pipeline(server.url, server.api_key, DuckDBIOManager(path=str(tmp_path / "w.duckdb"), timezone=TIMEZONE),
+        pipe = Pipeline(server.url, server.api_key, DuckDBIOManager(path=str(tmp_path / "w.duckdb")),
                         datasets=("orders", "orderItems"))  # fmt: skip
         sensor = build_alert_sensor(data_check_keys(pipe))
         assert pipe.run("2026-11-10", "2026-11-17", instance=instance).success
@@ -139,12 +139,12 @@ def test_failed_checks_and_runs_are_posted_once_per_incident(tmp_path, receiver,
 
 
 def test_a_late_table_is_posted_and_nothing_when_the_url_is_unset(instance, receiver):
-    late = build_freshness_sensor([asset_key("orders")], Freshness(TIMEZONE, clock=lambda: TEST_NOW))
+    late = build_freshness_sensor([raw_asset_key("orders")], Freshness(TIMEZONE, clock=lambda: TEST_NOW))
     result = late(dg.build_sensor_context(instance=instance))
     for event in result.asset_events:
         instance.report_runless_asset_event(event)
 
-    sensor = build_alert_sensor([dg.AssetCheckKey(asset_key("orders"), PARTITION_ON_TIME)])
+    sensor = build_alert_sensor([dg.AssetCheckKey(raw_asset_key("orders"), PARTITION_ON_TIME)])
     _, said = tick(sensor, instance, None, alert_webhook=AlertWebhook(url=None))
     assert receiver.posts == []
     assert "No webhook is set (ESPUTNIK_ALERT_WEBHOOK_URL)" in said and "1 new incident(s) would have been" in said
@@ -156,11 +156,11 @@ def test_a_late_table_is_posted_and_nothing_when_the_url_is_unset(instance, rece
 def test_a_failing_webhook_is_retried_never_raises_and_never_prints_its_url(instance, capsys):
     flaky = Receiver(fail_first=100)
     try:
-        late = build_freshness_sensor([asset_key("orders")], Freshness(TIMEZONE, clock=lambda: TEST_NOW))
+        late = build_freshness_sensor([raw_asset_key("orders")], Freshness(TIMEZONE, clock=lambda: TEST_NOW))
         for event in late(dg.build_sensor_context(instance=instance)).asset_events:
             instance.report_runless_asset_event(event)
         webhook = AlertWebhook(url=flaky.url, attempts=2)
-        sensor = build_alert_sensor([dg.AssetCheckKey(asset_key("orders"), PARTITION_ON_TIME)])
+        sensor = build_alert_sensor([dg.AssetCheckKey(raw_asset_key("orders"), PARTITION_ON_TIME)])
         cursor, said = tick(sensor, instance, None, alert_webhook=webhook)
         assert flaky.posts == [] and json.loads(cursor)["pending"]  # kept for the next tick
         flaky.fail_first = 0
@@ -176,7 +176,7 @@ def test_a_failing_webhook_is_retried_never_raises_and_never_prints_its_url(inst
 
 def failing_checks(instance, count: int, description: str = "rule broken") -> list[dg.AssetCheckKey]:
     """`count` failed checks on orders, recorded as a check run would record them."""
-    keys = [dg.AssetCheckKey(asset_key("orders"), f"rule_{i}") for i in range(count)]
+    keys = [dg.AssetCheckKey(raw_asset_key("orders"), f"rule_{i}") for i in range(count)]
     for key in keys:
         instance.report_runless_asset_event(
             dg.AssetCheckEvaluation(asset_key=key.asset_key, check_name=key.name, passed=False, description=description)

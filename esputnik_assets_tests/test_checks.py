@@ -4,12 +4,12 @@ warehouses."""
 import dagster as dg
 import pytest
 
-from esputnik_assets.assets.raw import asset_key
 from esputnik_assets.checks.raw import checks_for
 from esputnik_assets.checks.freshness import PARTITION_ON_TIME
 from esputnik_assets.checks.read import READ_REPORT
 from esputnik_assets.contracts import DATASET_NAMES
 from esputnik_assets.demo import DemoAccount, DemoServer
+from esputnik_assets.keys import raw_asset_key
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
 from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
 from esputnik_assets_tests.conftest import Pipeline
@@ -81,7 +81,7 @@ def test_broken_demo_days_fail_volume_accepted_values_and_delivery_rate(broken_a
 
 def run_checks_only(pipeline: Pipeline, dataset: str, *names: str) -> dict[str, dg.AssetCheckEvaluation]:
     job = pipeline.definitions().resolve_implicit_global_asset_job_def()
-    keys = {dg.AssetCheckKey(asset_key(dataset), name) for name in names}
+    keys = {dg.AssetCheckKey(raw_asset_key(dataset), name) for name in names}
     result = job.get_subset(asset_check_selection=keys, asset_selection=set()).execute_in_process(
         partition_key="2026-11-20", instance=dg.DagsterInstance.ephemeral(), raise_on_error=False
     )
@@ -113,7 +113,7 @@ def check_records(instance: dg.DagsterInstance, run_id: str, dataset: str) -> di
     found: dict[str, list] = {}
     for name in [c.name for c in checks_for(dataset)] + [READ_REPORT, PARTITION_ON_TIME]:
         history = instance.event_log_storage.get_asset_check_execution_history(
-            dg.AssetCheckKey(asset_key(dataset), name), limit=50
+            dg.AssetCheckKey(raw_asset_key(dataset), name), limit=50
         )
         found[name] = [r for r in history if r.run_id == run_id]
     return found

@@ -15,6 +15,7 @@ from esputnik_assets.contracts import DATASET_NAMES
 from esputnik_assets.definitions import build_definitions
 from esputnik_assets.demo import DemoAccount, DemoServer, FaultPlan
 from esputnik_assets.doctor import DOCTOR_JOB, SCRATCH_PREFIX
+from esputnik_assets.settings import Settings
 
 BIN = Path(sys.executable).parent
 SECRET = "s3cret-key-never-printed"
@@ -226,6 +227,18 @@ def test_a_url_that_is_not_the_api_is_named(live, monkeypatch, capsys):
     assert "check ESPUTNIK_API_URL: https://esputnik.com/api" in lines["key"]
 
 
+def test_a_variable_the_definitions_would_refuse_blocks_and_is_named(monkeypatch, capsys, tmp_path):
+    """`ESPUTNIK_ATTRIBUTION_WINDOW_HOURS=soon esputnik-assets doctor` said Ready while the definitions failed."""
+    env = {"ESPUTNIK_ATTRIBUTION_WINDOW_HOURS": "soon", "ESPUTNIK_CHECK_MAX_DAY_DROP": "2",
+           "ESPUTNIK_ALERT_WEBHOOK_URL": "not-a-url-" + SECRET, "ESPUTNIK_DUCKDB_PATH": str(tmp_path / "w.duckdb")}  # fmt: skip
+    code, lines, out = run_doctor(monkeypatch, capsys, **env)
+    assert code == 1 and out.splitlines()[-1].startswith("Blocked: 3 item(s)")
+    line = lines["setting ESPUTNIK_ATTRIBUTION_WINDOW_HOURS"]
+    assert status(line) == "FAIL" and "ESPUTNIK_ATTRIBUTION_WINDOW_HOURS='soon' is not a whole number" in line
+    assert status(lines["setting ESPUTNIK_CHECK_MAX_DAY_DROP"]) == "FAIL"
+    assert status(lines["setting ESPUTNIK_ALERT_WEBHOOK_URL"]) == "FAIL" and SECRET not in out
+
+
 def test_a_duckdb_file_that_cannot_be_created_blocks(monkeypatch, capsys, tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the warehouse folder should be")
@@ -262,7 +275,8 @@ def test_bigquery_is_all_green_and_left_clean(bq_emulator, monkeypatch, capsys):
 
 
 def _doctor_job_run(tmp_path: Path, duckdb_path: Path) -> tuple[dg.ExecuteInProcessResult, list[str]]:
-    defs = build_definitions({"ESPUTNIK_DATASETS": "contacts,orders", "ESPUTNIK_DUCKDB_PATH": str(duckdb_path)})
+    settings = Settings.from_environ({"ESPUTNIK_DATASETS": "contacts,orders", "ESPUTNIK_DUCKDB_PATH": str(duckdb_path)})
+    defs = build_definitions(settings)
     instance = dg.DagsterInstance.ephemeral()
     result = defs.resolve_job_def(DOCTOR_JOB).execute_in_process(instance=instance, raise_on_error=False)
     return result, [entry.user_message for entry in instance.all_logs(result.run_id)]

@@ -160,7 +160,7 @@ def test_a_failed_upsert_leaves_the_entities_as_they_were(pipeline, account, mon
 
 
 def duckdb_io(tmp_path) -> DuckDBIOManager:
-    return DuckDBIOManager(path=str(tmp_path / "w.duckdb"), timezone=TIMEZONE)
+    return DuckDBIOManager(path=str(tmp_path / "w.duckdb"))
 
 
 def empty_events_server():

@@ -11,7 +11,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from esputnik_assets.definitions import SettingsError, build_definitions
+from esputnik_assets.definitions import build_definitions
+from esputnik_assets.settings import Settings, SettingsError
 from esputnik_assets.source.resource import NO_ACCOUNT
 from esputnik_assets.source.spool_dirs import ROOT_NAME
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
@@ -23,7 +24,7 @@ DAY = "2026-11-20"
 
 
 def duckdb_io(tmp_path: Path, name: str = "w.duckdb") -> DuckDBIOManager:
-    return DuckDBIOManager(path=str(tmp_path / name), timezone=TIMEZONE)
+    return DuckDBIOManager(path=str(tmp_path / name))
 
 
 def v1_server(rows: list[dict]) -> ScriptedServer:
@@ -129,14 +130,14 @@ def test_revenue_rows_without_a_message_instance_are_kept_one_per_order(tmp_path
 )
 def test_an_account_that_is_not_clearly_chosen_is_refused_when_definitions_load(env, message):
     with pytest.raises(SettingsError, match=message.replace("(", r"\(")):
-        build_definitions(env)
+        Settings.from_environ(env)
 
 
 def test_the_demo_account_is_implied_only_for_duckdb_with_no_account_configured():
-    assert build_definitions({}).resources["esputnik"].demo_account is True
-    assert build_definitions({"ESPUTNIK_API_KEY": "k"}).resources["esputnik"].demo_account is False
+    assert Settings.from_environ({}).demo_account is True
+    assert Settings.from_environ({"ESPUTNIK_API_KEY": "k"}).demo_account is False
     bigquery_demo = {"ESPUTNIK_WAREHOUSE": "bigquery", "BIGQUERY_PROJECT": "p", "ESPUTNIK_DEMO": "yes"}
-    assert build_definitions(bigquery_demo).resources["esputnik"].demo_account is True
+    assert build_definitions(Settings.from_environ(bigquery_demo)).resources["esputnik"].demo_account is True
 
 
 def _live_env(server: ScriptedServer, tmp_path: Path) -> dict[str, str]:
@@ -155,7 +156,7 @@ def test_launchpad_config_for_the_resource_fails_loudly_instead_of_reading_the_d
     with ScriptedServer(lambda seen: Reply(body=[{"deviceId": "d1", "contactId": 1}])) as server:
         env = _live_env(server, tmp_path)
         monkeypatch.setenv("ESPUTNIK_API_KEY", env["ESPUTNIK_API_KEY"])
-        job = build_definitions(env).resolve_implicit_global_asset_job_def()
+        job = build_definitions(Settings.from_environ(env)).resolve_implicit_global_asset_job_def()
         partial = {"resources": {"esputnik": {"config": {"read_timeout_seconds": 5.0, "api_url": server.url}}}}
         result = job.execute_in_process(
             partition_key=DAY, run_config=partial, raise_on_error=False, instance=dg.DagsterInstance.ephemeral()
@@ -236,7 +237,7 @@ def test_spool_folders_of_ended_processes_are_swept_on_start(tmp_path):
 
 
 def test_a_duckdb_file_in_a_missing_folder_is_created_and_said(tmp_path):
-    io = DuckDBIOManager(path=str(tmp_path / "new" / "folder" / "w.duckdb"), timezone=TIMEZONE)
+    io = DuckDBIOManager(path=str(tmp_path / "new" / "folder" / "w.duckdb"))
     _, log = run_log(Pipeline("https://unused.invalid/api", None, io), DAY, selection=["devices"], demo_account=True)
     assert (tmp_path / "new" / "folder" / "w.duckdb").is_file()
     assert [line for line in log if "Created the folder" in line and str(tmp_path / "new" / "folder") in line]

@@ -436,9 +436,9 @@ def test_a_server_echoing_the_key_into_rows_fails_the_run_and_leaves_no_form_of_
     import dagster as dg
 
     from esputnik_assets.warehouse.io_manager import DuckDBIOManager
-    from esputnik_assets_tests.conftest import TIMEZONE, Pipeline, failure_text
+    from esputnik_assets_tests.conftest import Pipeline, failure_text
 
-    io = DuckDBIOManager(path=str(tmp_path / "w.duckdb"), timezone=TIMEZONE)
+    io = DuckDBIOManager(path=str(tmp_path / "w.duckdb"))
     (tmp_path / "home").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
         with echoing_activity_server(field) as server:

@@ -21,9 +21,15 @@ from esputnik_assets.metrics.resource import (
 )
 from esputnik_assets.metrics.wiring import ALL_METRICS, metrics_warehouse
 from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
+from esputnik_assets.settings import Settings
 from esputnik_assets_tests.conftest import TIMEZONE, Pipeline
 
 FIRST = date(2026, 3, 2)
+
+
+def metric_settings(**env: str) -> Settings:
+    """Settings of the conftest pipeline's account (a live one, in its time zone), plus `env`."""
+    return Settings.from_environ({"ESPUTNIK_API_KEY": "k", "ESPUTNIK_TIMEZONE": TIMEZONE, **env})
 
 
 def metric_definitions(pipeline: Pipeline, warehouse: MetricsWarehouse) -> dg.Definitions:
@@ -69,7 +75,7 @@ def assert_metadata_counts_the_tables(result: dg.ExecuteInProcessResult, warehou
 
 def test_raw_and_metric_assets_materialize_together_for_several_days(pipeline, account):
     """A range run, then a later day: the tables, and metadata that counts them exactly as they hold after each."""
-    warehouse = metrics_warehouse({"ESPUTNIK_ATTRIBUTION_WINDOW_HOURS": "24"}, pipeline.io_manager)
+    warehouse = metrics_warehouse(metric_settings(ESPUTNIK_ATTRIBUTION_WINDOW_HOURS="24"), pipeline.io_manager)
     last = FIRST + timedelta(days=2)
     defs = metric_definitions(pipeline, warehouse)
     result = run(defs, FIRST, last)
@@ -117,7 +123,7 @@ def test_a_week_range_run_equals_day_by_day_runs(demo_server, make_io_manager):
     for io_manager, spans in ((range_io, [(FIRST, FIRST + timedelta(days=6))]),
                               (daily_io, [(FIRST + timedelta(days=i),) * 2 for i in range(7)])):  # fmt: skip
         pipeline = Pipeline(demo_server.url, demo_server.api_key, io_manager)
-        warehouse = metrics_warehouse({}, io_manager)
+        warehouse = metrics_warehouse(metric_settings(), io_manager)
         defs = metric_definitions(pipeline, warehouse)
         for first, last in spans:
             assert run(defs, first, last).success
@@ -130,7 +136,7 @@ def test_a_week_range_run_equals_day_by_day_runs(demo_server, make_io_manager):
 def test_metric_assets_carry_formula_columns_and_lineage(demo_server, make_io_manager):
     io_manager = make_io_manager("duckdb")
     pipeline = Pipeline(demo_server.url, demo_server.api_key, io_manager)
-    defs = metric_definitions(pipeline, metrics_warehouse({}, io_manager))
+    defs = metric_definitions(pipeline, metrics_warehouse(metric_settings(), io_manager))
     specs = {s.key: s for s in defs.resolve_all_asset_specs() if s.key.path[0] == KEY_PREFIX}
     assert {k.path[1] for k in specs} == {m.name for m in ALL_METRICS}
     for metric in ALL_METRICS:
@@ -150,7 +156,7 @@ def test_the_demo_prices_its_messages_so_campaign_roi_has_an_roi(tmp_path):
         "ESPUTNIK_DUCKDB_PATH": str(tmp_path / "demo.duckdb"), "ESPUTNIK_TIMEZONE": TIMEZONE,
         "ESPUTNIK_DATASETS": "contactActivities,revenue,broadcasts",
     }  # fmt: skip
-    defs = build_definitions(env)
+    defs = build_definitions(Settings.from_environ(env))
     raw = {dg.AssetKey(["esputnik", dataset]) for dataset in env["ESPUTNIK_DATASETS"].split(",")}
     selection = {metric_key("campaign_roi"), *raw}
     job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=selection)

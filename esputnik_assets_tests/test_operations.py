@@ -17,13 +17,14 @@ from esputnik_assets.home import LOCAL_HOME, ensure_dagster_home
 from esputnik_assets.quickstart import main as quick_start
 from esputnik_assets.run_policy import SCHEDULE_RUN_TAGS, STEP_RETRY_POLICY
 from esputnik_assets.schedules import DAILY_JOB, RANGE_END_TAG, RANGE_START_TAG
+from esputnik_assets.settings import Settings
 
 BIN = Path(sys.executable).parent
 ENV = {"ESPUTNIK_TIMEZONE": "Europe/Kyiv", "ESPUTNIK_LOOKBACK_DAYS": "3", "ESPUTNIK_START_DATE": "2026-01-01"}
 
 
 def test_the_daily_job_retries_steps_with_backoff_and_runs_only_after_crashes():
-    job = build_definitions(ENV).resolve_job_def("esputnik_daily")
+    job = build_definitions(Settings.from_environ(ENV)).resolve_job_def("esputnik_daily")
     assert job.op_retry_policy == STEP_RETRY_POLICY
     assert STEP_RETRY_POLICY.max_retries >= 1 and STEP_RETRY_POLICY.backoff is dg.Backoff.EXPONENTIAL
     for name in ("esputnik_contactActivities", "esputnik_orders"):  # no asset's own policy overrides it
@@ -33,7 +34,7 @@ def test_the_daily_job_retries_steps_with_backoff_and_runs_only_after_crashes():
 
 
 def test_a_schedule_tick_requests_yesterday_and_the_lookback_tagged_as_the_schedules_run():
-    defs = build_definitions(ENV)
+    defs = build_definitions(Settings.from_environ(ENV))
     schedule = defs.resolve_schedule_def("esputnik_daily_schedule")
     tick = datetime(2026, 11, 25, 3, 0, tzinfo=ZoneInfo("Europe/Kyiv"))
     with dg.build_schedule_context(scheduled_execution_time=tick) as context:

@@ -9,6 +9,7 @@ from esputnik_assets.checks.raw import VOLUME, CheckContext, CheckThresholds, ch
 from esputnik_assets.checks.freshness import PARTITION_ON_TIME, Freshness
 from esputnik_assets.checks.read import READ_REPORT, READ_REPORT_DESCRIPTION, read_report
 from esputnik_assets.contracts import DatasetContract, load_contracts
+from esputnik_assets.keys import IO_MANAGER_KEY, RAW_GROUP, raw_asset_key
 from esputnik_assets.source.extract import SpooledDataset, extract
 from esputnik_assets.source.resource import EsputnikResource
 from esputnik_assets.source.spool_dirs import spool_dir
@@ -19,9 +20,6 @@ from esputnik_assets.run_policy import NOT_RETRYABLE, final_failure
 from esputnik_assets.warehouse.base import RefusedDaysError, day_bounds
 from esputnik_assets.warehouse.io_manager import WarehouseIOManager
 
-GROUP = "esputnik"
-KEY_PREFIX = "esputnik"
-IO_MANAGER_KEY = "warehouse_io_manager"
 API_POOL = "esputnik_api"  # every step that reads the account; limit it when runs are spread over machines
 
 
@@ -30,10 +28,6 @@ class RawReadConfig(dg.Config):
 
     allow_empty_days: bool = False  # confirm that days which held rows are really empty now
     allow_smaller_days: bool = False  # confirm that days which held rows really shrank (ESPUTNIK_CHECK_MAX_DAY_DROP)
-
-
-def asset_key(dataset: str) -> dg.AssetKey:
-    return dg.AssetKey([KEY_PREFIX, dataset])
 
 
 def column_schema(contract: DatasetContract) -> dg.TableSchema:
@@ -66,11 +60,11 @@ def _out(spec: DatasetSpec, freshness: Freshness | None, warehouse: str, owners:
         else f"Upserted by ({', '.join(spec.key)}): one row per key, the latest read wins."
     )
     return dg.AssetOut(
-        key=asset_key(spec.name),
+        key=raw_asset_key(spec.name),
         description=f"{spec.description}\n\nSource: GET {source.path} ({source.status}). {semantics}",
         io_manager_key=IO_MANAGER_KEY,
         is_required=False,
-        group_name=GROUP,
+        group_name=RAW_GROUP,
         kinds={"polars", warehouse},
         owners=list(owners),
         tags={"esputnik/layer": "raw", "esputnik/write_mode": spec.write_mode.value},
@@ -96,7 +90,7 @@ def _local_window(context: dg.AssetExecutionContext) -> LocalWindow:
 def _check_specs(specs: Sequence[DatasetSpec], freshness: Freshness | None) -> list[dg.AssetCheckSpec]:
     out = []
     for spec in specs:
-        key = asset_key(spec.name)
+        key = raw_asset_key(spec.name)
         out += [
             dg.AssetCheckSpec(c.name, asset=key, description=c.description, blocking=c.blocking)
             for c in checks_for(spec.name)
@@ -110,12 +104,13 @@ def _check_specs(specs: Sequence[DatasetSpec], freshness: Freshness | None) -> l
 def build_source_asset(
     source: SourceSpec,
     specs: Sequence[DatasetSpec],
-    partitions_def: dg.PartitionsDefinition,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
     backfill_policy: dg.BackfillPolicy,
     freshness: Freshness | None = None,
     warehouse: str = "duckdb",
     owners: Sequence[str] = (),
 ) -> dg.AssetsDefinition:
+    timezone = partitions_def.timezone  # the one zone of the read, the days it replaces and the checks
     @dg.multi_asset(
         name=f"esputnik_{source.name}",
         outs={spec.name: _out(spec, freshness, warehouse, owners) for spec in specs},
@@ -134,7 +129,7 @@ def build_source_asset(
         warehouse_io_manager: dg.ResourceParam[WarehouseIOManager],
         check_thresholds: CheckThresholds,
     ) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
-        selected = [s for s in specs if asset_key(s.name) in context.selected_asset_keys]
+        selected = [s for s in specs if raw_asset_key(s.name) in context.selected_asset_keys]
         window = _local_window(context)
         read: dict[str, SpooledDataset] = {}
         if selected:
@@ -146,7 +141,7 @@ def build_source_asset(
                             source,
                             selected,
                             window=window if source.date_window else None,
-                            timezone=esputnik.timezone,
+                            timezone=timezone,
                             spool_dir=folder,
                             path=esputnik.path_for(source),
                             windowing=esputnik.windowing(),
@@ -163,9 +158,8 @@ def build_source_asset(
                     read[item.dataset] = item
                 refusals = _refusals(spooled, warehouse_io_manager)
                 if refusals:  # nothing of this read is written; the checks describe the tables as they stand
-                    yield from _all_checks(
-                        context, specs, read, window, warehouse_io_manager, check_thresholds, freshness, refusals
-                    )
+                    yield from _all_checks(context, specs, read, window, timezone, warehouse_io_manager,
+                                           check_thresholds, freshness, refusals)  # fmt: skip
                     findings = "\n\n".join(str(refusal) for refusal in refusals.values())
                     raise final_failure(context.instance, context.run.run_id, findings)
                 for item in spooled:
@@ -187,7 +181,9 @@ def build_source_asset(
                             **{f"run_{k}": v for k, v in item.read.items() if k.startswith("seconds_")},
                         },
                     )  # the IO manager has written it when the next output comes (outputs are handled in turn)
-        yield from _all_checks(context, specs, read, window, warehouse_io_manager, check_thresholds, freshness, {})
+        yield from _all_checks(
+            context, specs, read, window, timezone, warehouse_io_manager, check_thresholds, freshness, {}
+        )
 
     return read_source
 
@@ -209,26 +205,28 @@ def _all_checks(
     specs: Sequence[DatasetSpec],
     read: dict[str, SpooledDataset],
     window: LocalWindow,
+    timezone: str,
     io_manager: WarehouseIOManager,
     thresholds: CheckThresholds,
     freshness: Freshness | None,
     refusals: dict[str, Exception],
 ) -> Iterator[dg.AssetCheckEvaluation]:
     """Every selected check of these tables, once per partition of the run: the warehouse checks, then freshness."""
-    yield from run_checks(context, specs, read, window, io_manager, thresholds, refusals)
+    yield from evaluate_raw_checks(context, specs, read, window, timezone, io_manager, thresholds, refusals)
     if freshness:
         now, covered = freshness.clock(), context.partition_keys if read and not refusals else []
-        for spec in specs:
-            if dg.AssetCheckKey(asset_key(spec.name), PARTITION_ON_TIME) in context.selected_asset_check_keys:
-                outcome = freshness.evaluate(context.instance, asset_key(spec.name), now, covered)
-                yield from outcome.per_partition(asset_key(spec.name), PARTITION_ON_TIME, False, context.partition_keys)
+        for key in (raw_asset_key(spec.name) for spec in specs):
+            if dg.AssetCheckKey(key, PARTITION_ON_TIME) in context.selected_asset_check_keys:
+                outcome = freshness.evaluate(context.instance, key, now, covered)
+                yield from outcome.per_partition(key, PARTITION_ON_TIME, False, context.partition_keys)
 
 
-def run_checks(
+def evaluate_raw_checks(
     context: dg.AssetExecutionContext,
     specs: Sequence[DatasetSpec],
     read: dict[str, SpooledDataset],
     window: LocalWindow,
+    timezone: str,
     io_manager: WarehouseIOManager,
     thresholds: CheckThresholds,
     refusals: dict[str, Exception],
@@ -238,12 +236,12 @@ def run_checks(
     wanted, partitions = context.selected_asset_check_keys, context.partition_keys
     with io_manager.open_warehouse() as warehouse:
         for spec in specs:
-            key = asset_key(spec.name)
+            key = raw_asset_key(spec.name)
             checks = [c for c in checks_for(spec.name) if dg.AssetCheckKey(key, c.name) in wanted]
             if not checks and dg.AssetCheckKey(key, READ_REPORT) not in wanted:
                 continue
-            days = day_bounds(window, io_manager.timezone)
-            ctx = CheckContext(warehouse, spec, load_contracts()[spec.name], days, io_manager.timezone, thresholds)
+            days = day_bounds(window, timezone)
+            ctx = CheckContext(warehouse, spec, load_contracts()[spec.name], days, timezone, thresholds)
             refusal = refusals.get(spec.name)
             for check in checks:
                 if check.name == VOLUME and isinstance(refusal, RefusedDaysError):
@@ -258,7 +256,7 @@ def run_checks(
 
 def build_raw_assets(
     datasets: Sequence[str],
-    partitions_def: dg.PartitionsDefinition,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
     backfill_policy: dg.BackfillPolicy,
     freshness: Freshness | None = None,
     warehouse: str = "duckdb",

@@ -5,9 +5,9 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from esputnik_assets.assets.raw import asset_key as raw_asset_key
 from esputnik_assets.checks.freshness import PARTITION_ON_TIME, Freshness
 from esputnik_assets.contracts import DATASET_NAMES
+from esputnik_assets.keys import raw_asset_key
 from esputnik_assets.metrics.catalog import MEDIA_TYPES, Metric, cost_parameter
 from esputnik_assets.metrics.engine import MetricEngine, MetricTable, QueryStats, parameter_names
 from esputnik_assets.metrics.resource import MetricsWarehouse

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 
 import dagster as dg
@@ -104,16 +104,3 @@ class BigQueryMetricsWarehouse(MetricsWarehouse):
     def location(self) -> str:
         return f"{self.bigquery.project}.{self.metrics_dataset}"
 
-
-def cost_settings(env: Mapping[str, str]) -> dict[str, float]:
-    """ESPUTNIK_COST_PER_MESSAGE_<MEDIA> (e.g. _EMAIL, _SMS, _INAPP) as {mediaType: cost}; unset ones are 0."""
-    costs: dict[str, float] = {}
-    for media in MEDIA_TYPES:
-        name = "ESPUTNIK_COST_PER_MESSAGE_" + cost_parameter(media).removeprefix("cost_").upper()
-        raw = (env.get(name) or "").strip()
-        if raw:
-            value = float(raw)
-            if value < 0:
-                raise ValueError(f"{name}={raw!r} must be >= 0")
-            costs[media] = value
-    return costs

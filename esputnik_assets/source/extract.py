@@ -35,6 +35,7 @@ class SpooledDataset:
     parts: list[Path]  # Parquet files of one schema, in arrival order; empty when the read found no rows
     rows: int
     window: LocalWindow | None  # the local days it replaces (facts), None for a full scan (entities)
+    timezone: str  # the zone of those local days and of the answer's times: the partitions' zone
     out_of_window_rows: int = 0
     read: dict[str, float] = field(default_factory=dict)  # the read's counts and seconds per phase
     allow_empty_days: bool = False  # a run may confirm that days which held rows are empty now
@@ -194,6 +195,7 @@ def extract(
             parts=writers[spec.name].parts,
             rows=writers[spec.name].rows,
             window=window if spec.write_mode is WriteMode.REPLACE_DAYS else None,
+            timezone=timezone,
             out_of_window_rows=dropped[spec.name],
             read=stats.as_metadata() | clock.as_metadata(),
         )

@@ -51,7 +51,6 @@ class EsputnikResource(dg.ConfigurableResource):
         default=False, description="Read the built-in synthetic demo account instead of a live one (no key allowed)"
     )
     api_url: str = Field(default=DEFAULT_API_URL, description="Base URL; paths /v1/..., /v2/... below it")
-    timezone: str = Field(default="UTC", description="The account's IANA time zone (ESPUTNIK_TIMEZONE)")
     max_requests_per_second: float = Field(default=1.0, description="Pacing of API calls; 0 = no pacing")
     connect_timeout_seconds: float = 10.0
     read_timeout_seconds: float = 120.0

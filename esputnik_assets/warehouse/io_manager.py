@@ -62,8 +62,6 @@ def _markdown(rows: list[dict[str, object]]) -> str:
 class WarehouseIOManager(dg.ConfigurableIOManager):
     """Engine-independent part: replace-by-day or upsert by the dataset's spec, metadata, partition-aware reads."""
 
-    timezone: str = Field(default="UTC", description="The account's time zone: a partition is a local day")
-
     def open_warehouse(self) -> contextlib.AbstractContextManager[Warehouse]:
         raise NotImplementedError
 
@@ -73,9 +71,9 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
     def day_guard(self, obj: SpooledDataset) -> tuple[list[DayBounds], DayGuard]:
         """The local days a fact read replaces, and how they are judged against the stored ones."""
         assert obj.window is not None, f"{obj.dataset} is replaced by day and needs its window"
-        days = day_bounds(obj.window, self.timezone)
+        days = day_bounds(obj.window, obj.timezone)  # the zone the read was cut in: the partitions'
         first = days[0].day
-        history = day_bounds(LocalWindow.for_days(first - timedelta(days=HISTORY_DAYS), first), self.timezone)
+        history = day_bounds(LocalWindow.for_days(first - timedelta(days=HISTORY_DAYS), first), obj.timezone)
         return days, DayGuard(tuple(history), obj.max_day_drop, obj.allow_empty_days, obj.allow_smaller_days)
 
     def judge(self, obj: SpooledDataset) -> None:

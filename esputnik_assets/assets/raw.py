@@ -9,7 +9,8 @@ from esputnik_assets.checks.raw import VOLUME, CheckContext, CheckThresholds, ch
 from esputnik_assets.checks.freshness import PARTITION_ON_TIME, Freshness
 from esputnik_assets.checks.read import READ_REPORT, READ_REPORT_DESCRIPTION, read_report
 from esputnik_assets.contracts import DatasetContract, load_contracts
-from esputnik_assets.source.extract import SpooledDataset, extract
+from esputnik_assets.source.extract import extract
+from esputnik_assets.spool import SpooledDataset
 from esputnik_assets.source.resource import EsputnikResource
 from esputnik_assets.source.spool_dirs import spool_dir
 from esputnik_assets.source.windows import LocalWindow

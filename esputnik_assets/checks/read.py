@@ -4,7 +4,7 @@ of the step that read it: visible at a glance in the UI instead of buried in run
 from __future__ import annotations
 
 from esputnik_assets.checks.raw import WARN, CheckThresholds, Outcome
-from esputnik_assets.source.extract import SpooledDataset
+from esputnik_assets.spool import SpooledDataset
 
 READ_REPORT = "read_report"
 READ_REPORT_DESCRIPTION = (

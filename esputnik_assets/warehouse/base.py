@@ -10,7 +10,7 @@ from typing import Protocol
 import polars as pl
 
 from esputnik_assets.contracts import Column, DatasetContract
-from esputnik_assets.source.extract import SpooledDataset
+from esputnik_assets.spool import SpooledDataset
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import DATASETS, DatasetSpec, WriteMode
 

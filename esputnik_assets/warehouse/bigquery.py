@@ -26,7 +26,7 @@ from google.api_core.exceptions import NotFound
 from google.cloud import bigquery
 
 from esputnik_assets.contracts import Column, DatasetContract
-from esputnik_assets.source.extract import SEQ_COLUMN, SpooledDataset
+from esputnik_assets.spool import SEQ_COLUMN, SpooledDataset
 from esputnik_assets.specs import DatasetSpec, WriteMode
 from esputnik_assets.warehouse.base import (
     DayBounds,

@@ -19,7 +19,7 @@ import duckdb
 import polars as pl
 
 from esputnik_assets.contracts import Column, DatasetContract
-from esputnik_assets.source.extract import SEQ_COLUMN, SpooledDataset
+from esputnik_assets.spool import SEQ_COLUMN, SpooledDataset
 from esputnik_assets.specs import DatasetSpec
 from esputnik_assets.warehouse.base import (
     SOURCES,

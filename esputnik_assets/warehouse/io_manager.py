@@ -13,7 +13,7 @@ from pydantic import Field
 
 from esputnik_assets.contracts import load_contracts
 from esputnik_assets.run_policy import NOT_RETRYABLE, final_failure
-from esputnik_assets.source.extract import SpooledDataset
+from esputnik_assets.spool import SpooledDataset
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import DATASETS, WriteMode
 from esputnik_assets.warehouse.base import (

@@ -13,6 +13,7 @@ from esputnik_assets.contracts import Column, DatasetContract
 from esputnik_assets.spool import SpooledDataset
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import DATASETS, DatasetSpec, WriteMode
+from esputnik_assets.warehouse.sql import Params
 
 
 class WarehouseError(RuntimeError):
@@ -267,7 +268,11 @@ class Warehouse(Protocol):
 
     def row_count(self, name: str) -> int: ...
 
-    def query(self, sql: str, params: dict[str, object] | None = None) -> list[dict[str, object]]: ...
+    def preview(self, name: str, rows: int) -> list[dict[str, object]]: ...
+
+    def query(self, sql: str, params: Params | None = None) -> list[dict[str, object]]: ...
+
+    def frame(self, sql: str, params: Params | None = None) -> pl.DataFrame: ...
 
     def stored_columns(self, name: str) -> list[tuple[str, str]]: ...
 

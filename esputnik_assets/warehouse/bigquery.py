@@ -39,24 +39,30 @@ from esputnik_assets.warehouse.base import (
     per_day,
     refuse_days,
 )
-from esputnik_assets.warehouse.sql import column_list, latest_per_key, portable, same_key
+from esputnik_assets.warehouse.sql import (
+    METRICS,
+    METRICS_SCHEMA,
+    RAW,
+    Params,
+    bigquery_type,
+    bind,
+    bq_quote,
+    column_list,
+    compile_sql,
+    latest_per_key,
+    same_key,
+)
 
-_TYPES = {"int": "INT64", "string": "STRING", "float": "FLOAT64", "timestamp": "TIMESTAMP", "json": "JSON"}
-_PRIVATE_TYPES = {pl.Int64: "INT64", pl.String: "STRING"}
+_PRIVATE_KINDS = {pl.Int64: "int", pl.String: "string"}  # the spool's own columns (arrival number, place)
 _LEGACY_NAMES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}  # what get_table() reports
 STAGING_TTL = timedelta(days=1)
 SOURCE_LABEL = "esputnik_source"  # table label: which account (demo or live) the rows came from
 
 
-def bq_quote(identifier: str) -> str:
-    """A backtick-quoted BigQuery identifier."""
-    return "`" + identifier.replace("\\", "\\\\").replace("`", "\\`") + "`"
-
-
 def schema_field(column: Column) -> bigquery.SchemaField:
     return bigquery.SchemaField(
         column.name,
-        _TYPES[column.type],
+        bigquery_type(column.type),
         mode="REPEATED" if column.repeated else "NULLABLE",
         description=column.description[:1024],
     )
@@ -78,20 +84,16 @@ def _one_file(parts: Sequence[Path], target: Path) -> Path:
     return target
 
 
-def _between(start: datetime, end: datetime) -> list[bigquery.ScalarQueryParameter]:
-    """@start and @end, the bounds of a `column >= @start AND column < @end` filter."""
-    return [
-        bigquery.ScalarQueryParameter("start", "TIMESTAMP", start),
-        bigquery.ScalarQueryParameter("end", "TIMESTAMP", end),
-    ]
+# Python type -> BigQuery parameter type; bool before int: a bool is an int in Python, BOOL in BigQuery.
+_PARAMETER_TYPES = ((bool, "BOOL"), (int, "INT64"), (float, "FLOAT64"), (datetime, "TIMESTAMP"), (date, "DATE"),
+                    (str, "STRING"))  # fmt: skip
 
 
-def _parameters(params: dict[str, object]) -> list[bigquery.ScalarQueryParameter]:
-    """Named query parameters typed from their Python values (the `$name`s of a portable query)."""
-    kinds = ((bool, "BOOL"), (int, "INT64"), (float, "FLOAT64"), (datetime, "TIMESTAMP"), (date, "DATE"), (str, "STRING"))
+def query_parameters(params: Params) -> list[bigquery.ScalarQueryParameter]:
+    """THE parameter binder: named query parameters typed from their Python values."""
     out = []
     for name, value in params.items():
-        kind = next((k for t, k in kinds if isinstance(value, t)), None)
+        kind = next((k for t, k in _PARAMETER_TYPES if isinstance(value, t)), None)
         if kind is None:
             raise TypeError(f"query parameter {name!r}: unsupported type {type(value).__name__}")
         out.append(bigquery.ScalarQueryParameter(name, kind, value))
@@ -107,9 +109,12 @@ def _staged_expression(column: Column) -> str:
 class BigQueryWarehouse:
     """Writes spooled reads into one BigQuery dataset with the same semantics as the DuckDB warehouse."""
 
-    def __init__(self, client: bigquery.Client, dataset: str, location: str | None = None) -> None:
+    def __init__(
+        self, client: bigquery.Client, dataset: str, location: str | None = None, metrics_dataset: str = METRICS_SCHEMA
+    ) -> None:
         self.client, self.dataset, self.location = client, dataset, location
         self.project = client.project
+        self.schemas = {RAW: dataset, METRICS: metrics_dataset}
 
     def table_id(self, name: str) -> str:
         return f"{self.project}.{self.dataset}.{name}"
@@ -117,21 +122,31 @@ class BigQueryWarehouse:
     def table(self, name: str) -> str:
         return ".".join(bq_quote(part) for part in (self.project, self.dataset, name))
 
-    def _query(self, sql: str, params: Sequence[bigquery.ScalarQueryParameter] = ()) -> bigquery.QueryJob:
-        config = bigquery.QueryJobConfig(query_parameters=list(params))
+    def _query(self, sql: str, params: Params | None = None) -> bigquery.QueryJob:
+        config = bigquery.QueryJobConfig(query_parameters=query_parameters(params or {}))
         return self.client.query(sql, job_config=config, location=self.location)
 
-    def _run(self, sql: str, params: Sequence[bigquery.ScalarQueryParameter] = ()) -> bigquery.table.RowIterator:
+    def job(self, sql: str, params: Params | None = None) -> bigquery.QueryJob:
+        """A native statement run to its end; the finished job (its rows, bytes and affected rows)."""
+        job = self._query(sql, params)
+        job.result()
+        return job
+
+    def compile(self, sql: str, params: Params) -> str:
+        return compile_sql(sql, "bigquery", self.schemas, self.project, params)
+
+    def _run(self, sql: str, params: Params | None = None) -> bigquery.table.RowIterator:
         return self._query(sql, params).result()
 
-    def _count(self, sql: str, params: Sequence[bigquery.ScalarQueryParameter] = ()) -> int:
+    def _count(self, sql: str, params: Params | None = None) -> int:
         """The value of a query that answers one row with one count."""
         return int(next(iter(self._run(sql, params)))[0] or 0)
 
     # -- schema -------------------------------------------------------------------------------------------------
 
-    def ensure_dataset(self) -> None:
-        dataset = bigquery.Dataset(f"{self.project}.{self.dataset}")
+    def ensure_dataset(self, name: str | None = None) -> None:
+        """The raw tables' dataset (or another one of the project), created on first use."""
+        dataset = bigquery.Dataset(f"{self.project}.{name or self.dataset}")
         if self.location:
             dataset.location = self.location
         self.client.create_dataset(dataset, exists_ok=True)
@@ -170,7 +185,7 @@ class BigQueryWarehouse:
             bigquery.SchemaField(c.name, "STRING", mode="NULLABLE") if c.type == "json" else schema_field(c)
             for c in contract.columns
         ] + [
-            bigquery.SchemaField(name, _PRIVATE_TYPES[type(dtype)], mode="NULLABLE")
+            bigquery.SchemaField(name, bigquery_type(_PRIVATE_KINDS[type(dtype)]), mode="NULLABLE")
             for name, dtype in private.items()
             if name.startswith("_")
         ]
@@ -208,10 +223,7 @@ class BigQueryWarehouse:
         counts = ", ".join(
             f"COUNTIF({bq_quote(column)} >= @s{i} AND {bq_quote(column)} < @e{i}) AS d{i}" for i in range(len(days))
         )
-        params = [p for i, d in enumerate(days) for p in (
-            bigquery.ScalarQueryParameter(f"s{i}", "TIMESTAMP", d.start),
-            bigquery.ScalarQueryParameter(f"e{i}", "TIMESTAMP", d.end),
-        )]  # fmt: skip
+        params = {f"{edge}{i}": bound for i, d in enumerate(days) for edge, bound in (("s", d.start), ("e", d.end))}
         row = next(iter(self._run(f"SELECT {counts} FROM {relation}", params)))
         return {i: int(row[f"d{i}"] or 0) for i in range(len(days))}
 
@@ -272,7 +284,7 @@ class BigQueryWarehouse:
                 f"{self._latest_staged(spec, contract, staging_id)};"
             )
         script = "BEGIN TRANSACTION;\n" + "\n".join(statements) + "\nCOMMIT TRANSACTION;"
-        self._run(script, _between(start, end))
+        self._run(script, {"start": start, "end": end})
 
     def upsert(self, spec: DatasetSpec, contract: DatasetContract, spooled: SpooledDataset) -> WriteResult:
         self.ensure_table(spec, contract)
@@ -302,14 +314,25 @@ class BigQueryWarehouse:
             f"VALUES ({', '.join('s.' + bq_quote(n) for n in names)})"
         )
 
-    def query(self, sql: str, params: dict[str, object] | None = None) -> list[dict[str, object]]:
-        """A portable query (see `sql.portable`) run here; for bounded results such as check figures."""
-        job = self._query(portable(sql, "bigquery", self.dataset, self.project), _parameters(params or {}))
-        return [dict(row.items()) for row in job.result()]
+    def query(self, sql: str, params: Params | None = None) -> list[dict[str, object]]:
+        """Project SQL (see `sql.compile_sql`) run here; for bounded results such as check figures."""
+        params = params or {}
+        return [dict(row.items()) for row in self.job(self.compile(sql, params), bind(sql, params)).result()]
+
+    def frame(self, sql: str, params: Params | None = None) -> pl.DataFrame:
+        """Project SQL run here, its answer as a polars frame (Arrow, no pandas)."""
+        return self.frame_and_job(sql, params or {})[0]
+
+    def frame_and_job(self, sql: str, params: Params) -> tuple[pl.DataFrame, bigquery.QueryJob]:
+        """Project SQL's answer and its job (for the bytes it processed)."""
+        job = self.job(self.compile(sql, params), bind(sql, params))
+        frame = pl.from_arrow(job.to_arrow(create_bqstorage_client=False))
+        assert isinstance(frame, pl.DataFrame)
+        return frame, job
 
     def column_type(self, column: Column) -> str:
         """A contract column's type as `stored_columns` reports it."""
-        return f"ARRAY<{_TYPES[column.type]}>" if column.repeated else _TYPES[column.type]
+        return bigquery_type(column.type, column.repeated)
 
     def stored_columns(self, name: str) -> list[tuple[str, str]]:
         """The table's columns in order with their engine types; empty when the table does not exist."""
@@ -339,6 +362,10 @@ class BigQueryWarehouse:
     def row_count(self, name: str) -> int:
         return self._count(f"SELECT COUNT(*) FROM {self.table(name)}")
 
+    def preview(self, name: str, rows: int) -> list[dict[str, object]]:
+        """The table's first rows by `tabledata.list`, which is free (a `SELECT ... LIMIT` scans the whole table)."""
+        return [dict(row.items()) for row in self.client.list_rows(self.table_id(name), max_results=rows)]
+
     def read(
         self, contract: DatasetContract, column: str | None, bounds: tuple[datetime, datetime] | None
     ) -> pl.DataFrame:
@@ -347,10 +374,10 @@ class BigQueryWarehouse:
             for c in contract.columns
         )
         sql = f"SELECT {names} FROM {self.table(contract.name)}"
-        params = []
+        params: dict[str, datetime] = {}
         if column is not None and bounds is not None:
             sql += f" WHERE {bq_quote(column)} >= @start AND {bq_quote(column)} < @end"
-            params = _between(*bounds)
+            params = dict(zip(("start", "end"), bounds))
         arrow = self._query(sql, params).to_arrow(create_bqstorage_client=False)
         frame = pl.from_arrow(arrow)
         assert isinstance(frame, pl.DataFrame)

@@ -34,19 +34,25 @@ from esputnik_assets.warehouse.base import (
     per_day,
     refuse_days,
 )
-from esputnik_assets.warehouse.sql import column_list, latest_per_key, portable, quote, same_key
+from esputnik_assets.warehouse.sql import (
+    METRICS,
+    METRICS_SCHEMA,
+    RAW,
+    Params,
+    bind,
+    column_list,
+    compile_sql,
+    duckdb_type,
+    latest_per_key,
+    quote,
+    same_key,
+)
 
 SOURCE_COMMENT = "esputnik_source="
-_TYPES = {"int": "BIGINT", "string": "VARCHAR", "float": "DOUBLE", "timestamp": "TIMESTAMP WITH TIME ZONE", "json": "JSON"}
 
 
 def _files(spooled: SpooledDataset) -> list[str]:
     return [str(part) for part in spooled.parts]
-
-
-def duckdb_type(column: Column) -> str:
-    base = _TYPES[column.type]
-    return f"{base}[]" if column.repeated else base
 
 
 class DuckDBWarehouse:
@@ -57,11 +63,13 @@ class DuckDBWarehouse:
         path: str,
         schema: str = "esputnik",
         *,
+        metrics_schema: str = METRICS_SCHEMA,
         lock_timeout: float = 300.0,
         memory_limit: str = "128MB",
         log: logging.Logger | None = None,
     ):
         self.path, self.schema = path, schema
+        self.schemas = {RAW: schema, METRICS: metrics_schema}
         self.lock_timeout, self.memory_limit = lock_timeout, memory_limit
         self.log = log or logging.getLogger(__name__)
 
@@ -101,7 +109,7 @@ class DuckDBWarehouse:
 
     def _ensure_table(self, con: duckdb.DuckDBPyConnection, contract: DatasetContract) -> None:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
-        columns = ", ".join(f"{quote(c.name)} {duckdb_type(c)}" for c in contract.columns)
+        columns = ", ".join(f"{quote(c.name)} {duckdb_type(c.type, c.repeated)}" for c in contract.columns)
         con.execute(f"CREATE TABLE IF NOT EXISTS {self.table(contract.name)} ({columns})")
         existing = dict(
             con.execute(
@@ -111,7 +119,7 @@ class DuckDBWarehouse:
             ).fetchall()
         )
         for column in contract.columns:
-            wanted = duckdb_type(column)
+            wanted = duckdb_type(column.type, column.repeated)
             found = existing.get(column.name)
             if found is None:
                 con.execute(f"ALTER TABLE {self.table(contract.name)} ADD COLUMN {quote(column.name)} {wanted}")
@@ -227,16 +235,26 @@ class DuckDBWarehouse:
     def _insert_fresh(self, con: duckdb.DuckDBPyConnection, target: str, names: str) -> int:
         return con.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM fresh").fetchone()[0]
 
-    def query(self, sql: str, params: dict[str, object] | None = None) -> list[dict[str, object]]:
-        """A portable query (see `sql.portable`) run here; for bounded results such as check figures."""
+    def query(self, sql: str, params: Params | None = None) -> list[dict[str, object]]:
+        """Project SQL (see `sql.compile_sql`) run here; for bounded results such as check figures."""
         with self.connect() as con:
-            cursor = con.execute(portable(sql, "duckdb", self.schema), params or {})
+            cursor = con.execute(self.compile(sql, params or {}), bind(sql, params or {}))
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row)) for row in cursor.fetchall()]
 
+    def frame(self, sql: str, params: Params | None = None) -> pl.DataFrame:
+        """Project SQL run here, its answer as a polars frame (Arrow, no pandas)."""
+        with self.connect() as con:
+            frame = pl.from_arrow(con.sql(self.compile(sql, params or {}), params=bind(sql, params or {})).to_arrow_table())
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
+    def compile(self, sql: str, params: Params) -> str:
+        return compile_sql(sql, "duckdb", self.schemas, params=params)
+
     def column_type(self, column: Column) -> str:
         """A contract column's type as `stored_columns` reports it."""
-        return duckdb_type(column)
+        return duckdb_type(column.type, column.repeated)
 
     def stored_columns(self, name: str) -> list[tuple[str, str]]:
         """The table's columns in order with their engine types; empty when the table does not exist."""
@@ -269,6 +287,13 @@ class DuckDBWarehouse:
     def row_count(self, name: str) -> int:
         with self.connect() as con:
             return con.execute(f"SELECT count(*) FROM {self.table(name)}").fetchone()[0]
+
+    def preview(self, name: str, rows: int) -> list[dict[str, object]]:
+        """The table's first rows, for the asset page."""
+        with self.connect() as con:
+            cursor = con.execute(f"SELECT * FROM {self.table(name)} LIMIT {int(rows)}")
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
 
     def read(
         self, contract: DatasetContract, column: str | None, bounds: tuple[datetime, datetime] | None

@@ -28,7 +28,6 @@ from esputnik_assets.warehouse.base import (
 from esputnik_assets.warehouse.bigquery import BigQueryWarehouse
 from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
-from esputnik_assets.warehouse.sql import quote
 
 
 PREVIEW_ROWS = 5
@@ -106,7 +105,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                     result = warehouse.upsert(spec, contract, obj)
                     extra = {}
                 table_rows = warehouse.row_count(obj.dataset)
-                preview = warehouse.query(f"SELECT * FROM {quote(obj.dataset)} LIMIT {PREVIEW_ROWS}")
+                preview = warehouse.preview(obj.dataset, PREVIEW_ROWS)
         except NOT_RETRYABLE as refusal:  # judged before, so only a write that came between gets here
             raise final_failure(context.step_context.instance, context.run_id, str(refusal)) from refusal
         finally:

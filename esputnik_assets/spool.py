@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import polars as pl
 
 from esputnik_assets.source.windows import LocalWindow
 
@@ -24,9 +27,17 @@ class SpooledDataset:
     allow_smaller_days: bool = False  # ... or that they really shrank beyond `max_day_drop`
     max_day_drop: float = 0.5  # how far below the stored day (and its trailing mean) a re-read day may come
     source: str = "live"  # "demo" for the built-in demo account: the warehouse keeps the two apart
-    written: dict[str, object] = field(default_factory=dict)  # what the write did, filled in by the IO manager
 
     def discard(self) -> None:
         """Remove the spool files as soon as the table is written (the read's folder goes when the read ends)."""
         for part in self.parts:
             part.unlink(missing_ok=True)
+
+    def repeats(self, key: Sequence[str]) -> int:
+        """Rows the write will drop as repeats: those whose arrival number is not the latest of any key (the rule of
+        `warehouse.sql.latest_per_key`), counted from the Parquet files (the key and arrival columns only)."""
+        if not self.rows:
+            return 0
+        scan = pl.scan_parquet(self.parts).select(*key, SEQ_COLUMN)
+        latest = scan.group_by(list(key)).agg(pl.col(SEQ_COLUMN).max()).select(SEQ_COLUMN).unique()
+        return self.rows - int(scan.join(latest, on=SEQ_COLUMN, how="semi").select(pl.len()).collect().item())

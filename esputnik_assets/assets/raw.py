@@ -160,7 +160,8 @@ def build_source_asset(
                     item.allow_empty_days, item.allow_smaller_days = config.allow_empty_days, config.allow_smaller_days
                     item.max_day_drop = check_thresholds.max_day_drop
                     item.source = "demo" if api.is_demo else "live"
-                    item.read |= {"http_retries": stats.retries, "http_429": stats.by_status.get(429, 0)}
+                    item.read |= {"http_retries": stats.retries, "http_429": stats.by_status.get(429, 0),
+                                  "duplicates_dropped": item.repeats(DATASETS[item.dataset].dedupe_key)}  # fmt: skip
                     read[item.dataset] = item
                 refusals = _refusals(spooled, warehouse_io_manager)
                 if refusals:  # nothing of this read is written; the checks describe the tables as they stand
@@ -187,7 +188,7 @@ def build_source_asset(
                             "run_windows_split": item.read.get("windows_split", 0),
                             **{f"run_{k}": v for k, v in item.read.items() if k.startswith("seconds_")},
                         },
-                    )  # the IO manager has written it when the next output comes (outputs are handled in turn)
+                    )
         yield from _all_checks(context, specs, read, window, warehouse_io_manager, check_thresholds, freshness, {})
 
     return read_source

@@ -33,6 +33,7 @@ from esputnik_assets.warehouse.base import (
     DayGuard,
     RefusedDaysError,
     SchemaConflictError,
+    TableRead,
     WriteResult,
     by_day,
     day_verdicts,
@@ -115,12 +116,13 @@ class BigQueryWarehouse:
         self.client, self.dataset, self.location = client, dataset, location
         self.project = client.project
         self.schemas = {RAW: dataset, METRICS: metrics_dataset}
+        self._tables: dict[str, bigquery.Table] = {}  # raw tables ensured by this engine, as `tables.get` answered
 
     def table_id(self, name: str) -> str:
         return f"{self.project}.{self.dataset}.{name}"
 
-    def table(self, name: str) -> str:
-        return ".".join(bq_quote(part) for part in (self.project, self.dataset, name))
+    def table(self, name: str, within: str = RAW) -> str:
+        return ".".join(bq_quote(part) for part in (self.project, self.schemas[within], name))
 
     def _query(self, sql: str, params: Params | None = None) -> bigquery.QueryJob:
         config = bigquery.QueryJobConfig(query_parameters=query_parameters(params or {}))
@@ -152,7 +154,33 @@ class BigQueryWarehouse:
         self.client.create_dataset(dataset, exists_ok=True)
 
     def ensure_table(self, spec: DatasetSpec, contract: DatasetContract) -> None:
-        """Create the table with the contract schema on first use; add new contract columns; refuse changed types."""
+        """Create the table with the contract schema on first use; add new contract columns; refuse changed types.
+
+        Once per engine: an existing table costs one `tables.get`, whose answer (schema, labels) the write reuses.
+        """
+        if contract.name in self._tables:
+            return
+        try:
+            existing = self.client.get_table(self.table_id(contract.name))
+        except NotFound:
+            existing = self._create_table(spec, contract)
+        fields = {f.name: f for f in existing.schema}
+        added = False
+        for column in contract.columns:
+            wanted = schema_field(column)
+            found = fields.get(column.name)
+            if found is None:
+                self._run(f"ALTER TABLE {self.table(contract.name)} ADD COLUMN {bq_quote(column.name)} "
+                          f"{bigquery_type(column.type, column.repeated)}")  # fmt: skip
+                added = True
+            elif (_LEGACY_NAMES.get(found.field_type, found.field_type), found.mode) != (wanted.field_type, wanted.mode):
+                raise SchemaConflictError(
+                    f"{contract.name}.{column.name} is {found.mode} {found.field_type} in {self.table_id(contract.name)} "
+                    f"but the contract says {wanted.mode} {wanted.field_type}; the table was not changed"
+                )
+        self._tables[contract.name] = self.client.get_table(existing.reference) if added else existing
+
+    def _create_table(self, spec: DatasetSpec, contract: DatasetContract) -> bigquery.Table:
         self.ensure_dataset()
         table = bigquery.Table(self.table_id(contract.name), schema=[schema_field(c) for c in contract.columns])
         table.description = spec.description
@@ -161,19 +189,7 @@ class BigQueryWarehouse:
                 type_=bigquery.TimePartitioningType.DAY, field=spec.partition_column
             )
             table.clustering_fields = list(spec.cluster_by) or None
-        existing = self.client.create_table(table, exists_ok=True)
-        fields = {f.name: f for f in existing.schema}
-        for column in contract.columns:
-            wanted = schema_field(column)
-            found = fields.get(column.name)
-            if found is None:
-                repeated = "ARRAY<" + wanted.field_type + ">" if column.repeated else wanted.field_type
-                self._run(f"ALTER TABLE {self.table(contract.name)} ADD COLUMN {bq_quote(column.name)} {repeated}")
-            elif (_LEGACY_NAMES.get(found.field_type, found.field_type), found.mode) != (wanted.field_type, wanted.mode):
-                raise SchemaConflictError(
-                    f"{contract.name}.{column.name} is {found.mode} {found.field_type} in {self.table_id(contract.name)} "
-                    f"but the contract says {wanted.mode} {wanted.field_type}; the table was not changed"
-                )
+        return self.client.create_table(table, exists_ok=True)
 
     # -- staging ------------------------------------------------------------------------------------------------
 
@@ -218,14 +234,22 @@ class BigQueryWarehouse:
 
     # -- writes -------------------------------------------------------------------------------------------------
 
-    def _day_counts(self, relation: str, column: str, days: Sequence[DayBounds]) -> dict[int, int]:
-        """Rows per day in one scan: one COUNTIF per day, bounds bound as parameters."""
-        counts = ", ".join(
-            f"COUNTIF({bq_quote(column)} >= @s{i} AND {bq_quote(column)} < @e{i}) AS d{i}" for i in range(len(days))
-        )
-        params = {f"{edge}{i}": bound for i, d in enumerate(days) for edge, bound in (("s", d.start), ("e", d.end))}
-        row = next(iter(self._run(f"SELECT {counts} FROM {relation}", params)))
-        return {i: int(row[f"d{i}"] or 0) for i in range(len(days))}
+    def _day_counts(self, *scans: tuple[str, str, Sequence[DayBounds]]) -> list[tuple[dict[int, int], int]]:
+        """Rows per day and in all of each (relation, column, days), in one query: one COUNTIF per day and a COUNT
+        per relation, bounds bound as parameters."""
+        selects, params = [], {}
+        for k, (relation, column, days) in enumerate(scans):
+            counts = [f"COUNT(*) AS q{k}_total"] + [
+                f"COUNTIF({bq_quote(column)} >= @q{k}_s{i} AND {bq_quote(column)} < @q{k}_e{i}) AS q{k}_d{i}"
+                for i in range(len(days))
+            ]
+            selects.append(f"(SELECT {', '.join(counts)} FROM {relation})")
+            params |= {f"q{k}_{edge}{i}": bound for i, d in enumerate(days) for edge, bound in (("s", d.start), ("e", d.end))}
+        row = next(iter(self._run(f"SELECT * FROM {', '.join(selects)}", params)))
+        return [
+            ({i: int(row[f"q{k}_d{i}"] or 0) for i in range(len(days))}, int(row[f"q{k}_total"] or 0))
+            for k, (_, _, days) in enumerate(scans)
+        ]
 
     def replace_days(
         self,
@@ -241,26 +265,28 @@ class BigQueryWarehouse:
         staging_id = self._stage(contract, spooled) if spooled.rows else None
         kept = False
         try:
-            column, bounds = spec.partition_column, [*guard.history, *days]
-            stored = self._day_counts(self.table(contract.name), column, bounds)
-            new = self._day_counts(self._quote_id(staging_id), column, days) if staging_id else {}
+            column, bounds, target = spec.partition_column, [*guard.history, *days], self.table(contract.name)
+            staged = [(self._quote_id(staging_id), column, days)] if staging_id else []
+            (stored, before), *read = self._day_counts((target, column, bounds), *staged)
+            new = read[0][0] if read else {}
             try:
                 refuse_days(contract.name, day_verdicts(days, guard, by_day(bounds, stored), by_day(days, new)), guard)
             except RefusedDaysError as refusal:
                 kept = staging_id is not None
                 raise refusal.kept_in(self._kept_at(staging_id)) from None
             self._swap_days(spec, contract, staging_id, days[0].start, days[-1].end)
-            held = self._day_counts(self.table(contract.name), column, days) if staging_id else {}
+            [(held, table_rows)] = self._day_counts((target, column, days))
         finally:
             if staging_id and not kept:
                 self._drop(staging_id)
         result = per_day(days, new, held)
         replaced = sum(stored.get(i, 0) for i in range(len(guard.history), len(bounds)))
-        return WriteResult(spooled.rows, sum(h for _, _, h in result), rows_replaced=replaced, per_day=result)
+        return WriteResult(spooled.rows, sum(h for _, _, h in result), rows_replaced=replaced, per_day=result,
+                           table_rows=table_rows)  # fmt: skip
 
     def day_counts(self, spec: DatasetSpec, bounds: Sequence[DayBounds]) -> dict[int, int]:
         """Stored rows per day (by position in `bounds`), in one scan."""
-        return self._day_counts(self.table(spec.name), spec.partition_column, bounds)
+        return self._day_counts((self.table(spec.name), spec.partition_column, bounds))[0][0]
 
     def keep_refused(self, contract: DatasetContract, spooled: SpooledDataset) -> str | None:
         """Load a refused read into a staging table that is kept until it expires; says where."""
@@ -289,19 +315,20 @@ class BigQueryWarehouse:
     def upsert(self, spec: DatasetSpec, contract: DatasetContract, spooled: SpooledDataset) -> WriteResult:
         self.ensure_table(spec, contract)
         if spooled.rows == 0:
-            return WriteResult(0, 0)
+            return WriteResult(0, 0, table_rows=self.row_count(contract.name))
         staging_id = self._stage(contract, spooled)
         try:
-            fresh = self._latest_staged(spec, contract, staging_id)
-            distinct = self._count(f"SELECT COUNT(*) FROM ({fresh})")
-            matched = self._count(
-                f"SELECT COUNT(*) FROM {self.table(contract.name)} AS t JOIN ({fresh}) AS s "
-                f"ON {same_key('s', 't', spec.key, bq_quote)}"
-            )
+            fresh, target = self._latest_staged(spec, contract, staging_id), self.table(contract.name)
+            row = next(iter(self._run(
+                f"SELECT (SELECT COUNT(*) FROM ({fresh})) AS fresh, (SELECT COUNT(*) FROM {target}) AS held, "
+                f"(SELECT COUNT(*) FROM {target} AS t JOIN ({fresh}) AS s ON {same_key('s', 't', spec.key, bq_quote)}) "
+                "AS matched"
+            )))  # fmt: skip
             self._merge(spec, contract, fresh)
         finally:
             self._drop(staging_id)
-        return WriteResult(spooled.rows, distinct, rows_updated=matched)
+        distinct, matched = int(row["fresh"]), int(row["matched"])
+        return WriteResult(spooled.rows, distinct, rows_updated=matched, table_rows=int(row["held"]) + distinct - matched)
 
     def _merge(self, spec: DatasetSpec, contract: DatasetContract, fresh: str) -> None:
         """THE atomic upsert: one MERGE statement by key."""
@@ -350,12 +377,15 @@ class BigQueryWarehouse:
 
     def source_of(self, name: str) -> str | None:
         """The source recorded in the table's `esputnik_source` label, None if none was recorded."""
-        return self.client.get_table(self.table_id(name)).labels.get(SOURCE_LABEL)
+        table = self._tables.get(name) or self.client.get_table(self.table_id(name))
+        return table.labels.get(SOURCE_LABEL)
 
     def record_source(self, name: str, source: str) -> None:
-        table = self.client.get_table(self.table_id(name))
+        table = self._tables.get(name) or self.client.get_table(self.table_id(name))
         table.labels = {**table.labels, SOURCE_LABEL: source}
-        self.client.update_table(table, ["labels"])
+        updated = self.client.update_table(table, ["labels"])
+        if name in self._tables:
+            self._tables[name] = updated
 
     # -- reads --------------------------------------------------------------------------------------------------
 
@@ -364,21 +394,37 @@ class BigQueryWarehouse:
 
     def preview(self, name: str, rows: int) -> list[dict[str, object]]:
         """The table's first rows by `tabledata.list`, which is free (a `SELECT ... LIMIT` scans the whole table)."""
-        return [dict(row.items()) for row in self.client.list_rows(self.table_id(name), max_results=rows)]
+        table = self._tables.get(name) or self.table_id(name)  # a known schema saves the `tables.get`
+        return [dict(row.items()) for row in self.client.list_rows(table, max_results=rows)]
 
-    def read(
-        self, contract: DatasetContract, column: str | None, bounds: tuple[datetime, datetime] | None
-    ) -> pl.DataFrame:
+    def read(self, rows: TableRead) -> pl.DataFrame:
+        """Rows of a table as BigQuery types them over Arrow (JSON as its text)."""
+        frame = pl.from_arrow(self._query(*self._select(rows)).to_arrow(create_bqstorage_client=False))
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
+    def spill(self, rows: TableRead, path: Path) -> None:
+        """Rows of a table written to a Parquet file page by page: never held whole in memory."""
+        writer: pq.ParquetWriter | None = None
+        try:
+            for batch in self._query(*self._select(rows)).result().to_arrow_iterable(bqstorage_client=None):
+                writer = writer or pq.ParquetWriter(path, batch.schema)
+                writer.write_batch(batch)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:  # no rows: an empty file of the table's columns
+            pq.write_table(self.read(rows).to_arrow(), path)
+
+    def _select(self, rows: TableRead) -> tuple[str, dict[str, object]]:
+        columns = rows.contract.columns if rows.contract is not None else ()
         names = ", ".join(
             f"TO_JSON_STRING({bq_quote(c.name)}) AS {bq_quote(c.name)}" if c.type == "json" else bq_quote(c.name)
-            for c in contract.columns
+            for c in columns
+        ) or "*"
+        sql = f"SELECT {names} FROM {self.table(rows.name, rows.within)}"
+        if rows.column is None or rows.bounds is None:
+            return sql, {}
+        return sql + f" WHERE {bq_quote(rows.column)} >= @start AND {bq_quote(rows.column)} < @end", dict(
+            zip(("start", "end"), rows.bounds)
         )
-        sql = f"SELECT {names} FROM {self.table(contract.name)}"
-        params: dict[str, datetime] = {}
-        if column is not None and bounds is not None:
-            sql += f" WHERE {bq_quote(column)} >= @start AND {bq_quote(column)} < @end"
-            params = dict(zip(("start", "end"), bounds))
-        arrow = self._query(sql, params).to_arrow(create_bqstorage_client=False)
-        frame = pl.from_arrow(arrow)
-        assert isinstance(frame, pl.DataFrame)
-        return frame.cast(dict(contract.polars_schema))

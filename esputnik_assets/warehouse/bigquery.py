@@ -244,7 +244,8 @@ class BigQueryWarehouse:
                 for i in range(len(days))
             ]
             selects.append(f"(SELECT {', '.join(counts)} FROM {relation})")
-            params |= {f"q{k}_{edge}{i}": bound for i, d in enumerate(days) for edge, bound in (("s", d.start), ("e", d.end))}
+            for i, d in enumerate(days):
+                params |= {f"q{k}_s{i}": d.start, f"q{k}_e{i}": d.end}
         row = next(iter(self._run(f"SELECT * FROM {', '.join(selects)}", params)))
         return [
             ({i: int(row[f"q{k}_d{i}"] or 0) for i in range(len(days))}, int(row[f"q{k}_total"] or 0))
@@ -328,7 +329,8 @@ class BigQueryWarehouse:
         finally:
             self._drop(staging_id)
         distinct, matched = int(row["fresh"]), int(row["matched"])
-        return WriteResult(spooled.rows, distinct, rows_updated=matched, table_rows=int(row["held"]) + distinct - matched)
+        after = int(row["held"]) + distinct - matched
+        return WriteResult(spooled.rows, distinct, rows_updated=matched, table_rows=after)
 
     def _merge(self, spec: DatasetSpec, contract: DatasetContract, fresh: str) -> None:
         """THE atomic upsert: one MERGE statement by key."""

@@ -268,8 +268,9 @@ class DuckDBWarehouse:
 
     def frame(self, sql: str, params: Params | None = None) -> pl.DataFrame:
         """Project SQL run here, its answer as a polars frame (Arrow, no pandas)."""
+        params = params or {}
         with self.connect() as con:
-            frame = pl.from_arrow(con.sql(self.compile(sql, params or {}), params=bind(sql, params or {})).to_arrow_table())
+            frame = pl.from_arrow(con.sql(self.compile(sql, params), params=bind(sql, params)).to_arrow_table())
         assert isinstance(frame, pl.DataFrame)
         return frame
 

@@ -92,8 +92,9 @@ def compile_sql(
 
 @lru_cache(maxsize=1024)
 def _compiled(
-    sql: str, dialect: str, schemas: tuple[tuple[str, str], ...], project: str | None, inlined: tuple[tuple[str, str], ...]
-) -> str:
+    sql: str, dialect: str, schemas: tuple[tuple[str, str], ...], project: str | None,
+    inlined: tuple[tuple[str, str], ...],
+) -> str:  # fmt: skip
     tree, targets, literals = sqlglot.parse_one(sql, read=SOURCE_DIALECT), dict(schemas), dict(inlined)
 
     def qualify(node: exp.Expression) -> exp.Expression:

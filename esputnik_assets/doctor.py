@@ -341,16 +341,19 @@ def check_warehouse(io_manager: WarehouseIOManager) -> list[Check]:
 def _check_duckdb(io_manager: DuckDBIOManager) -> list[Check]:
     import duckdb
 
+    from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
     from esputnik_assets.warehouse.sql import quote
 
     path = Path(io_manager.path)
     schema, scratch = quote(io_manager.dataset), quote(f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}")
+    engine = DuckDBWarehouse(io_manager.path, io_manager.dataset, lock_timeout=0)  # the export's own engine
     state: dict[str, duckdb.DuckDBPyConnection] = {}
+    opened = contextlib.ExitStack()
 
     def connect() -> str:
         existed = path.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
-        state["con"] = duckdb.connect(str(path))
+        state["con"] = opened.enter_context(engine.connect())
         return f"DuckDB file {path.resolve()} {'opened' if existed else 'created'} for writing"
 
     def create_schema() -> str:
@@ -382,8 +385,7 @@ def _check_duckdb(io_manager: DuckDBIOManager) -> list[Check]:
             explain,
         )  # fmt: skip
     finally:
-        if "con" in state:
-            state["con"].close()
+        opened.close()
 
 
 def _check_bigquery(io_manager: BigQueryIOManager) -> list[Check]:

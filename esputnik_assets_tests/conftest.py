@@ -22,6 +22,7 @@ from esputnik_assets.demo import DemoAccount, DemoServer
 from esputnik_assets.keys import IO_MANAGER_KEY
 from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
 from esputnik_assets.source.resource import EsputnikResource
+from esputnik_assets.warehouse.base import TableRead
 from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
 from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOManager, WarehouseIOManager
 from esputnik_assets_tests.bigquery_emulator import BigQueryEmulator, emulator_available
@@ -114,7 +115,8 @@ class Pipeline:
     def table(self, dataset: str) -> pl.DataFrame:
         """A whole table, typed by the contract, sorted so that two warehouses' copies compare equal."""
         with self.io_manager.open_warehouse() as warehouse:
-            frame = warehouse.read(load_contracts()[dataset], None, None)
+            frame = warehouse.read(TableRead(dataset, contract=load_contracts()[dataset]))
+        frame = frame.cast(dict(load_contracts()[dataset].polars_schema))
         return frame.sort(frame.columns, nulls_last=True)
 
 

@@ -17,7 +17,8 @@ from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import DATASETS, WriteMode
 from esputnik_assets.warehouse.base import DayGuard, day_bounds, day_verdicts
 from esputnik_assets.warehouse.bigquery import BigQueryWarehouse, schema_field
-from esputnik_assets.warehouse.duckdb import DuckDBWarehouse, duckdb_type
+from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
+from esputnik_assets.warehouse.sql import duckdb_type
 from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOManager
 from esputnik_assets_tests.conftest import TIMEZONE, Pipeline, failure_text, run_log
 from esputnik_assets_tests.scripted_server import Reply, ScriptedServer
@@ -51,7 +52,7 @@ def physical_columns(pipeline: Pipeline, dataset: str) -> list[tuple[str, str]]:
 def expected_columns(pipeline: Pipeline, dataset: str) -> list[tuple[str, str]]:
     columns = load_contracts()[dataset].columns
     if isinstance(pipeline.io_manager, DuckDBIOManager):
-        return [(c.name, duckdb_type(c)) for c in columns]
+        return [(c.name, duckdb_type(c.type, c.repeated)) for c in columns]
     return [(c.name, f"{schema_field(c).mode} {schema_field(c).field_type}") for c in columns]
 
 

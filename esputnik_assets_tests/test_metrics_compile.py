@@ -7,7 +7,7 @@ import sqlglot
 from sqlglot import exp
 
 from esputnik_assets.definitions import build_definitions
-from esputnik_assets.metrics.engine import bind, compile_sql, parameter_names
+from esputnik_assets.warehouse.sql import bind, compile_sql, parameter_names
 from esputnik_assets.demo.account import EXAMPLE_COST_PER_MESSAGE
 from esputnik_assets.metrics.assets import cost_metadata
 from esputnik_assets.metrics.catalog import CAMPAIGN_ROI, DAILY_SALES

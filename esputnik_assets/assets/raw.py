@@ -10,7 +10,8 @@ from esputnik_assets.checks.freshness import PARTITION_ON_TIME, Freshness
 from esputnik_assets.checks.read import READ_REPORT, READ_REPORT_DESCRIPTION, read_report
 from esputnik_assets.contracts import DatasetContract, load_contracts
 from esputnik_assets.keys import IO_MANAGER_KEY, RAW_GROUP, raw_asset_key
-from esputnik_assets.source.extract import SpooledDataset, extract
+from esputnik_assets.source.extract import extract
+from esputnik_assets.spool import SpooledDataset
 from esputnik_assets.source.resource import EsputnikResource
 from esputnik_assets.source.spool_dirs import spool_dir
 from esputnik_assets.source.windows import LocalWindow
@@ -154,7 +155,8 @@ def build_source_asset(
                     item.allow_empty_days, item.allow_smaller_days = config.allow_empty_days, config.allow_smaller_days
                     item.max_day_drop = check_thresholds.max_day_drop
                     item.source = "demo" if api.is_demo else "live"
-                    item.read |= {"http_retries": stats.retries, "http_429": stats.by_status.get(429, 0)}
+                    item.read |= {"http_retries": stats.retries, "http_429": stats.by_status.get(429, 0),
+                                  "duplicates_dropped": item.repeats(DATASETS[item.dataset].dedupe_key)}  # fmt: skip
                     read[item.dataset] = item
                 refusals = _refusals(spooled, warehouse_io_manager)
                 if refusals:  # nothing of this read is written; the checks describe the tables as they stand
@@ -180,7 +182,7 @@ def build_source_asset(
                             "run_windows_split": item.read.get("windows_split", 0),
                             **{f"run_{k}": v for k, v in item.read.items() if k.startswith("seconds_")},
                         },
-                    )  # the IO manager has written it when the next output comes (outputs are handled in turn)
+                    )
         yield from _all_checks(
             context, specs, read, window, timezone, warehouse_io_manager, check_thresholds, freshness, {}
         )

@@ -18,7 +18,7 @@ from esputnik_assets.redaction import redact, redact_metadata
 from esputnik_assets.specs import DATASETS, DatasetSpec, WriteMode
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.warehouse.base import DayBounds, RefusedDaysError, Warehouse, day_bounds
-from esputnik_assets.warehouse.sql import quote
+from esputnik_assets.warehouse.sql import RAW, bq_quote
 
 WARN, ERROR = dg.AssetCheckSeverity.WARN, dg.AssetCheckSeverity.ERROR
 HISTORY_DAYS = 7
@@ -77,14 +77,15 @@ class CheckContext:
 
     @property
     def table(self) -> str:
-        return quote(self.spec.name)
+        """The table in project SQL (BigQuery's dialect, see `warehouse.sql`)."""
+        return f"{RAW}.{bq_quote(self.spec.name)}"
 
     def scope(self) -> tuple[str, dict[str, object]]:
         """WHERE clause and parameters: the run's days for a fact table, everything for an entity table."""
         if self.spec.write_mode is WriteMode.UPSERT or not self.days:
             return "TRUE", {}
-        column = quote(self.spec.partition_column)
-        return f"{column} >= $start AND {column} < $end", {"start": self.days[0].start, "end": self.days[-1].end}
+        column = bq_quote(self.spec.partition_column)
+        return f"{column} >= @start AND {column} < @end", {"start": self.days[0].start, "end": self.days[-1].end}
 
 
 @dataclass(frozen=True)
@@ -164,9 +165,9 @@ def _stored_key(spec: DatasetSpec) -> tuple[str, ...]:
 def _keys(ctx: CheckContext) -> Outcome:
     where, params = ctx.scope()
     key = _stored_key(ctx.spec)
-    columns = ", ".join(quote(c) for c in key)
+    columns = ", ".join(bq_quote(c) for c in key)
     required = [c for c in key if c in ctx.spec.required_key]
-    nulls = " OR ".join(f"{quote(c)} IS NULL" for c in required) or "FALSE"
+    nulls = " OR ".join(f"{bq_quote(c)} IS NULL" for c in required) or "FALSE"
     [counts] = ctx.warehouse.query(
         f"SELECT COUNT(*) AS n_rows, COUNT(CASE WHEN {nulls} THEN 1 END) AS null_keys FROM {ctx.table} WHERE {where}",
         params,
@@ -206,8 +207,8 @@ def _accepted_values(ctx: CheckContext) -> Outcome:
     unknown: dict[str, int] = {}
     for column, allowed in _enumerated(ctx.spec):
         rows = ctx.warehouse.query(
-            f"SELECT {quote(column)} AS value, COUNT(*) AS n FROM {ctx.table} WHERE {where} "
-            f"AND {quote(column)} IS NOT NULL GROUP BY {quote(column)} ORDER BY n DESC LIMIT 1000",
+            f"SELECT {bq_quote(column)} AS value, COUNT(*) AS n FROM {ctx.table} WHERE {where} "
+            f"AND {bq_quote(column)} IS NOT NULL GROUP BY {bq_quote(column)} ORDER BY n DESC LIMIT 1000",
             params,
         )
         unknown |= {f"{column}={r['value']}": int(r["n"]) for r in rows if r["value"] not in allowed}
@@ -230,15 +231,15 @@ def _referential(ctx: CheckContext) -> Outcome:
             metadata[f"{column}_skipped"] = f"no {parent} table (dataset not exported)"
             continue
         unknown = (
-            f"FROM {ctx.table} AS t WHERE {where} AND t.{quote(column)} IS NOT NULL AND NOT EXISTS "
-            f"(SELECT 1 FROM {quote(parent)} AS p WHERE p.{quote(parent_column)} = t.{quote(column)})"
+            f"FROM {ctx.table} AS t WHERE {where} AND t.{bq_quote(column)} IS NOT NULL AND NOT EXISTS "
+            f"(SELECT 1 FROM {RAW}.{bq_quote(parent)} AS p WHERE p.{bq_quote(parent_column)} = t.{bq_quote(column)})"
         )
         [count] = ctx.warehouse.query(f"SELECT COUNT(*) AS n {unknown}", params)
         n = int(count["n"] or 0)
         metadata[f"{column}_unknown_to_{parent}"] = n
         if n:
             examples = ctx.warehouse.query(
-                f"SELECT DISTINCT t.{quote(column)} AS value {unknown} ORDER BY value LIMIT {EXAMPLES}", params
+                f"SELECT DISTINCT t.{bq_quote(column)} AS value {unknown} ORDER BY value LIMIT {EXAMPLES}", params
             )
             metadata[f"{column}_examples"] = ", ".join(str(r["value"]) for r in examples)
             orphans.append(f"{n} rows with {column} unknown to {parent}")
@@ -262,11 +263,11 @@ def _by_local_day(column: str, days: Sequence[DayBounds]) -> tuple[str, str, dic
 
     The bounds come from Python's zoneinfo, so both engines agree without either's time zone functions.
     """
-    quoted = quote(column)
-    branches = " ".join(f"WHEN {quoted} < $e{i} THEN {i}" for i in range(len(days)))
+    quoted = bq_quote(column)
+    branches = " ".join(f"WHEN {quoted} < @e{i} THEN {i}" for i in range(len(days)))
     params: dict[str, object] = {f"e{i}": d.end for i, d in enumerate(days)}
     params["first_start"] = days[0].start
-    return f"CASE {branches} END", f"{quoted} >= $first_start AND {quoted} < $e{len(days) - 1}", params
+    return f"CASE {branches} END", f"{quoted} >= @first_start AND {quoted} < @e{len(days) - 1}", params
 
 
 def _per_day(ctx: CheckContext, column: str, figures: str) -> dict[date, dict[str, object]]:
@@ -328,12 +329,12 @@ KPIS = (
 
 
 def _distinct_contacts(status: str) -> str:
-    return f"COUNT(DISTINCT CASE WHEN \"activityStatus\" = '{status}' THEN \"contactId\" END)"
+    return f"COUNT(DISTINCT CASE WHEN `activityStatus` = '{status}' THEN `contactId` END)"
 
 
 def _daily_kpis(ctx: CheckContext) -> dict[date, dict[str, float | None]]:
     if ctx.spec.name == "orders":
-        revenue = "SUM(CASE WHEN \"Status\" IS NULL OR \"Status\" <> 'CANCELED' THEN \"totalCost\" END) AS revenue"
+        revenue = "SUM(CASE WHEN `Status` IS NULL OR `Status` <> 'CANCELED' THEN `totalCost` END) AS revenue"
         return {day: {"revenue": float(r["revenue"] or 0)} for day, r in _per_day(ctx, "orderDate", revenue).items()}
     figures = (
         f"{_distinct_contacts('DELIVERED')} AS delivered, {_distinct_contacts('UNDELIVERED')} AS undelivered, "

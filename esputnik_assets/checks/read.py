@@ -4,7 +4,7 @@ of the step that read it: visible at a glance in the UI instead of buried in run
 from __future__ import annotations
 
 from esputnik_assets.checks.raw import WARN, CheckThresholds, Outcome
-from esputnik_assets.source.extract import SpooledDataset
+from esputnik_assets.spool import SpooledDataset
 
 READ_REPORT = "read_report"
 READ_REPORT_DESCRIPTION = (
@@ -17,7 +17,7 @@ def read_report(item: SpooledDataset | None, thresholds: CheckThresholds) -> Out
     """The read's own figures; a run that only executes checks has nothing to report and says so."""
     if item is None:
         return Outcome(True, "no read in this run (checks only)", {}, WARN)
-    duplicates = int(item.written.get("run_duplicates_dropped", 0))
+    duplicates = int(item.read.get("duplicates_dropped", 0))
     metadata: dict[str, object] = {
         "rows_read": item.rows,
         "duplicates_dropped": duplicates,

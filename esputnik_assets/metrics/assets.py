@@ -9,10 +9,11 @@ from esputnik_assets.checks.freshness import PARTITION_ON_TIME, Freshness
 from esputnik_assets.contracts import DATASET_NAMES
 from esputnik_assets.keys import raw_asset_key
 from esputnik_assets.metrics.catalog import MEDIA_TYPES, Metric, cost_parameter
-from esputnik_assets.metrics.engine import MetricEngine, MetricTable, QueryStats, parameter_names
+from esputnik_assets.metrics.engine import MetricEngine, MetricTable, QueryStats
 from esputnik_assets.metrics.resource import MetricsWarehouse
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.step_errors import redacted_errors
+from esputnik_assets.warehouse.sql import parameter_names
 
 GROUP = "esputnik_metrics"
 KEY_PREFIX = "esputnik_metrics"

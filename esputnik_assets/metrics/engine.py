@@ -1,18 +1,18 @@
-"""One metric definition, two engines: SQL written once in BigQuery's dialect, compiled by sqlglot for each warehouse.
+"""One metric definition, two engines: SQL written once in BigQuery's dialect, run by the warehouse's own engine.
 
 Why sqlglot rather than ibis-framework: a metric's formula is clearest as the SQL a user would write against the
 tables, so the definition *is* that SQL and doubles as the asset's documentation. sqlglot is a single pure-Python
 package with no dependencies (ibis-framework pulls sqlglot plus its own expression layer, and for BigQuery a
 backend stack we already have through dagster-gcp), it parses BigQuery's dialect natively, and it is what the
 BigQuery emulator itself uses to run BigQuery SQL on DuckDB, so whatever compiles here also runs in the tests'
-emulated BigQuery. The definitions use BigQuery's dialect (the production engine) and only its named parameters
-(``@day``, ``@start``, ...): values are always bound by the driver (DuckDB ``$name``, BigQuery query parameters),
-never formatted into the text. Table names are written ``raw.<dataset>`` / ``metrics.<metric>`` and rewritten in
-the syntax tree to the configured, quoted schema or dataset.
+emulated BigQuery. The definitions are project SQL (see `warehouse.sql`): BigQuery's dialect, named parameters
+(``@day``, ``@start``, ...) bound by the driver, tables written ``raw.<dataset>`` / ``metrics.<metric>``; the
+warehouse's engine (the same one that writes the raw tables) compiles, binds and runs them.
 
 Each engine runs the compiled SELECT inside the warehouse and replaces one day of the metric table atomically:
 DuckDB in one transaction (DELETE + INSERT), BigQuery in one multi-statement transaction, as the raw fact tables
-are written. Only bounded results (one row per contact at most) ever reach Python.
+are written. Only bounded results (one row per contact at most) ever reach Python. A metric table is ensured once
+per engine (one step), not once per day.
 """
 
 from __future__ import annotations
@@ -20,34 +20,28 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import duckdb
 import polars as pl
-import sqlglot
-from google.cloud import bigquery
-from sqlglot import exp
 
 from esputnik_assets.contracts import load_contracts
 from esputnik_assets.specs import DATASETS
-from esputnik_assets.warehouse.bigquery import STAGING_TTL, BigQueryWarehouse, bq_quote
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
-from esputnik_assets.warehouse.sql import quote
+from esputnik_assets.warehouse.sql import METRICS, Params, bigquery_type, bind, bq_quote, duckdb_type, quote
 
-SOURCE_DIALECT = "bigquery"
-RAW, METRICS = "raw", "metrics"  # the schema names metric SQL is written against
-INLINED = ("tz",)  # parameters compiled into the text as escaped literals (see compile_sql)
-_DUCKDB_TYPES = {"date": "DATE", "int": "BIGINT", "float": "DOUBLE", "string": "VARCHAR", "timestamp": "TIMESTAMPTZ"}
-_BIGQUERY_TYPES = {"date": "DATE", "int": "INT64", "float": "FLOAT64", "string": "STRING", "timestamp": "TIMESTAMP"}
+if TYPE_CHECKING:  # BigQuery's client is imported only where BigQuery is configured
+    import duckdb
+
+    from esputnik_assets.warehouse.bigquery import BigQueryWarehouse
+
 _POLARS_TYPES = {
     "date": pl.Date, "int": pl.Int64, "float": pl.Float64, "string": pl.String,
     "timestamp": pl.Datetime("us", "UTC"),
 }  # fmt: skip
-Params = Mapping[str, date | datetime | int | float | str]
 
 
 @dataclass(frozen=True)
@@ -89,31 +83,8 @@ class QueryStats:
         self.bytes_processed.extend(other.bytes_processed)
 
 
-def compile_sql(
-    sql: str, dialect: str, schemas: Mapping[str, str], project: str | None = None, params: Params | None = None
-) -> str:
-    """The definition's SQL for one engine, with `raw.` and `metrics.` tables pointed at the configured schemas.
-
-    `@tz` alone becomes a string literal built (and escaped) by sqlglot: the BigQuery emulator misreads a time zone
-    given as a parameter to DATETIME(); the value is an IANA zone name checked when the settings are read.
-    """
-    tree = sqlglot.parse_one(sql, read=SOURCE_DIALECT)
-    inlined = {name: params[name] for name in INLINED if params and name in params}
-
-    def qualify(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Table) and node.db in schemas:
-            return exp.table_(node.name, db=schemas[node.db], catalog=project, alias=node.alias or None)
-        if isinstance(node, exp.Parameter) and node.name in inlined:
-            return exp.Literal.string(str(inlined[node.name]))
-        return node
-
-    return tree.transform(qualify).sql(dialect=dialect, identify=True)
-
-
 class MetricEngine(Protocol):
     """What a metric needs from a warehouse; DuckDB and BigQuery implement it with the same semantics."""
-
-    def ensure_table(self, table: MetricTable) -> None: ...
 
     def replace_day(self, table: MetricTable, sql: str, params: Params, day: date) -> QueryStats: ...
 
@@ -127,26 +98,23 @@ class MetricEngine(Protocol):
 
 
 class DuckDBMetricEngine:
-    """Metric tables in a second schema of the DuckDB file; one transaction per replaced day."""
+    """Metric tables in a second schema of the DuckDB file, through the raw tables' engine; one transaction per
+    replaced day."""
 
-    def __init__(self, path: str, raw_schema: str, metrics_schema: str, memory_limit: str) -> None:
-        self.warehouse = DuckDBWarehouse(path, metrics_schema, memory_limit=memory_limit)
-        self.schemas = {RAW: raw_schema, METRICS: metrics_schema}
+    def __init__(self, warehouse: DuckDBWarehouse) -> None:
+        self.warehouse, self.schema = warehouse, warehouse.schemas[METRICS]
+        self.ensured: set[str] = set()
 
     def table(self, name: str) -> str:
-        return f"{quote(self.schemas[METRICS])}.{quote(name)}"
-
-    def compile(self, sql: str, params: Params) -> str:
-        return compile_sql(sql, "duckdb", self.schemas, params=params)
+        return f"{quote(self.schema)}.{quote(name)}"
 
     def _ensure(self, con: duckdb.DuckDBPyConnection, table: MetricTable) -> None:
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schemas[METRICS])}")
-        columns = ", ".join(f"{quote(c.name)} {_DUCKDB_TYPES[c.type]}" for c in table.columns)
+        if table.name in self.ensured:
+            return
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
+        columns = ", ".join(f"{quote(c.name)} {duckdb_type(c.type)}" for c in table.columns)
         con.execute(f"CREATE TABLE IF NOT EXISTS {self.table(table.name)} ({columns})")
-
-    def ensure_table(self, table: MetricTable) -> None:
-        with self.warehouse.connect() as con:
-            self._ensure(con, table)
+        self.ensured.add(table.name)
 
     @contextlib.contextmanager
     def _day_transaction(self, table: MetricTable, day: date) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -164,10 +132,10 @@ class DuckDBMetricEngine:
 
     def replace_day(self, table: MetricTable, sql: str, params: Params, day: date) -> QueryStats:
         names = ", ".join(quote(n) for n in table.column_names)
+        select = self.warehouse.compile(sql, params)
         with self._day_transaction(table, day) as con:
             written = con.execute(
-                f"INSERT INTO {self.table(table.name)} ({names}) SELECT {names} FROM ({self.compile(sql, params)}) AS m",
-                bind(sql, params),
+                f"INSERT INTO {self.table(table.name)} ({names}) SELECT {names} FROM ({select}) AS m", bind(sql, params)
             ).fetchone()[0]
         return QueryStats(rows_written=int(written))
 
@@ -183,16 +151,12 @@ class DuckDBMetricEngine:
         return QueryStats(rows_written=int(written))
 
     def fetch(self, sql: str, params: Params) -> tuple[pl.DataFrame, QueryStats]:
-        with self.warehouse.connect() as con:
-            frame = pl.from_arrow(con.sql(self.compile(sql, params), params=bind(sql, params)).to_arrow_table())
-        assert isinstance(frame, pl.DataFrame)
-        return frame, QueryStats()
+        return self.warehouse.frame(sql, params), QueryStats()
 
     def ensure_raw(self, datasets: Sequence[str]) -> None:
         """Raw tables a metric reads exist (empty) even before their first export, as the raw IO manager does."""
-        raw = DuckDBWarehouse(self.warehouse.path, self.schemas[RAW], memory_limit=self.warehouse.memory_limit)
         for name in datasets:
-            raw.ensure_table(DATASETS[name], load_contracts()[name])
+            self.warehouse.ensure_table(DATASETS[name], load_contracts()[name])
 
     def delete_before(self, table: MetricTable, day: date) -> int:
         with self.warehouse.connect() as con:
@@ -201,58 +165,36 @@ class DuckDBMetricEngine:
             return int(con.execute(sql, {"day": day}).fetchone()[0])
 
 
-def _bq_param(name: str, value: date | datetime | int | float | str) -> bigquery.ScalarQueryParameter:
-    """A typed BigQuery query parameter (bool is refused: it is an int in Python and never meant here)."""
-    if isinstance(value, datetime):
-        kind = "TIMESTAMP"
-    elif isinstance(value, date):
-        kind = "DATE"
-    elif isinstance(value, int) and not isinstance(value, bool):
-        kind = "INT64"
-    elif isinstance(value, float):
-        kind = "FLOAT64"
-    elif isinstance(value, str):
-        kind = "STRING"
-    else:
-        raise TypeError(f"query parameter {name}: unsupported value {value!r}")
-    return bigquery.ScalarQueryParameter(name, kind, value)
-
-
 class BigQueryMetricEngine:
-    """Metric tables in a second dataset, partitioned by `date`; a day is replaced in one BigQuery transaction."""
+    """Metric tables in a second dataset, partitioned by `date`, through the raw tables' engine; a day is replaced
+    in one BigQuery transaction."""
 
-    def __init__(self, client: bigquery.Client, raw_dataset: str, metrics_dataset: str, location: str | None) -> None:
-        self.client, self.location, self.project = client, location, client.project
-        self.schemas = {RAW: raw_dataset, METRICS: metrics_dataset}
+    def __init__(self, warehouse: BigQueryWarehouse) -> None:
+        self.warehouse, self.dataset = warehouse, warehouse.schemas[METRICS]
+        self.ensured: set[str] = set()
 
     def table_id(self, name: str) -> str:
-        return f"{self.project}.{self.schemas[METRICS]}.{name}"
+        return f"{self.warehouse.project}.{self.dataset}.{name}"
 
     def table(self, name: str) -> str:
-        return ".".join(bq_quote(p) for p in (self.project, self.schemas[METRICS], name))
-
-    def compile(self, sql: str, params: Params) -> str:
-        return compile_sql(sql, "bigquery", self.schemas, self.project, params)
-
-    def _job(self, sql: str, params: Params) -> bigquery.QueryJob:
-        config = bigquery.QueryJobConfig(query_parameters=[_bq_param(k, v) for k, v in params.items()])
-        job = self.client.query(sql, job_config=config, location=self.location)
-        job.result()
-        return job
+        return ".".join(bq_quote(p) for p in (self.warehouse.project, self.dataset, name))
 
     def ensure_table(self, table: MetricTable) -> None:
-        dataset = bigquery.Dataset(f"{self.project}.{self.schemas[METRICS]}")
-        if self.location:
-            dataset.location = self.location
-        self.client.create_dataset(dataset, exists_ok=True)
+        """The dataset and the day-partitioned table, created on first use; once per engine."""
+        from google.cloud import bigquery
+
+        if table.name in self.ensured:
+            return
+        self.warehouse.ensure_dataset(self.dataset)
         schema = [
-            bigquery.SchemaField(c.name, _BIGQUERY_TYPES[c.type], description=c.description[:1024])
+            bigquery.SchemaField(c.name, bigquery_type(c.type), description=c.description[:1024])
             for c in table.columns
         ]
         created = bigquery.Table(self.table_id(table.name), schema=schema)
         created.time_partitioning = bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.DAY, field="date")
         created.clustering_fields = list(table.cluster_by) or None
-        self.client.create_table(created, exists_ok=True)
+        self.warehouse.client.create_table(created, exists_ok=True)
+        self.ensured.add(table.name)
 
     def _swap(self, table: MetricTable, select: str, params: Params, day: date) -> QueryStats:
         """THE atomic swap of one day: DELETE the day's partition and INSERT the new rows in one transaction."""
@@ -265,23 +207,30 @@ class BigQueryMetricEngine:
             f"INSERT INTO {target} ({names}) SELECT {names} FROM ({select}) AS m;\n"
             "COMMIT TRANSACTION;"
         )
-        job = self._job(script, {**params, "metric_day": day})
-        count = self._job(f"SELECT COUNT(*) FROM {target} WHERE {bq_quote('date')} = @metric_day", {"metric_day": day})
+        job = self.warehouse.job(script, {**params, "metric_day": day})
+        count = self.warehouse.job(
+            f"SELECT COUNT(*) FROM {target} WHERE {bq_quote('date')} = @metric_day", {"metric_day": day}
+        )
         rows = next(iter(count.result()))[0]
         return QueryStats(rows_written=int(rows), bytes_processed=[int(job.total_bytes_processed or 0)])
 
     def replace_day(self, table: MetricTable, sql: str, params: Params, day: date) -> QueryStats:
-        return self._swap(table, self.compile(sql, params), bind(sql, params), day)
+        return self._swap(table, self.warehouse.compile(sql, params), bind(sql, params), day)
 
     def replace_day_from_frame(self, table: MetricTable, frame: pl.DataFrame, day: date) -> QueryStats:
         """Load the bounded frame into a staging table (a load job), then swap the day from it."""
+        from google.cloud import bigquery
+
+        from esputnik_assets.warehouse.bigquery import STAGING_TTL
+
         self.ensure_table(table)
+        client = self.warehouse.client
         staging_id = self.table_id(f"_staging_{table.name}_{uuid.uuid4().hex[:12]}")
         staging = bigquery.Table(staging_id, schema=[
-            bigquery.SchemaField(c.name, _BIGQUERY_TYPES[c.type]) for c in table.columns
+            bigquery.SchemaField(c.name, bigquery_type(c.type)) for c in table.columns
         ])  # fmt: skip
         staging.expires = datetime.now(timezone.utc) + STAGING_TTL
-        self.client.create_table(staging)
+        client.create_table(staging)
         try:
             config = bigquery.LoadJobConfig(
                 source_format=bigquery.SourceFormat.PARQUET,
@@ -292,41 +241,26 @@ class BigQueryMetricEngine:
                 path = Path(scratch) / "rows.parquet"
                 frame.select(table.column_names).cast(table.polars_schema).write_parquet(path)
                 with open(path, "rb") as handle:
-                    self.client.load_table_from_file(
-                        handle, staging_id, job_config=config, location=self.location
+                    client.load_table_from_file(
+                        handle, staging_id, job_config=config, location=self.warehouse.location
                     ).result()
             relation = ".".join(bq_quote(p) for p in staging_id.split("."))
             return self._swap(table, f"SELECT * FROM {relation}", {}, day)
         finally:
-            self.client.delete_table(staging_id, not_found_ok=True)
+            client.delete_table(staging_id, not_found_ok=True)
 
     def fetch(self, sql: str, params: Params) -> tuple[pl.DataFrame, QueryStats]:
-        job = self._job(self.compile(sql, params), bind(sql, params))
-        frame = pl.from_arrow(job.to_arrow(create_bqstorage_client=False))
-        assert isinstance(frame, pl.DataFrame)
+        frame, job = self.warehouse.frame_and_job(sql, params)
         return frame, QueryStats(bytes_processed=[int(job.total_bytes_processed or 0)])
 
     def ensure_raw(self, datasets: Sequence[str]) -> None:
         """Raw tables a metric reads exist (empty) even before their first export, as the raw IO manager does."""
-        raw = BigQueryWarehouse(self.client, self.schemas[RAW], self.location)
         for name in datasets:
-            raw.ensure_table(DATASETS[name], load_contracts()[name])
+            self.warehouse.ensure_table(DATASETS[name], load_contracts()[name])
 
     def delete_before(self, table: MetricTable, day: date) -> int:
         self.ensure_table(table)
-        job = self._job(f"DELETE FROM {self.table(table.name)} WHERE {bq_quote('date')} < @cutoff", {"cutoff": day})
+        job = self.warehouse.job(
+            f"DELETE FROM {self.table(table.name)} WHERE {bq_quote('date')} < @cutoff", {"cutoff": day}
+        )
         return int(job.num_dml_affected_rows or 0)
-
-
-def parameter_names(sql: str) -> set[str]:
-    """The named parameters (`@name`) a definition uses: only those are bound (DuckDB refuses extra ones)."""
-    return {p.name for p in sqlglot.parse_one(sql, read=SOURCE_DIALECT).find_all(exp.Parameter)}
-
-
-def bind(sql: str, params: Params) -> dict[str, date | datetime | int | float | str]:
-    """The subset of the available values that the definition names; a missing one is an error here, not later."""
-    wanted = parameter_names(sql) - set(INLINED)
-    missing = wanted - set(params)
-    if missing:
-        raise KeyError(f"metric SQL names parameters without values: {sorted(missing)}")
-    return {name: params[name] for name in sorted(wanted)}

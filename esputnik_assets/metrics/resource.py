@@ -13,8 +13,10 @@ from esputnik_assets.metrics.catalog import MEDIA_TYPES, cost_parameter
 from esputnik_assets.metrics.engine import BigQueryMetricEngine, DuckDBMetricEngine, MetricEngine
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
+from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
+from esputnik_assets.warehouse.sql import METRICS_SCHEMA
 
-METRICS_DATASET = "esputnik_metrics"
+METRICS_DATASET = METRICS_SCHEMA
 COSTS_NOT_CONFIGURED = "not configured: set ESPUTNIK_COST_PER_MESSAGE_<MEDIA>"
 COSTS_CONFIGURED = "ESPUTNIK_COST_PER_MESSAGE_<MEDIA> (a mediaType without one costs 0)"
 DEMO_EXAMPLE_COSTS = "demo example costs"
@@ -85,7 +87,10 @@ class DuckDBMetricsWarehouse(MetricsWarehouse):
 
     @contextlib.contextmanager
     def open(self) -> Iterator[DuckDBMetricEngine]:
-        yield DuckDBMetricEngine(self.path, self.raw_dataset, self.metrics_dataset, self.memory_limit)
+        warehouse = DuckDBWarehouse(
+            self.path, self.raw_dataset, metrics_schema=self.metrics_dataset, memory_limit=self.memory_limit
+        )
+        yield DuckDBMetricEngine(warehouse)
 
     def location(self) -> str:
         return f"{self.path}:{self.metrics_dataset}"
@@ -98,8 +103,12 @@ class BigQueryMetricsWarehouse(MetricsWarehouse):
 
     @contextlib.contextmanager
     def open(self) -> Iterator[BigQueryMetricEngine]:
+        from esputnik_assets.warehouse.bigquery import BigQueryWarehouse
+
         with self.bigquery.get_client() as client:
-            yield BigQueryMetricEngine(client, self.raw_dataset, self.metrics_dataset, self.bigquery.location)
+            yield BigQueryMetricEngine(
+                BigQueryWarehouse(client, self.raw_dataset, self.bigquery.location, self.metrics_dataset)
+            )
 
     def location(self) -> str:
         return f"{self.bigquery.project}.{self.metrics_dataset}"

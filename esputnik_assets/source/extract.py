@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 from pathlib import Path
@@ -20,34 +19,11 @@ from esputnik_assets.shaping.errors import BadValueError, MissingKeyError
 from esputnik_assets.source.client import EsputnikClient
 from esputnik_assets.source.paging import ActivityWindowing, ReadStats, read_activity, read_v1
 from esputnik_assets.source.windows import LocalWindow
+from esputnik_assets.spool import SEQ_COLUMN, SpooledDataset
 from esputnik_assets.specs import DatasetSpec, Paging, SourceSpec, WriteMode
 
 T = TypeVar("T")
-SEQ_COLUMN = "_seq"  # arrival order: among rows with equal keys the latest read wins
 PLACE_COLUMN = "_item"  # a row's place in its parent copy (0 starts a copy), for datasets with a `copy_key`
-
-
-@dataclass
-class SpooledDataset:
-    """One table's rows for one read, waiting in a Parquet file for the warehouse."""
-
-    dataset: str
-    parts: list[Path]  # Parquet files of one schema, in arrival order; empty when the read found no rows
-    rows: int
-    window: LocalWindow | None  # the local days it replaces (facts), None for a full scan (entities)
-    timezone: str  # the zone of those local days and of the answer's times: the partitions' zone
-    out_of_window_rows: int = 0
-    read: dict[str, float] = field(default_factory=dict)  # the read's counts and seconds per phase
-    allow_empty_days: bool = False  # a run may confirm that days which held rows are empty now
-    allow_smaller_days: bool = False  # ... or that they really shrank beyond `max_day_drop`
-    max_day_drop: float = 0.5  # how far below the stored day (and its trailing mean) a re-read day may come
-    source: str = "live"  # "demo" for the built-in demo account: the warehouse keeps the two apart
-    written: dict[str, object] = field(default_factory=dict)  # what the write did, filled in by the IO manager
-
-    def discard(self) -> None:
-        """Remove the spool files as soon as the table is written (the read's folder goes when the read ends)."""
-        for part in self.parts:
-            part.unlink(missing_ok=True)
 
 
 class _SpoolWriter:

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
 import polars as pl
 
 from esputnik_assets.contracts import Column, DatasetContract
-from esputnik_assets.source.extract import SpooledDataset
+from esputnik_assets.spool import SpooledDataset
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import DATASETS, DatasetSpec, WriteMode
+from esputnik_assets.warehouse.sql import RAW, Params
 
 
 class WarehouseError(RuntimeError):
@@ -54,6 +56,7 @@ class WriteResult:
     rows_updated: int = 0  # existing keys whose row was replaced (entities)
     # (day, rows read for it, rows it holds after the write): facts only, one entry per replaced day
     per_day: tuple[tuple[date, int, int], ...] = ()
+    table_rows: int = 0  # rows the table holds after the write, counted by the write itself
 
     @property
     def duplicates_dropped(self) -> int:
@@ -221,6 +224,18 @@ def judge_before_write(
     return verdicts
 
 
+@dataclass(frozen=True)
+class TableRead:
+    """Rows of one table to read: a raw table (typed by its contract) or a metric table, within bounds on a column
+    (UTC instants of an event time, or the days of a metric table's `date`); all rows without bounds."""
+
+    name: str
+    within: str = RAW  # RAW or METRICS (see warehouse.sql)
+    contract: DatasetContract | None = None
+    column: str | None = None
+    bounds: tuple[date | datetime, date | datetime] | None = None
+
+
 SOURCES = ("demo", "live")  # what a table's rows came from, recorded on the table when it is first written
 
 
@@ -261,13 +276,17 @@ class Warehouse(Protocol):
 
     def upsert(self, spec: DatasetSpec, contract: DatasetContract, spooled: SpooledDataset) -> WriteResult: ...
 
-    def read(
-        self, contract: DatasetContract, column: str | None, bounds: tuple[datetime, datetime] | None
-    ) -> pl.DataFrame: ...
+    def read(self, rows: TableRead) -> pl.DataFrame: ...
+
+    def spill(self, rows: TableRead, path: Path) -> None: ...
 
     def row_count(self, name: str) -> int: ...
 
-    def query(self, sql: str, params: dict[str, object] | None = None) -> list[dict[str, object]]: ...
+    def preview(self, name: str, rows: int) -> list[dict[str, object]]: ...
+
+    def query(self, sql: str, params: Params | None = None) -> list[dict[str, object]]: ...
+
+    def frame(self, sql: str, params: Params | None = None) -> pl.DataFrame: ...
 
     def stored_columns(self, name: str) -> list[tuple[str, str]]: ...
 

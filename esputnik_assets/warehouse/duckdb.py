@@ -19,10 +19,11 @@ import duckdb
 import polars as pl
 
 from esputnik_assets.contracts import Column, DatasetContract
-from esputnik_assets.source.extract import SEQ_COLUMN, SpooledDataset
+from esputnik_assets.spool import SEQ_COLUMN, SpooledDataset
 from esputnik_assets.specs import DatasetSpec
 from esputnik_assets.warehouse.base import (
     SOURCES,
+    TableRead,
     DayBounds,
     DayGuard,
     RefusedDaysError,
@@ -34,43 +35,67 @@ from esputnik_assets.warehouse.base import (
     per_day,
     refuse_days,
 )
-from esputnik_assets.warehouse.sql import column_list, latest_per_key, portable, quote, same_key
+from esputnik_assets.warehouse.sql import (
+    METRICS,
+    METRICS_SCHEMA,
+    RAW,
+    Params,
+    bind,
+    column_list,
+    compile_sql,
+    duckdb_type,
+    latest_per_key,
+    quote,
+    same_key,
+)
 
 SOURCE_COMMENT = "esputnik_source="
-_TYPES = {"int": "BIGINT", "string": "VARCHAR", "float": "DOUBLE", "timestamp": "TIMESTAMP WITH TIME ZONE", "json": "JSON"}
 
 
 def _files(spooled: SpooledDataset) -> list[str]:
     return [str(part) for part in spooled.parts]
 
 
-def duckdb_type(column: Column) -> str:
-    base = _TYPES[column.type]
-    return f"{base}[]" if column.repeated else base
-
-
 class DuckDBWarehouse:
-    """Writes spooled reads into a DuckDB file; one short connection per operation so parallel steps can share it."""
+    """Writes spooled reads into a DuckDB file. Everything inside one `connect` (a write with its figures, a step's
+    checks) shares one connection; outside it each operation opens a short one, so parallel steps share the file."""
 
     def __init__(
         self,
         path: str,
         schema: str = "esputnik",
         *,
+        metrics_schema: str = METRICS_SCHEMA,
         lock_timeout: float = 300.0,
         memory_limit: str = "128MB",
         log: logging.Logger | None = None,
     ):
         self.path, self.schema = path, schema
+        self.schemas = {RAW: schema, METRICS: metrics_schema}
         self.lock_timeout, self.memory_limit = lock_timeout, memory_limit
         self.log = log or logging.getLogger(__name__)
+        self.ensured: set[str] = set()  # tables this engine has ensured: once per table, not once per operation
+        self._session: duckdb.DuckDBPyConnection | None = None
 
-    def table(self, name: str) -> str:
-        return f"{quote(self.schema)}.{quote(name)}"
+    def table(self, name: str, within: str = RAW) -> str:
+        return f"{quote(self.schemas[within])}.{quote(name)}"
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection, waiting while another process holds the file's write lock."""
+        """The engine's one connection: opened by the outermost `connect`, shared by every nested one (a write and
+        its figures, a step's checks), closed when the outermost ends."""
+        if self._session is not None:
+            yield self._session
+            return
+        self._session = self._open()
+        try:
+            yield self._session
+        finally:
+            con, self._session = self._session, None
+            con.close()
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        """A configured connection, waiting while another process holds the file's write lock."""
         folder = Path(self.path).parent
         if not folder.is_dir():
             folder.mkdir(parents=True, exist_ok=True)
@@ -88,9 +113,10 @@ class DuckDBWarehouse:
             con.execute("SET TimeZone = 'UTC'")
             con.execute(f"SET memory_limit = '{self.memory_limit}'")
             con.execute("SET preserve_insertion_order = false")  # lets large inserts stream instead of buffer
-            yield con
-        finally:
+        except BaseException:
             con.close()
+            raise
+        return con
 
     # -- schema -------------------------------------------------------------------------------------------------
 
@@ -100,8 +126,10 @@ class DuckDBWarehouse:
             self._ensure_table(con, contract)
 
     def _ensure_table(self, con: duckdb.DuckDBPyConnection, contract: DatasetContract) -> None:
+        if contract.name in self.ensured:
+            return
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(self.schema)}")
-        columns = ", ".join(f"{quote(c.name)} {duckdb_type(c)}" for c in contract.columns)
+        columns = ", ".join(f"{quote(c.name)} {duckdb_type(c.type, c.repeated)}" for c in contract.columns)
         con.execute(f"CREATE TABLE IF NOT EXISTS {self.table(contract.name)} ({columns})")
         existing = dict(
             con.execute(
@@ -111,7 +139,7 @@ class DuckDBWarehouse:
             ).fetchall()
         )
         for column in contract.columns:
-            wanted = duckdb_type(column)
+            wanted = duckdb_type(column.type, column.repeated)
             found = existing.get(column.name)
             if found is None:
                 con.execute(f"ALTER TABLE {self.table(contract.name)} ADD COLUMN {quote(column.name)} {wanted}")
@@ -120,6 +148,7 @@ class DuckDBWarehouse:
                     f"{contract.name}.{column.name} is {found} in {self.path} but the contract says {wanted}; "
                     "the table was not changed (migrate it by hand)"
                 )
+        self.ensured.add(contract.name)
 
     # -- writes -------------------------------------------------------------------------------------------------
 
@@ -158,9 +187,11 @@ class DuckDBWarehouse:
                 replaced = self._delete_days(con, contract, column, days[0].start, days[-1].end)
                 written = self._insert_latest(con, spec, contract, spooled) if spooled.rows else 0
                 held = self._day_counts(con, self.table(contract.name), column, days, []) if written else {}
+                table_rows = self._count(con, contract.name)
         except RefusedDaysError as refusal:
             raise refusal.kept_in(self.keep_refused(contract, spooled)) from None
-        return WriteResult(spooled.rows, written, rows_replaced=replaced, per_day=per_day(days, new, held))
+        return WriteResult(spooled.rows, written, rows_replaced=replaced, per_day=per_day(days, new, held),
+                           table_rows=table_rows)  # fmt: skip
 
     def day_counts(self, spec: DatasetSpec, bounds: Sequence[DayBounds]) -> dict[int, int]:
         """Stored rows per day (by position in `bounds`), in one scan."""
@@ -211,7 +242,7 @@ class DuckDBWarehouse:
         """Current state by key: rows whose key exists replace it, the rest are added; one transaction."""
         if spooled.rows == 0:
             self.ensure_table(spec, contract)
-            return WriteResult(0, 0)
+            return WriteResult(0, 0, table_rows=self.row_count(contract.name))
         target, names, staged = self.table(contract.name), column_list(contract.column_names), "read_parquet($spool)"
         with self._transaction(contract) as con:
             con.execute(
@@ -222,21 +253,33 @@ class DuckDBWarehouse:
             updated = con.execute(f"DELETE FROM {target} AS t WHERE {matched}").fetchone()[0]
             written = self._insert_fresh(con, target, names)
             con.execute("DROP TABLE fresh")
-        return WriteResult(spooled.rows, written, rows_updated=updated)
+            table_rows = self._count(con, contract.name)
+        return WriteResult(spooled.rows, written, rows_updated=updated, table_rows=table_rows)
 
     def _insert_fresh(self, con: duckdb.DuckDBPyConnection, target: str, names: str) -> int:
         return con.execute(f"INSERT INTO {target} ({names}) SELECT {names} FROM fresh").fetchone()[0]
 
-    def query(self, sql: str, params: dict[str, object] | None = None) -> list[dict[str, object]]:
-        """A portable query (see `sql.portable`) run here; for bounded results such as check figures."""
+    def query(self, sql: str, params: Params | None = None) -> list[dict[str, object]]:
+        """Project SQL (see `sql.compile_sql`) run here; for bounded results such as check figures."""
         with self.connect() as con:
-            cursor = con.execute(portable(sql, "duckdb", self.schema), params or {})
+            cursor = con.execute(self.compile(sql, params or {}), bind(sql, params or {}))
             names = [d[0] for d in cursor.description]
             return [dict(zip(names, row)) for row in cursor.fetchall()]
 
+    def frame(self, sql: str, params: Params | None = None) -> pl.DataFrame:
+        """Project SQL run here, its answer as a polars frame (Arrow, no pandas)."""
+        params = params or {}
+        with self.connect() as con:
+            frame = pl.from_arrow(con.sql(self.compile(sql, params), params=bind(sql, params)).to_arrow_table())
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
+    def compile(self, sql: str, params: Params) -> str:
+        return compile_sql(sql, "duckdb", self.schemas, params=params)
+
     def column_type(self, column: Column) -> str:
         """A contract column's type as `stored_columns` reports it."""
-        return duckdb_type(column)
+        return duckdb_type(column.type, column.repeated)
 
     def stored_columns(self, name: str) -> list[tuple[str, str]]:
         """The table's columns in order with their engine types; empty when the table does not exist."""
@@ -268,20 +311,40 @@ class DuckDBWarehouse:
 
     def row_count(self, name: str) -> int:
         with self.connect() as con:
-            return con.execute(f"SELECT count(*) FROM {self.table(name)}").fetchone()[0]
+            return self._count(con, name)
 
-    def read(
-        self, contract: DatasetContract, column: str | None, bounds: tuple[datetime, datetime] | None
-    ) -> pl.DataFrame:
-        """Rows of a table (within UTC bounds on its event time), typed exactly as the contract says."""
-        query = f"SELECT {column_list(contract.column_names)} FROM {self.table(contract.name)}"
-        params: list = []
-        if column is not None and bounds is not None:
-            query += f" WHERE {quote(column)} >= ? AND {quote(column)} < ?"
-            params = list(bounds)
+    def _count(self, con: duckdb.DuckDBPyConnection, name: str) -> int:
+        return int(con.execute(f"SELECT count(*) FROM {self.table(name)}").fetchone()[0])
+
+    def preview(self, name: str, rows: int) -> list[dict[str, object]]:
+        """The table's first rows, for the asset page."""
         with self.connect() as con:
-            self._ensure_table(con, contract)
+            cursor = con.execute(f"SELECT * FROM {self.table(name)} LIMIT {int(rows)}")
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def read(self, rows: TableRead) -> pl.DataFrame:
+        """Rows of a table as DuckDB types them (a raw table: the contract's columns, in order)."""
+        query, params = self._select(rows)
+        with self.connect() as con:
+            if rows.contract is not None:
+                self._ensure_table(con, rows.contract)
             frame = pl.from_arrow(con.sql(query, params=params).to_arrow_table())
         if not isinstance(frame, pl.DataFrame):
-            raise WarehouseError(f"{contract.name}: unexpected read result")
-        return frame.cast(dict(contract.polars_schema))
+            raise WarehouseError(f"{rows.name}: unexpected read result")
+        return frame
+
+    def spill(self, rows: TableRead, path: Path) -> None:
+        """Rows of a table written to a Parquet file by DuckDB itself, streaming: never held whole in memory."""
+        query, params = self._select(rows)
+        with self.connect() as con:
+            if rows.contract is not None:
+                self._ensure_table(con, rows.contract)
+            con.sql(query, params=params).write_parquet(str(path))
+
+    def _select(self, rows: TableRead) -> tuple[str, list]:
+        names = column_list(rows.contract.column_names) if rows.contract is not None else "*"
+        query = f"SELECT {names} FROM {self.table(rows.name, rows.within)}"
+        if rows.column is None or rows.bounds is None:
+            return query, []
+        return query + f" WHERE {quote(rows.column)} >= ? AND {quote(rows.column)} < ?", list(rows.bounds)

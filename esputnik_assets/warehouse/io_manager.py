@@ -1,11 +1,19 @@
-"""The warehouse IO manager: raw assets hand it spooled reads to write; downstream assets get polars frames back."""
+"""The warehouse IO manager: raw assets hand it spooled reads to write; downstream assets (the project's or a
+user's) get a partition's rows of a raw or metric table back as polars frames."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
+import shutil
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import date, timedelta, timezone
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -13,22 +21,23 @@ from pydantic import Field
 
 from esputnik_assets.contracts import load_contracts
 from esputnik_assets.run_policy import NOT_RETRYABLE, final_failure
-from esputnik_assets.source.extract import SpooledDataset
+from esputnik_assets.spool import SpooledDataset
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import DATASETS, WriteMode
 from esputnik_assets.warehouse.base import (
     HISTORY_DAYS,
     DayBounds,
     DayGuard,
+    TableRead,
     Warehouse,
+    WriteResult,
     day_bounds,
     guard_source,
     judge_before_write,
 )
-from esputnik_assets.warehouse.bigquery import BigQueryWarehouse
 from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
-from esputnik_assets.warehouse.sql import quote
+from esputnik_assets.warehouse.sql import METRICS, METRICS_SCHEMA
 
 
 PREVIEW_ROWS = 5
@@ -59,8 +68,21 @@ def _markdown(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Written:
+    """What one write did, and the table after it: the output's figures."""
+
+    result: WriteResult
+    extra: dict[str, object]  # figures of the write mode (the days replaced)
+    preview: list[dict[str, object]]
+
+
 class WarehouseIOManager(dg.ConfigurableIOManager):
     """Engine-independent part: replace-by-day or upsert by the dataset's spec, metadata, partition-aware reads."""
+
+    metrics_dataset: str = Field(
+        default=METRICS_SCHEMA, description="Schema / dataset of the metric tables, read by `load_input`"
+    )
 
     def open_warehouse(self) -> contextlib.AbstractContextManager[Warehouse]:
         raise NotImplementedError
@@ -86,11 +108,10 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             if spec.write_mode is WriteMode.REPLACE_DAYS:
                 judge_before_write(warehouse, spec, contract, obj, *self.day_guard(obj))
 
-    def handle_output(self, context: dg.OutputContext, obj: SpooledDataset) -> None:
-        if not isinstance(obj, SpooledDataset):
-            raise TypeError(f"{context.asset_key.to_user_string()}: expected a spooled read, got {type(obj).__name__}")
+    def write(self, obj: SpooledDataset) -> Written:
+        """One spooled read into its table through one warehouse (on DuckDB one connection): the table ensured
+        once, the source guarded, the days swapped or the keys upserted, then the table's figures for the page."""
         spec, contract = DATASETS[obj.dataset], load_contracts()[obj.dataset]
-        began = time.monotonic()
         try:
             with self.open_warehouse() as warehouse:
                 warehouse.ensure_table(spec, contract)
@@ -101,15 +122,20 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                     replaced = f"{days[0].day} .. {days[-1].day}" if len(days) > 1 else str(days[0].day)
                     extra = {"days_replaced": replaced, "run_out_of_window_rows": obj.out_of_window_rows}
                 else:
-                    result = warehouse.upsert(spec, contract, obj)
-                    extra = {}
-                table_rows = warehouse.row_count(obj.dataset)
-                preview = warehouse.query(f"SELECT * FROM {quote(obj.dataset)} LIMIT {PREVIEW_ROWS}")
-        except NOT_RETRYABLE as refusal:  # judged before, so only a write that came between gets here
-            raise final_failure(context.step_context.instance, context.run_id, str(refusal)) from refusal
+                    result, extra = warehouse.upsert(spec, contract, obj), {}
+                return Written(result, extra, warehouse.preview(obj.dataset, PREVIEW_ROWS))
         finally:
             obj.discard()
-        obj.written = result.as_metadata(spec.write_mode)
+
+    def handle_output(self, context: dg.OutputContext, obj: SpooledDataset) -> None:
+        if not isinstance(obj, SpooledDataset):
+            raise TypeError(f"{context.asset_key.to_user_string()}: expected a spooled read, got {type(obj).__name__}")
+        began = time.monotonic()
+        try:
+            written = self.write(obj)
+        except NOT_RETRYABLE as refusal:  # judged before, so only a write that came between gets here
+            raise final_failure(context.step_context.instance, context.run_id, str(refusal)) from refusal
+        result = written.result
         for day, read, held in result.per_day:  # each partition of a range run gets its own day's figures
             context.step_context.add_asset_metadata(
                 {"rows_read": read, "rows_written": held, "dagster/partition_row_count": held},
@@ -117,26 +143,51 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 partition_key=day.isoformat(),
             )
         context.add_output_metadata(
-            obj.written
-            | extra
+            result.as_metadata(DATASETS[obj.dataset].write_mode)
+            | written.extra
             | ({"run_days": _days_table(result.per_day)} if len(result.per_day) > 1 else {})
             | {
                 "table": f"{self.location()}.{obj.dataset}",
                 "run_seconds_writing": round(time.monotonic() - began, 3),
-                "dagster/row_count": table_rows,
-                "preview": dg.MetadataValue.md(_markdown(preview)),
+                "dagster/row_count": result.table_rows,
+                "preview": dg.MetadataValue.md(_markdown(written.preview)),
             }
         )
 
-    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
-        dataset = context.asset_key.path[-1]
-        spec, contract = DATASETS[dataset], load_contracts()[dataset]
-        bounds: tuple[datetime, datetime] | None = None
-        if spec.write_mode is WriteMode.REPLACE_DAYS and context.has_asset_partitions:
-            window = context.asset_partitions_time_window
-            bounds = window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc)
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame | pl.LazyFrame:
+        """The partition's rows of a raw or metric table (all rows of an entity table) as a polars DataFrame; as a
+        LazyFrame over a Parquet copy the warehouse writes page by page when the input is annotated `pl.LazyFrame`,
+        so a large day is never held whole in memory."""
+        rows = self._table_read(context)
         with self.open_warehouse() as warehouse:
-            return warehouse.read(contract, spec.partition_column if bounds else None, bounds)
+            if context.dagster_type.typing_type is pl.LazyFrame:
+                path = _input_folder() / f"{rows.name}-{uuid.uuid4().hex[:12]}.parquet"
+                warehouse.spill(rows, path)
+                frame: pl.DataFrame | pl.LazyFrame = pl.scan_parquet(path)
+            else:
+                frame = warehouse.read(rows)
+        return frame.cast(dict(rows.contract.polars_schema)) if rows.contract is not None else frame
+
+    def _table_read(self, context: dg.InputContext) -> TableRead:
+        """A raw table (by its dataset name) or a metric table, bounded to the input's partitions when it has them."""
+        name = context.asset_key.path[-1]
+        window = context.asset_partitions_time_window if context.has_asset_partitions else None
+        if name not in DATASETS:  # a metric table: its `date` column holds the partition's local day
+            bounds = (window.start.date(), window.end.date()) if window else None
+            return TableRead(name, METRICS, column="date" if window else None, bounds=bounds)
+        spec, contract = DATASETS[name], load_contracts()[name]
+        if spec.write_mode is not WriteMode.REPLACE_DAYS or window is None:
+            return TableRead(name, contract=contract)
+        bounds = window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc)
+        return TableRead(name, contract=contract, column=spec.partition_column, bounds=bounds)
+
+
+@functools.cache
+def _input_folder() -> Path:
+    """Where LazyFrame inputs are spilled: one folder per process, removed when the process ends."""
+    folder = Path(tempfile.mkdtemp(prefix="esputnik-input-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 class DuckDBIOManager(WarehouseIOManager):
@@ -150,9 +201,12 @@ class DuckDBIOManager(WarehouseIOManager):
 
     @contextlib.contextmanager
     def open_warehouse(self) -> Iterator[DuckDBWarehouse]:
-        yield DuckDBWarehouse(
-            self.path, self.dataset, memory_limit=self.memory_limit, log=dg.get_dagster_logger("esputnik_assets")
-        )
+        warehouse = DuckDBWarehouse(
+            self.path, self.dataset, metrics_schema=self.metrics_dataset, memory_limit=self.memory_limit,
+            log=dg.get_dagster_logger("esputnik_assets"),
+        )  # fmt: skip
+        with warehouse.connect():  # one connection for all it does (a write, a step's checks)
+            yield warehouse
 
     def location(self) -> str:
         return f"{self.path}:{self.dataset}"
@@ -165,9 +219,11 @@ class BigQueryIOManager(WarehouseIOManager):
     dataset: str = Field(default="esputnik", description="BigQuery dataset of the nine tables (ESPUTNIK_DATASET)")
 
     @contextlib.contextmanager
-    def open_warehouse(self) -> Iterator[BigQueryWarehouse]:
+    def open_warehouse(self) -> Iterator[Warehouse]:
+        from esputnik_assets.warehouse.bigquery import BigQueryWarehouse  # BigQuery's client only when configured
+
         with self.bigquery.get_client() as client:
-            yield BigQueryWarehouse(client, self.dataset, self.bigquery.location)
+            yield BigQueryWarehouse(client, self.dataset, self.bigquery.location, self.metrics_dataset)
 
     def location(self) -> str:
         return f"{self.bigquery.project}.{self.dataset}"

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from esputnik_assets.assets.raw import IO_MANAGER_KEY, asset_key
+from esputnik_assets.keys import IO_MANAGER_KEY, raw_asset_key
 from esputnik_assets.contracts import load_contracts
 from esputnik_assets.metrics.assets import build_metric_assets, metric_key
 from esputnik_assets.metrics.resource import BigQueryMetricsWarehouse, DuckDBMetricsWarehouse, MetricsWarehouse
@@ -54,7 +54,7 @@ def test_a_users_asset_loads_one_partition_of_a_raw_and_a_metric_table(demo_serv
     @dg.asset(
         partitions_def=partitions,
         ins={
-            "orders": dg.AssetIn(asset_key("orders")),
+            "orders": dg.AssetIn(raw_asset_key("orders")),
             "daily_sales": dg.AssetIn(metric_key("daily_sales"), input_manager_key=IO_MANAGER_KEY),
         },
     )
@@ -68,7 +68,7 @@ def test_a_users_asset_loads_one_partition_of_a_raw_and_a_metric_table(demo_serv
         dg.Definitions(assets=[*metrics, order_review], resources={"metrics_warehouse": metrics_warehouse}),
     )
     job = defs.resolve_implicit_global_asset_job_def()
-    export = job.get_subset(asset_selection={asset_key(d) for d in SALES_INPUTS} | {metric_key("daily_sales")})
+    export = job.get_subset(asset_selection={raw_asset_key(d) for d in SALES_INPUTS} | {metric_key("daily_sales")})
     tags = {RANGE_START_TAG: FIRST.isoformat(), RANGE_END_TAG: DAY.isoformat()}
     assert export.execute_in_process(tags=tags, instance=dg.DagsterInstance.ephemeral()).success
     review = job.get_subset(asset_selection={dg.AssetKey("order_review")})

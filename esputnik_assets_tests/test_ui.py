@@ -22,8 +22,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from esputnik_assets.assets.raw import GROUP as RAW_GROUP
-from esputnik_assets.assets.raw import asset_key as raw_key
+from esputnik_assets.keys import RAW_GROUP
+from esputnik_assets.keys import raw_asset_key as raw_key
 from esputnik_assets.checks.raw import HISTORY_DAYS
 from esputnik_assets.contracts import DATASET_NAMES
 from esputnik_assets.doctor import DOCTOR_JOB

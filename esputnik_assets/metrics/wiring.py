@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 import dagster as dg
 
 from esputnik_assets.checks.freshness import Freshness
-from esputnik_assets.demo.account import EXAMPLE_COST_PER_MESSAGE
 from esputnik_assets.metrics.assets import RESOURCE_KEY, build_metric_assets
 from esputnik_assets.metrics.catalog import METRICS
 from esputnik_assets.metrics.churn import CHURN_RISK
@@ -50,6 +49,8 @@ def _costs(env: Mapping[str, str], demo_account: bool) -> tuple[dict[str, float]
     if configured:
         return configured, COSTS_CONFIGURED
     if demo_account:
+        from esputnik_assets.demo.account import EXAMPLE_COST_PER_MESSAGE  # the demo loads only when it is used
+
         return dict(EXAMPLE_COST_PER_MESSAGE), DEMO_EXAMPLE_COSTS
     return {}, COSTS_NOT_CONFIGURED
 

@@ -20,6 +20,7 @@ from esputnik_assets.checks.freshness import Freshness, build_freshness_sensor
 from esputnik_assets.checks.raw import CheckThresholds
 from esputnik_assets.contracts import DATASET_NAMES
 from esputnik_assets.doctor import build_doctor_job
+from esputnik_assets.executor import run_executor
 from esputnik_assets.metrics.assets import GROUP as METRICS_GROUP
 from esputnik_assets.metrics.wiring import build_metrics
 from esputnik_assets.run_policy import DAILY_JOB_TAGS, STEP_RETRY_POLICY
@@ -229,6 +230,7 @@ def build_definitions(env: Mapping[str, str]) -> dg.Definitions:
             build_alert_sensor([key for assets in all_assets for key in assets.check_keys]),
         ],
         resources=resources | metric_resources,
+        executor=run_executor,
     )
 
 

@@ -8,19 +8,18 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import duckdb
+import pytest
 from dagster._config import process_config
 
 from esputnik_assets.demo.account import BROADCAST_COUNT
 from esputnik_assets.executor import PRELOADED_MODULES, OneStepInProcessExecutor, run_executor
 
 BIN = Path(sys.executable).parent
-NOT_IMPORTED = ("sklearn", "scipy")
-PROBE = f"""
+PROBE = """
 import sys
 from esputnik_assets.definitions import build_definitions
-defs = build_definitions({{"ESPUTNIK_DEMO": "true", "ESPUTNIK_DUCKDB_PATH": "unused.duckdb"}})
-defs.get_repository_def()
-print(",".join(name for name in {NOT_IMPORTED!r} if name in sys.modules))
+build_definitions({environment!r}).get_repository_def()
+print(",".join(name for name in {heavy!r} if name in sys.modules))
 """
 
 
@@ -28,12 +27,23 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("ESPUTNIK_", "BIGQUERY_"))}
 
 
-def test_loading_the_duckdb_demo_definitions_does_not_import_the_churn_models_library(tmp_path):
-    probe = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=300,
+@pytest.mark.parametrize(
+    ("environment", "not_imported"),
+    [
+        ({"ESPUTNIK_DEMO": "true"}, ("sklearn", "scipy")),
+        ({"ESPUTNIK_API_KEY": "placeholder-key"}, ("sklearn", "scipy", "esputnik_assets.demo")),
+    ],
+    ids=["demo account", "configured account"],
+)
+def test_loading_the_duckdb_definitions_imports_neither_the_churn_models_library_nor_an_unused_demo(
+    environment, not_imported, tmp_path
+):
+    probe = PROBE.format(environment=environment | {"ESPUTNIK_DUCKDB_PATH": "unused.duckdb"}, heavy=not_imported)
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=300,
         check=True,
     )  # fmt: skip
-    assert probe.stdout.strip() == ""
+    assert loaded.stdout.strip() == ""
 
 
 def _executor(run_config: dict) -> OneStepInProcessExecutor:

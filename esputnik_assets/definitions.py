@@ -16,6 +16,7 @@ from esputnik_assets.checks.alerts import WEBHOOK_VARIABLE, AlertWebhook, build_
 from esputnik_assets.checks.freshness import Freshness, build_freshness_sensor
 from esputnik_assets.checks.raw import CheckThresholds
 from esputnik_assets.doctor import build_doctor_job
+from esputnik_assets.executor import run_executor
 from esputnik_assets.keys import IO_MANAGER_KEY, RAW_GROUP
 from esputnik_assets.metrics.assets import GROUP as METRICS_GROUP
 from esputnik_assets.metrics.wiring import build_metrics
@@ -107,6 +108,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             build_alert_sensor([key for assets in all_assets for key in assets.check_keys]),
         ],
         resources=resources | metric_resources,
+        executor=run_executor,
     )
 
 

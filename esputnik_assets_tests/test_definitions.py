@@ -119,6 +119,7 @@ def test_the_cli_materializes_the_nine_tables_for_a_day(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "BetaWarning" not in result.stderr + result.stdout  # Dagster's beta notices, in every step's process
     assert "dg dev" not in result.stderr
+    assert "Executing steps using multiprocess executor" in result.stderr  # nine steps: forked, not in process
     with duckdb.connect(str(path), read_only=True) as con:
         tables = dict(con.execute(
             "SELECT table_name, estimated_size FROM duckdb_tables() WHERE schema_name = 'esputnik'"

@@ -9,17 +9,16 @@ into the metadata), and scores D's snapshot. Only one row per contact ever reach
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import TYPE_CHECKING
 
-import numpy as np
 import polars as pl
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from esputnik_assets.metrics.catalog import DATE, Metric, col
 from esputnik_assets.metrics.engine import MetricEngine, MetricTable, QueryStats
 from esputnik_assets.metrics.resource import MetricsWarehouse
+
+if TYPE_CHECKING:
+    import numpy as np
 
 FEATURES = ("recency_days", "frequency", "monetary", "opens_30d", "clicks_30d")
 NO_ORDER_RECENCY = 91  # recency of a contact without an order in the 90-day window: just beyond it
@@ -41,6 +40,12 @@ FROM ({FEATURES_SQL}) AS f LEFT JOIN buyers AS b ON b.contactId = f.contactId
 
 def _fit_and_score(train: pl.DataFrame, test: pl.DataFrame, current: pl.DataFrame) -> tuple[np.ndarray, float]:
     """Logistic regression on log1p-scaled features: fitted on train, AUC on test, probabilities for current."""
+    import numpy as np  # scikit-learn and numpy cost seconds to import: only the churn step that fits pays them
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
     model = make_pipeline(FunctionTransformer(np.log1p), StandardScaler(), LogisticRegression(max_iter=1000))
     model.fit(train.select(FEATURES).to_numpy(), train["churned"].to_numpy())
     auc = roc_auc_score(test["churned"].to_numpy(), model.predict_proba(test.select(FEATURES).to_numpy())[:, 1])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dagster as dg
 
 from esputnik_assets.checks.freshness import Freshness
-from esputnik_assets.demo.account import EXAMPLE_COST_PER_MESSAGE
 from esputnik_assets.metrics.assets import RESOURCE_KEY, build_metric_assets
 from esputnik_assets.metrics.catalog import METRICS
 from esputnik_assets.metrics.churn import CHURN_RISK
@@ -28,6 +27,8 @@ def _costs(settings: Settings) -> tuple[dict[str, float], str]:
     if settings.cost_per_message:
         return dict(settings.cost_per_message), COSTS_CONFIGURED
     if settings.demo_account:
+        from esputnik_assets.demo.account import EXAMPLE_COST_PER_MESSAGE  # the demo loads only when it is used
+
         return dict(EXAMPLE_COST_PER_MESSAGE), DEMO_EXAMPLE_COSTS
     return {}, COSTS_NOT_CONFIGURED
 

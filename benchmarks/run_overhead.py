@@ -72,6 +72,8 @@ def trivial() -> int:
 defs = dg.Definitions(assets=[trivial])
 '''
 FORKSERVER_PRELOAD = ["dagster", "esputnik_assets.definitions"]
+# The code location's own entry (environment -> Definitions), the same call in every tree whatever its signature.
+BUILD_DEFINITIONS = "import os; os.environ['ESPUTNIK_DEMO'] = 'true'; esputnik_assets.definitions.defs.load_fn()"
 IMPORT_STAGES = [
     ("dagster", "import dagster"),
     ("+ polars", "import polars"),
@@ -83,7 +85,7 @@ IMPORT_STAGES = [
     ("+ dagster_gcp", "import dagster_gcp"),
     ("+ the demo", "import esputnik_assets.demo.server"),
     ("+ our definitions (import)", "import esputnik_assets.definitions"),
-    ("+ our definitions (built)", "esputnik_assets.definitions.build_definitions({'ESPUTNIK_DEMO': 'true'})"),
+    ("+ our definitions (built)", BUILD_DEFINITIONS),
 ]
 
 
@@ -331,7 +333,7 @@ def import_profile(tree: Tree) -> dict:
     stages = "import json, time\nrss = lambda: int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20\n"
     stages += "out = [('python', rss(), 0.0)]\n"
     for label, statement in IMPORT_STAGES:
-        if "build_definitions" in statement:
+        if statement == BUILD_DEFINITIONS:
             stages += "import esputnik_assets.definitions\n"
         stages += f"t = time.perf_counter(); {statement}; out.append(({label!r}, rss(), time.perf_counter() - t))\n"
     stages += "print(json.dumps(out))\n"
@@ -344,7 +346,7 @@ def import_profile(tree: Tree) -> dict:
         steps.append({"stage": label, "rss_mib": round(rss, 1), "added_mib": round(rss - previous, 1),
                       "seconds": round(seconds, 2)})  # fmt: skip
         previous = rss
-    load = "import esputnik_assets.definitions as d; d.build_definitions({'ESPUTNIK_DEMO': 'true'})"
+    load = f"import esputnik_assets.definitions; {BUILD_DEFINITIONS}"
     timed = subprocess.run([sys.executable, "-X", "importtime", "-c", load], env=tree_env(tree), cwd=NEUTRAL,
                            capture_output=True, text=True)  # fmt: skip
     lines = [(len(m.group(3)) // 2, m.group(4), int(m.group(1)) / 1e6, int(m.group(2)) / 1e6)

@@ -18,7 +18,8 @@ BIN = Path(sys.executable).parent
 PROBE = """
 import sys
 from esputnik_assets.definitions import build_definitions
-build_definitions({environment!r}).get_repository_def()
+from esputnik_assets.settings import Settings
+build_definitions(Settings.from_environ({environment!r})).get_repository_def()
 print(",".join(name for name in {heavy!r} if name in sys.modules))
 """
 

@@ -46,6 +46,15 @@ def demo_account() -> DemoAccount:
     return DemoAccount(contacts=300, activities_per_day=1_500, orders_per_day=40, events_per_day=200, devices=80)
 
 
+def built_in_demo_account() -> DemoAccount:
+    """The demo account the pipeline reads when none is configured (the resource's defaults), for exact expectations."""
+    resource = EsputnikResource(api_url="https://unused.invalid/api", demo_account=True)
+    return DemoAccount(
+        contacts=resource.demo_contacts, activities_per_day=resource.demo_activities_per_day,
+        orders_per_day=resource.demo_orders_per_day, events_per_day=resource.demo_events_per_day,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def account() -> DemoAccount:
     return demo_account()

@@ -290,6 +290,7 @@ print(*reserved, flush=True)
 """
 
 
+@pytest.mark.slow
 def test_two_processes_reading_one_account_share_its_rate(tmp_path):
     """Two runs (processes) against one account at once: together they keep to its rate, not twice it. Asserted on
     the start times the shared pacer handed out (CLOCK_MONOTONIC, one clock for both), not on arrival times."""

@@ -206,6 +206,7 @@ def test_activity_duplicate_pages_repeat_served_rows(account: DemoAccount) -> No
     assert len(rows) > len(unique) == account.expected_count("contactActivities", DAY)
 
 
+@pytest.mark.slow
 def test_large_day_generates_columnarly() -> None:
     big = DemoAccount(activities_per_day=200_000)
     frame = big.rows("contactActivities", DAY)

@@ -12,15 +12,14 @@ import pytest
 import yaml
 
 from esputnik_assets.contracts import DATASET_NAMES, load_contracts
-from esputnik_assets.demo import DemoAccount, DemoServer, FaultPlan
-from esputnik_assets.source.resource import EsputnikResource
+from esputnik_assets.demo import DemoServer, FaultPlan
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import DATASETS, WriteMode
 from esputnik_assets.warehouse.base import DayGuard, day_bounds, day_verdicts
 from esputnik_assets.warehouse.bigquery import BigQueryWarehouse, schema_field
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse, duckdb_type
 from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOManager
-from esputnik_assets_tests.conftest import TIMEZONE, Pipeline, failure_text, run_log
+from esputnik_assets_tests.conftest import TIMEZONE, Pipeline, built_in_demo_account, failure_text, run_log
 from esputnik_assets_tests.scripted_server import Reply, ScriptedServer
 
 DAYS = [date(2026, 11, 20), date(2026, 11, 21), date(2026, 11, 22)]
@@ -144,7 +143,7 @@ def crash(*args, **kwargs):
 
 
 def test_a_failure_half_way_through_a_write_leaves_the_day_as_it_was(pipeline, account, monkeypatch):
-    pipeline.run("2026-11-20", "2026-11-21")
+    pipeline.run("2026-11-20", "2026-11-21", selection=["orders"])
     before = pipeline.table("orders")
     monkeypatch.setattr(*FAIL_BETWEEN_LOAD_AND_SWAP[type(pipeline.io_manager)], crash)
     account.revision = 2
@@ -326,10 +325,7 @@ def test_the_demo_account_when_chosen_is_used_and_said(tmp_path):
     result = pipe.run("2026-11-20", selection=["broadcasts", "orders"], demo_account=True)
     sources = {e.event_specific_data.materialization.metadata["source"].value for e in result.get_asset_materialization_events()}
     assert len(sources) == 1 and sources.pop().startswith("demo account")
-    resource = EsputnikResource(api_url="https://unused.invalid/api", demo_account=True)
-    built_in = DemoAccount(contacts=resource.demo_contacts, activities_per_day=resource.demo_activities_per_day,
-                           orders_per_day=resource.demo_orders_per_day, events_per_day=resource.demo_events_per_day)
-    assert pipe.table("orders").height == built_in.expected_count("orders", date(2026, 11, 20))
+    assert pipe.table("orders").height == built_in_demo_account().expected_count("orders", date(2026, 11, 20))
 
 
 def test_the_api_key_never_reaches_metadata_or_logs(golden):
@@ -358,6 +354,7 @@ def test_daylight_saving_days_have_their_23_or_25_hours(pipeline, account, day):
     assert frame["activityDateTime"].max() - frame["activityDateTime"].min() == (last - first) + shift
 
 
+@pytest.mark.slow
 def test_both_warehouses_hold_identical_tables(demo_server, make_io_manager):
     """The same reads into DuckDB and BigQuery give the same rows, value for value, in every table."""
     duck = Pipeline(demo_server.url, demo_server.api_key, make_io_manager("duckdb"))
@@ -385,6 +382,7 @@ def test_bigquery_tables_are_day_partitioned_and_clustered(make_io_manager, demo
         assert warehouse.client.get_table(warehouse.table_id("broadcasts")).schema[1].mode == "REPEATED"
 
 
+@pytest.mark.slow
 def test_streamed_small_batches_write_the_same_tables(pipeline, account, make_io_manager, demo_server, monkeypatch):
     """Many spool parts per read (batches of 300 rows) give the tables one batch gives, and stay atomic."""
     streamed = Pipeline(demo_server.url, demo_server.api_key, make_io_manager("duckdb"))

@@ -106,10 +106,10 @@ def test_rerunning_a_day_is_idempotent(pipeline):
 
 
 def test_revenue_and_entities_changed_by_esputnik_are_updated_not_duplicated(pipeline, account):
-    pipeline.run("2026-11-20")
+    pipeline.run("2026-11-20", selection=["revenue", "contacts"])
     revenue_before, contacts_before = pipeline.table("revenue"), pipeline.table("contacts")
     account.revision = 1
-    result = pipeline.run("2026-11-20")
+    result = pipeline.run("2026-11-20", selection=["revenue", "contacts"])
     revenue_after, contacts_after = pipeline.table("revenue"), pipeline.table("contacts")
     assert revenue_after.height == revenue_before.height == account.expected_count("revenue", date(2026, 11, 20))
     changed = revenue_before.join(revenue_after, on=["orderId", "messageInstanceId"], suffix="_new").filter(

@@ -1,12 +1,17 @@
-"""Shared fixtures: a demo account served over real HTTP, an emulated BigQuery, and a pipeline writing to either."""
+"""Shared fixtures: a demo account served over real HTTP, an emulated BigQuery, a pipeline writing to either, and the
+golden materialization: the demo account's whole graph materialized once per session, read by the read-only tests.
+
+Tiers: `pytest -m "not slow"` is the fast one; tests marked `slow` (BigQuery variants beyond one smoke path per
+feature, the UI, large days, multi-process runs) run in the full suite only."""
 
 from __future__ import annotations
 
 import itertools
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 from pathlib import Path
 
@@ -20,7 +25,11 @@ from esputnik_assets.checks.raw import CheckThresholds
 from esputnik_assets.contracts import DATASET_NAMES, load_contracts
 from esputnik_assets.demo import DemoAccount, DemoServer
 from esputnik_assets.keys import IO_MANAGER_KEY
+from esputnik_assets.metrics.assets import build_metric_assets
+from esputnik_assets.metrics.resource import MetricsWarehouse
+from esputnik_assets.metrics.wiring import ALL_METRICS, metrics_warehouse
 from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
+from esputnik_assets.settings import Settings
 from esputnik_assets.source.resource import EsputnikResource
 from esputnik_assets.warehouse.base import TableRead
 from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
@@ -29,13 +38,29 @@ from esputnik_assets_tests.bigquery_emulator import BigQueryEmulator, emulator_a
 
 TIMEZONE = "Europe/Kyiv"  # not UTC, so that local days and UTC instants differ in every test
 TEST_NOW = datetime(2026, 11, 21, 7, 0, tzinfo=ZoneInfo(TIMEZONE))  # the suite's "now": 2026-11-20 is due
-WAREHOUSES = ("duckdb", "bigquery")
+WAREHOUSES = ("duckdb", pytest.param("bigquery", marks=pytest.mark.slow))  # BigQuery smoke paths ask for it by name
+GOLDEN_HISTORY = date(2026, 11, 19)  # a first run, raw assets only: the checks' trailing means, journeys' D-1
+GOLDEN_RUN = (date(2026, 11, 20), date(2026, 11, 22))  # then every asset: the run the read-only tests look at
 _dataset_names = itertools.count()
+
+
+def demo_account() -> DemoAccount:
+    """The suite's small demo account (deterministic: tests compute expected values from its generator)."""
+    return DemoAccount(contacts=300, activities_per_day=1_500, orders_per_day=40, events_per_day=200, devices=80)
+
+
+def built_in_demo_account() -> DemoAccount:
+    """The demo account the pipeline reads when none is configured (the resource's defaults), for exact expectations."""
+    resource = EsputnikResource(api_url="https://unused.invalid/api", demo_account=True)
+    return DemoAccount(
+        contacts=resource.demo_contacts, activities_per_day=resource.demo_activities_per_day,
+        orders_per_day=resource.demo_orders_per_day, events_per_day=resource.demo_events_per_day,
+    )  # fmt: skip
 
 
 @pytest.fixture
 def account() -> DemoAccount:
-    return DemoAccount(contacts=300, activities_per_day=1_500, orders_per_day=40, events_per_day=200, devices=80)
+    return demo_account()
 
 
 @pytest.fixture
@@ -123,6 +148,72 @@ class Pipeline:
 @pytest.fixture
 def pipeline(demo_server: DemoServer, io_manager: WarehouseIOManager) -> Pipeline:
     return Pipeline(demo_server.url, demo_server.api_key, io_manager)
+
+
+def metric_settings(**env: str) -> Settings:
+    """Settings of the pipeline's account (a live one, in the suite's time zone), plus `env`."""
+    return Settings.from_environ({"ESPUTNIK_API_KEY": "k", "ESPUTNIK_TIMEZONE": TIMEZONE, **env})
+
+
+def metric_definitions(pipeline: Pipeline, warehouse: MetricsWarehouse) -> dg.Definitions:
+    """The pipeline's raw graph plus every metric asset, partitioned alike, on the same warehouse."""
+    partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone=TIMEZONE)
+    metrics = build_metric_assets(ALL_METRICS, pipeline.datasets, partitions, dg.BackfillPolicy.multi_run(31))
+    extra = dg.Definitions(assets=metrics, resources={"metrics_warehouse": warehouse})
+    return dg.Definitions.merge(pipeline.definitions(), extra)
+
+
+def run_range(defs: dg.Definitions, first: date, last: date) -> dg.ExecuteInProcessResult:
+    """Every asset of `defs` for the days first .. last, as one run (the schedule's and the backfill's range tags)."""
+    job = defs.resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(
+        tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+
+
+@dataclass
+class Golden:
+    """The demo account materialized once: the raw assets for GOLDEN_HISTORY, then the whole graph (raw and metric
+    assets) for GOLDEN_RUN. Read it, never write to it: tests that change tables or the account build their own."""
+
+    account: DemoAccount
+    server: DemoServer
+    pipeline: Pipeline
+    metrics: MetricsWarehouse
+    history: dg.ExecuteInProcessResult
+    result: dg.ExecuteInProcessResult  # the run of GOLDEN_RUN, after the history
+    run_seconds: float  # that run's wall time
+
+    @property
+    def days(self) -> list[date]:
+        """Every day the warehouse holds, in order."""
+        return [GOLDEN_HISTORY, *self.run_days]
+
+    @property
+    def run_days(self) -> list[date]:
+        first, last = GOLDEN_RUN
+        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+@pytest.fixture(scope="session", params=WAREHOUSES)
+def golden(request, tmp_path_factory) -> Iterator[Golden]:
+    """One golden materialization per warehouse for the session (the BigQuery one in the full suite only)."""
+    if request.param == "bigquery":
+        io_manager: WarehouseIOManager = bigquery_io_manager(request.getfixturevalue("bq_emulator"))
+    else:
+        folder = tmp_path_factory.mktemp("golden")
+        io_manager = DuckDBIOManager(path=str(folder / "warehouse.duckdb"))
+    account = demo_account()
+    with DemoServer(account) as server:
+        pipeline = Pipeline(server.url, server.api_key, io_manager)
+        metrics = metrics_warehouse(metric_settings(ESPUTNIK_ATTRIBUTION_WINDOW_HOURS="24"), io_manager)
+        defs = metric_definitions(pipeline, metrics)
+        history = pipeline.run(GOLDEN_HISTORY.isoformat())
+        started = time.monotonic()
+        result = run_range(defs, *GOLDEN_RUN)
+        assert history.success and result.success
+        yield Golden(account, server, pipeline, metrics, history, result, time.monotonic() - started)
 
 
 def run_log(pipeline: Pipeline, first: str, **run_options: object) -> tuple[dg.ExecuteInProcessResult, list[str]]:

@@ -111,6 +111,6 @@ def make_bench(engine: str, request: pytest.FixtureRequest, tmp_path: Path, **se
     return MetricBench(engine, warehouse)
 
 
-@pytest.fixture(params=("duckdb", "bigquery"))
+@pytest.fixture(params=("duckdb", pytest.param("bigquery", marks=pytest.mark.slow)))
 def engine_name(request) -> Iterator[str]:
     yield request.param

@@ -24,6 +24,7 @@ import pytest
 from esputnik_assets_tests.bigquery_emulator import BigQueryEmulator
 
 bigquery = pytest.importorskip("google.cloud.bigquery")
+pytestmark = pytest.mark.slow  # the emulator's own features: the fast tier's BigQuery smoke tests go through them
 
 UTC = dt.timezone.utc
 DATASET = "smoke"

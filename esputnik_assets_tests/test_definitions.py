@@ -3,17 +3,23 @@
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 import duckdb
+import pytest
 
 from esputnik_assets.contracts import DATASET_NAMES, load_contracts
 from esputnik_assets.definitions import build_definitions
 from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG, daily_range
 from esputnik_assets.settings import Settings
+from esputnik_assets.specs import DATASETS, WriteMode
+from esputnik_assets_tests.conftest import built_in_demo_account
+
+FACT_DATASETS = {name for name, spec in DATASETS.items() if spec.write_mode is WriteMode.REPLACE_DAYS}
 
 PLACEHOLDERS = {
     "ESPUTNIK_API_KEY": "placeholder-key",
@@ -92,26 +98,13 @@ def _cli(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedPro
     )  # fmt: skip
 
 
-def demo_account_rows(dataset: str, day: date) -> int:
-    """The rows the built-in demo account, as the resource configures it by default, holds for one day."""
-    from esputnik_assets.demo import DemoAccount
-    from esputnik_assets.source.resource import EsputnikResource
-    from esputnik_assets.specs import DATASETS, WriteMode
-
-    resource = EsputnikResource(demo_account=True)
-    account = DemoAccount(
-        contacts=resource.demo_contacts, activities_per_day=resource.demo_activities_per_day,
-        orders_per_day=resource.demo_orders_per_day, events_per_day=resource.demo_events_per_day,
-    )  # fmt: skip
-    return account.expected_count(dataset, day if DATASETS[dataset].write_mode is WriteMode.REPLACE_DAYS else None)
-
-
 def test_dagster_definitions_validate_is_clean(tmp_path):
     result = _cli(["definitions", "validate", "-m", "esputnik_assets"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "All code locations passed validation" in result.stderr + result.stdout
 
 
+@pytest.mark.slow
 def test_the_cli_materializes_the_nine_tables_for_a_day(tmp_path):
     path = tmp_path / "warehouse.duckdb"
     args = ["asset", "materialize", "-m", "esputnik_assets", "--select", "group:esputnik", "--partition", "2026-11-20"]
@@ -125,35 +118,73 @@ def test_the_cli_materializes_the_nine_tables_for_a_day(tmp_path):
             "SELECT table_name, estimated_size FROM duckdb_tables() WHERE schema_name = 'esputnik'"
         ).fetchall())  # fmt: skip
         assert set(tables) == set(DATASET_NAMES)
-        counts = {name: con.execute(f'SELECT count(*) FROM esputnik."{name}"').fetchone()[0] for name in DATASET_NAMES}
-    assert counts == {name: demo_account_rows(name, date(2026, 11, 20)) for name in DATASET_NAMES}
+        held = {name: con.execute(f'SELECT count(*) FROM esputnik."{name}"').fetchone()[0] for name in DATASET_NAMES}
+    account, day = built_in_demo_account(), date(2026, 11, 20)
+    assert held == {name: account.expected_count(name, day if name in FACT_DATASETS else None) for name in DATASET_NAMES}
 
 
-def test_esputnik_assets_dev_starts_without_hints_a_user_cannot_act_on(tmp_path):
-    """`esputnik-assets dev` (dagster dev on the project's home): no `dg dev` hint, no beta notice from the code."""
+@pytest.fixture(scope="module")
+def dev_server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    """`esputnik-assets dev` (dagster dev on the project's home) in a fresh folder, once for the module: its URL and
+    its output."""
     import socket
     import time
 
+    folder = tmp_path_factory.mktemp("dev")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESPUTNIK_") and k != "DAGSTER_HOME"}
-    env["ESPUTNIK_DUCKDB_PATH"] = str(tmp_path / "w.duckdb")  # the home is the project-local one, made in tmp_path
-    output = tmp_path / "dev.log"
+    env["ESPUTNIK_DUCKDB_PATH"] = str(folder / "w.duckdb")  # the home is the project-local one, made in the folder
+    output = folder / "dev.log"
     with open(output, "w") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "esputnik_assets.cli", "dev", "-m", "esputnik_assets", "-h", "127.0.0.1",
-             "-p", str(port)], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+             "-p", str(port)], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 240
             while "Serving dagster-webserver" not in output.read_text():
                 assert server.poll() is None and time.monotonic() < deadline, output.read_text()[-3000:]
                 time.sleep(0.5)
+            yield f"http://127.0.0.1:{port}", output
         finally:
             server.terminate()
             server.wait(timeout=60)
-    text = output.read_text()
+
+
+def test_the_ui_shows_the_nine_assets_with_descriptions_and_column_schemas(dev_server):
+    """What `esputnik-assets dev` serves: the webserver's own GraphQL answer for the asset graph."""
+    import json
+    import time
+    import urllib.request
+
+    url, _ = dev_server
+    query = (
+        "{ assetNodes { assetKey { path } groupName description "
+        "metadataEntries { label ... on TableSchemaMetadataEntry { schema { columns { name description } } } } } }"
+    )
+    deadline = time.monotonic() + 120
+    while True:  # the webserver serves before its code location has loaded
+        request = urllib.request.Request(
+            f"{url}/graphql", json.dumps({"query": query}).encode(), {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            nodes = json.load(answer)["data"]["assetNodes"]
+        if nodes or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    by_name = {node["assetKey"]["path"][-1]: node for node in nodes if node["assetKey"]["path"][0] == "esputnik"}
+    assert set(by_name) == set(DATASET_NAMES)
+    for name, node in by_name.items():
+        assert node["groupName"] == "esputnik" and node["description"]
+        [schema] = [m["schema"] for m in node["metadataEntries"] if m["label"] == "dagster/column_schema"]
+        assert [c["name"] for c in schema["columns"]] == load_contracts()[name].column_names
+
+
+def test_esputnik_assets_dev_starts_without_hints_a_user_cannot_act_on(dev_server):
+    """No `dg dev` hint and no beta notice from the code, once it has served the asset graph."""
+    text = dev_server[1].read_text()
     assert "dg dev" not in text and "Warning" not in text, text[-3000:]
 
 
@@ -172,53 +203,6 @@ def test_bigquery_environment_maps_to_the_bigquery_io_manager_with_secret_creden
     assert (io_manager.bigquery.project, io_manager.bigquery.location, io_manager.dataset) == ("my-project", "EU", "marketing")
     assert isinstance(io_manager.bigquery.gcp_credentials, dg.EnvVar)
     assert "c2VjcmV0LWtleQ==" not in repr(io_manager)
-
-
-def test_the_ui_shows_the_nine_assets_with_descriptions_and_column_schemas(tmp_path):
-    """What `dagster dev` serves: the webserver's own GraphQL answer for the asset graph."""
-    import json
-    import socket
-    import time
-    import urllib.request
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ESPUTNIK_")} | {"DAGSTER_HOME": str(home)}
-    server = subprocess.Popen(
-        [str(BIN / "dagster-webserver"), "-m", "esputnik_assets", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    query = (
-        "{ assetNodes { assetKey { path } groupName description "
-        "metadataEntries { label ... on TableSchemaMetadataEntry { schema { columns { name description } } } } } }"
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                request = urllib.request.Request(
-                    f"http://127.0.0.1:{port}/graphql", json.dumps({"query": query}).encode(),
-                    {"Content-Type": "application/json"},
-                )  # fmt: skip
-                with urllib.request.urlopen(request, timeout=10) as answer:
-                    nodes = json.load(answer)["data"]["assetNodes"]
-                break
-            except OSError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.5)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    by_name = {node["assetKey"]["path"][-1]: node for node in nodes if node["assetKey"]["path"][0] == "esputnik"}
-    assert set(by_name) == set(DATASET_NAMES)
-    for name, node in by_name.items():
-        assert node["groupName"] == "esputnik" and node["description"]
-        [schema] = [m["schema"] for m in node["metadataEntries"] if m["label"] == "dagster/column_schema"]
-        assert [c["name"] for c in schema["columns"]] == load_contracts()[name].column_names
 
 
 def test_the_sandbox_command_serves_the_demo_account_on_its_own():

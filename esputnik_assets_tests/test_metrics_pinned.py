@@ -164,6 +164,7 @@ def test_rerunning_a_day_replaces_it(bench):
     assert bench.table(CAMPAIGN_PERFORMANCE).equals(first)
 
 
+@pytest.mark.slow
 def test_both_engines_agree_value_for_value(request, tmp_path):
     tables = []
     for engine in ("duckdb", "bigquery"):

@@ -34,6 +34,7 @@ from esputnik_assets.metrics.wiring import ALL_METRICS
 from esputnik_assets.specs import DATASETS, WriteMode
 from esputnik_assets_tests.browser import Page, find_browser, open_page
 
+pytestmark = pytest.mark.slow  # minutes: the quick start, a dev server, a backfill through the daemon, a browser
 BIN = Path(sys.executable).parent
 ARTIFACTS = Path(__file__).parent / "artifacts"
 TODAY = datetime.now(timezone.utc).date()  # the demo environment's zone is UTC

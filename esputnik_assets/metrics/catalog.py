@@ -39,6 +39,9 @@ class Metric:
     reads: tuple[str, ...]  # raw datasets
     upstream: tuple[str, ...] = ()  # metric tables it reads
     snapshot: bool = False  # one copy of the audience per day: the retention setting applies
+    # The raw days the row of D reads, as offsets from D (first, last): (-89, 0) reads D-89 .. D, (0, 6) D .. D+6.
+    # A rerun of any of those raw days makes D stale (its partition dependency).
+    window: tuple[int, int] = (0, 0)
     # A metric that needs Python on a bounded result (the churn model) computes its day itself:
     # runner(metric, engine, warehouse, day) -> (QueryStats, extra metadata).
     runner: Callable[..., tuple[Any, dict]] | None = None
@@ -56,6 +59,29 @@ def col(name: str, type_: str, description: str, *lineage: str) -> MetricColumn:
 
 DATE = col("date", "date", "The local day D of the account this row describes")
 ACT = "contactActivities"
+
+
+def crediting_rows(start: str, end: str) -> str:
+    """Each order's one crediting row in revenue (last touch), for orders with orderDate in [start, end).
+
+    eSputnik's revenue table may hold several rows for one orderId (several messages claim it). The crediting row is
+    the one with the latest activityDateTime, ties broken by the greatest messageInstanceId, then the greatest
+    broadcastId, a null losing to any value in each; its totalCost is the order's attributed revenue. Every metric
+    that credits orders to broadcasts or workflows reads this, so no order is credited twice. `start` / `end` are
+    SQL expressions (parameters such as ``@start``).
+    """
+    return f"""(
+  SELECT orderId, contactId, broadcastId, workflowId, mediaType, messageInstanceId, activityDateTime, orderDate,
+    totalCost
+  FROM (
+    SELECT *, ROW_NUMBER() OVER (
+      PARTITION BY orderId
+      ORDER BY activityDateTime DESC NULLS LAST, messageInstanceId DESC NULLS LAST, broadcastId DESC NULLS LAST
+    ) AS credit_rank
+    FROM raw.revenue WHERE orderDate >= {start} AND orderDate < {end} AND orderId IS NOT NULL
+  )
+  WHERE credit_rank = 1
+)"""
 
 
 def _status_count(status: str, alias: str) -> str:

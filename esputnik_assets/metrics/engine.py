@@ -61,6 +61,7 @@ class MetricTable:
     name: str
     columns: tuple[MetricColumn, ...]
     cluster_by: tuple[str, ...] = ()
+    grain: tuple[str, ...] = ("date",)  # the columns one row is unique on (its key): checked on every table
 
     @property
     def column_names(self) -> list[str]:

@@ -147,7 +147,8 @@ def test_contact_lifetime_keeps_the_retention_setting(lifetime):
 COHORT_ORDERS = [
     # c1: first order at local 00:30 on 1 January (22:30 UTC on 31 December): the January cohort
     order(1, 1, at(date(2026, 1, 1), 0, 30), 10.0),
-    order(2, 1, at(date(2026, 1, 20), 12), 20.0, "IN PROGRESS"), order(2, 1, at(date(2026, 1, 20), 12), 20.0, "CANCELED"),
+    order(2, 1, at(date(2026, 1, 20), 12), 20.0, "IN PROGRESS"),
+    order(2, 1, at(date(2026, 1, 20), 12), 20.0, "CANCELED"),  # o2 canceled by its update
     order(3, 1, at(date(2026, 3, 10), 12), 30.0),
     order(4, 2, at(date(2026, 1, 15), 12), 5.0, None), order(5, 2, at(date(2026, 3, 2), 12), 7.0),  # c2: January
     # c3: local 00:15 on 1 February (still January in UTC): the February cohort; a canceled order; one on D at 23:00

@@ -703,8 +703,8 @@ _ORDERS_TO_DATE = """
 RFM_RULES = (
     "Among the contacts with orders > 0 on D (n of them), each score is 1 + floor(5 x s), s = the share of those n "
     "with a strictly worse value: a longer days_since_last_order (recency_score), fewer orders (frequency_score), "
-    "less revenue (monetary_score). Ties share a score (the lower one), the best contact(s) of a set of distinct "
-    "values reach 5 when n >= 5, and a contact without orders (only canceled ones) has null scores; rfm_score = the "
+    "less revenue (monetary_score). Equal values share a score (so ties can only lower it; the best of n >= 5 "
+    "distinct values scores 5), and a contact without orders (only canceled ones) has null scores; rfm_score = the "
     "three digits, e.g. '545'"
 )
 LIFECYCLE_RULES = (

@@ -102,4 +102,4 @@ def test_a_metric_is_built_only_when_its_raw_tables_are_exported():
     settings = Settings.from_environ({"ESPUTNIK_DATASETS": "orders,orderItems,revenue"})
     specs = build_definitions(settings).resolve_all_asset_specs()
     keys = {s.key.path[-1] for s in specs if s.key.path[0] == "esputnik_metrics"}
-    assert keys == {"daily_sales", "product_affinity"}
+    assert keys == {"daily_sales", "product_affinity", "contact_lifetime", "order_cohorts"}

@@ -39,9 +39,10 @@ class Metric:
     reads: tuple[str, ...]  # raw datasets
     upstream: tuple[str, ...] = ()  # metric tables it reads
     snapshot: bool = False  # one copy of the audience per day: the retention setting applies
-    # The raw days the row of D reads, as offsets from D (first, last): (-89, 0) reads D-89 .. D, (0, 6) D .. D+6.
-    # A rerun of any of those raw days makes D stale (its partition dependency).
-    window: tuple[int, int] = (0, 0)
+    # The raw days the row of D reads, as offsets from D (first, last): (-89, 0) reads D-89 .. D, (0, 6) D .. D+6,
+    # (ALL_EARLIER_DAYS, 0) every day up to D. A rerun of any of those raw days makes D stale (its partition
+    # dependency).
+    window: tuple[int | None, int] = (0, 0)
     # A metric that needs Python on a bounded result (the churn model) computes its day itself:
     # runner(metric, engine, warehouse, day) -> (QueryStats, extra metadata).
     runner: Callable[..., tuple[Any, dict]] | None = None
@@ -58,6 +59,9 @@ def col(name: str, type_: str, description: str, *lineage: str) -> MetricColumn:
 
 
 DATE = col("date", "date", "The local day D of the account this row describes")
+# The first offset of a window that reads every raw day up to D, back to the first partition (a lifetime or
+# cohort table): no fixed offset is honest there, since a rerun of any earlier raw day makes D stale.
+ALL_EARLIER_DAYS: None = None
 ACT = "contactActivities"
 
 
@@ -680,7 +684,190 @@ FROM funnel
     reads=(ACT, "orders"),
 )
 
+# ---- people and cohorts over the whole history: contact_lifetime, order_cohorts -------------------------------
+
+# The lower bound of "all history" for crediting_rows: before any order eSputnik can hold.
+_HISTORY_START = "TIMESTAMP '1970-01-01 00:00:00+00'"
+
+# An order as the warehouse holds it up to the end of D: its rows (status updates) per (contactId, orderId), with
+# orderDate before the end of D. Its date is the earliest orderDate of those rows, its totalCost the greatest (as in
+# daily_sales), and it is canceled when any of its rows has Status CANCELED (daily_sales' LOGICAL_OR; a null Status is
+# not canceled), so a CANCELED update cancels the order whatever row came before or after it.
+_ORDERS_TO_DATE = """
+  SELECT contactId, orderId, MIN(orderDate) AS orderDate, MAX(totalCost) AS totalCost,
+    COALESCE(LOGICAL_OR(Status = 'CANCELED'), FALSE) AS canceled
+  FROM raw.orders
+  WHERE orderDate < @end AND contactId IS NOT NULL AND orderId IS NOT NULL
+  GROUP BY contactId, orderId"""
+
+RFM_RULES = (
+    "Among the contacts with orders > 0 on D (n of them), each score is 1 + floor(5 x s), s = the share of those n "
+    "with a strictly worse value: a longer days_since_last_order (recency_score), fewer orders (frequency_score), "
+    "less revenue (monetary_score). Equal values share a score (so ties can only lower it; the best of n >= 5 "
+    "distinct values scores 5), and a contact without orders (only canceled ones) has null scores; rfm_score = the "
+    "three digits, e.g. '545'"
+)
+LIFECYCLE_RULES = (
+    "E = the expected days between orders: greatest(average_days_between_orders, 7) with 2+ orders, 30 with one. "
+    "First match: 'canceled_only' orders = 0; 'new' one order, days_since_last_order <= 30; 'active' 2+ orders, "
+    "days_since_last_order <= 1.5 x E; 'at_risk' days_since_last_order <= 3 x E; else 'lapsed'"
+)
+
+CONTACT_LIFETIME = Metric(
+    table=MetricTable(
+        "contact_lifetime",
+        (
+            DATE,
+            col("contactId", "int", "The contact: every contactId (not null) with an order dated before the end of D",
+                "orders.contactId"),
+            col("first_order_at", "timestamp", "Earliest orderDate of its orders that are not CANCELED; null without",
+                "orders.orderDate", "orders.Status"),
+            col("last_order_at", "timestamp", "Latest orderDate of its orders that are not CANCELED; null without",
+                "orders.orderDate", "orders.Status"),
+            col("orders", "int", "Distinct orderId not CANCELED (a null Status is not canceled) up to the end of D",
+                "orders.orderId", "orders.Status"),
+            col("revenue", "float", "Sum of those orders' totalCost (0 without orders)", "orders.totalCost"),
+            col("average_order_value", "float", "revenue / orders; null without orders", "orders.totalCost"),
+            col("canceled_orders", "int", "Distinct orderId with a CANCELED row", "orders.orderId", "orders.Status"),
+            col("attributed_revenue", "float", "Sum of orders.totalCost of its not-canceled orders that have a "
+                "crediting row in revenue", "orders.totalCost", "revenue.orderId"),
+            col("organic_revenue", "float", "revenue - attributed_revenue", "orders.totalCost", "revenue.orderId"),
+            col("days_since_last_order", "int", "D - the local date of last_order_at; null without orders",
+                "orders.orderDate"),
+            col("average_days_between_orders", "float", "(local date of last_order_at - local date of first_order_at) "
+                "/ (orders - 1); null below 2 orders", "orders.orderDate"),
+            col("recency_score", "int", "1-5 quintile of days_since_last_order among buyers, 5 = most recent",
+                "orders.orderDate"),
+            col("frequency_score", "int", "1-5 quintile of orders among buyers, 5 = most orders", "orders.orderId"),
+            col("monetary_score", "int", "1-5 quintile of revenue among buyers, 5 = most revenue", "orders.totalCost"),
+            col("rfm_score", "string", RFM_RULES, "orders.orderDate", "orders.orderId", "orders.totalCost"),
+            col("lifecycle_stage", "string", LIFECYCLE_RULES, "orders.orderDate", "orders.orderId", "orders.Status"),
+        ),
+        cluster_by=("contactId",),
+        grain=("date", "contactId"),
+    ),
+    formula=(
+        "Use cases 2, 3 and 5 (one row per person over its whole history). One row per contactId (not null) with at "
+        "least one order with orderDate before the end of D, as the warehouse holds them when D is materialized. An "
+        "order is its rows in orders (status updates) with that contactId and orderId: it is CANCELED when any of "
+        "its rows is (a null Status is not canceled), dated by its earliest orderDate, worth its greatest totalCost. "
+        "first_order_at / last_order_at = min / max date of the orders not canceled; orders = their count; revenue "
+        "= sum of their totalCost (0 without); average_order_value = revenue / orders; canceled_orders = the "
+        "canceled ones; attributed_revenue = sum of totalCost of the not-canceled orders that have a crediting row "
+        "(the last-touch row of revenue, orderDate before the end of D); organic_revenue = revenue - "
+        "attributed_revenue; days_since_last_order = D - the local date of last_order_at (null without); "
+        "average_days_between_orders = (local last - local first date) / (orders - 1), null below 2 orders. RFM: "
+        f"{RFM_RULES}. Lifecycle: {LIFECYCLE_RULES}. A zero denominator gives null. A snapshot of all history: kept "
+        "for the retention setting; D reads every raw day up to D."
+    ),
+    sql=f"""
+WITH contact_orders AS ({_ORDERS_TO_DATE}
+),
+credited AS (SELECT orderId FROM {crediting_rows(_HISTORY_START, "@end")}),
+lifetime AS (
+  SELECT o.contactId,
+    MIN(IF(o.canceled, NULL, o.orderDate)) AS first_order_at, MAX(IF(o.canceled, NULL, o.orderDate)) AS last_order_at,
+    COUNTIF(NOT o.canceled) AS orders, COALESCE(SUM(IF(o.canceled, NULL, o.totalCost)), 0) AS revenue,
+    COUNTIF(o.canceled) AS canceled_orders,
+    COALESCE(SUM(IF(NOT o.canceled AND c.orderId IS NOT NULL, o.totalCost, NULL)), 0) AS attributed_revenue
+  FROM contact_orders AS o LEFT JOIN credited AS c ON c.orderId = o.orderId
+  GROUP BY o.contactId
+),
+dated AS (
+  SELECT *, DATE_DIFF(@day, DATE(last_order_at, @tz), DAY) AS days_since_last_order,
+    SAFE_DIVIDE(DATE_DIFF(DATE(last_order_at, @tz), DATE(first_order_at, @tz), DAY), orders - 1)
+      AS average_days_between_orders
+  FROM lifetime
+),
+buyers AS (
+  SELECT contactId,
+    1 + DIV(5 * (RANK() OVER (ORDER BY days_since_last_order DESC) - 1), COUNT(*) OVER ()) AS recency_score,
+    1 + DIV(5 * (RANK() OVER (ORDER BY orders) - 1), COUNT(*) OVER ()) AS frequency_score,
+    1 + DIV(5 * (RANK() OVER (ORDER BY revenue) - 1), COUNT(*) OVER ()) AS monetary_score
+  FROM dated WHERE orders > 0
+)
+SELECT @day AS date, d.contactId, d.first_order_at, d.last_order_at, d.orders, d.revenue,
+  SAFE_DIVIDE(d.revenue, d.orders) AS average_order_value, d.canceled_orders, d.attributed_revenue,
+  d.revenue - d.attributed_revenue AS organic_revenue, d.days_since_last_order, d.average_days_between_orders,
+  b.recency_score, b.frequency_score, b.monetary_score,
+  CONCAT(CAST(b.recency_score AS STRING), CAST(b.frequency_score AS STRING), CAST(b.monetary_score AS STRING))
+    AS rfm_score,
+  CASE
+    WHEN d.orders = 0 THEN 'canceled_only'
+    WHEN d.orders = 1 AND d.days_since_last_order <= 30 THEN 'new'
+    WHEN d.orders >= 2 AND d.days_since_last_order <= 1.5 * GREATEST(d.average_days_between_orders, 7) THEN 'active'
+    WHEN d.days_since_last_order <= 3 * IF(d.orders = 1, 30, GREATEST(d.average_days_between_orders, 7)) THEN 'at_risk'
+    ELSE 'lapsed'
+  END AS lifecycle_stage
+FROM dated AS d LEFT JOIN buyers AS b ON b.contactId = d.contactId
+""",
+    reads=("orders", "revenue"),
+    snapshot=True,
+    window=(ALL_EARLIER_DAYS, 0),
+)
+
+ORDER_COHORTS = Metric(
+    table=MetricTable(
+        "order_cohorts",
+        (
+            DATE,
+            col("cohort_month", "date", "First day of the local month of the customers' first order (not canceled)",
+                "orders.orderDate", "orders.Status"),
+            col("months_since", "int", "Months from cohort_month to the month described (0 = the cohort's month)",
+                "orders.orderDate"),
+            col("cohort_customers", "int", "Contacts whose first order falls in cohort_month", "orders.contactId"),
+            col("active_customers", "int", "Of those, contacts with an order (not canceled) in that month",
+                "orders.contactId", "orders.orderDate"),
+            col("orders", "int", "Their orders (not canceled) in that month", "orders.orderId"),
+            col("revenue", "float", "Sum of those orders' totalCost (0 without)", "orders.totalCost"),
+            col("retention_rate", "float", "active_customers / cohort_customers", "orders.contactId"),
+        ),
+        cluster_by=("cohort_month",),
+        grain=("date", "cohort_month", "months_since"),
+    ),
+    formula=(
+        "Use case 5 (the cohort table of order analysis). The cohort table as of D: orders as contact_lifetime "
+        "reads them (orderDate before the end of D; an order with a CANCELED row is canceled and left out). A "
+        "customer's cohort_month is the local month (first day) of its first order; for every cohort and every "
+        "month from the cohort's (months_since 0) up to D's month, also months without orders: cohort_customers, "
+        "active_customers = the cohort's contacts with an order in that month, orders and revenue (sum of "
+        "totalCost, 0 without) of those orders, retention_rate = active_customers / cohort_customers (months_since "
+        "0 is 1 by construction). D's month is counted up to the end of D (month to date), so a month's figures are "
+        "final once the month is over and its late data has arrived. A snapshot of all history: kept for the "
+        "retention setting; D reads every raw day up to D."
+    ),
+    sql=f"""
+WITH kept_orders AS (
+  SELECT contactId, orderId, totalCost, DATE_TRUNC(DATE(orderDate, @tz), MONTH) AS order_month
+  FROM ({_ORDERS_TO_DATE}
+  )
+  WHERE NOT canceled
+),
+cohorts AS (SELECT contactId, MIN(order_month) AS cohort_month FROM kept_orders GROUP BY contactId),
+sizes AS (SELECT cohort_month, COUNT(*) AS cohort_customers FROM cohorts GROUP BY cohort_month),
+grid AS (
+  SELECT s.cohort_month, s.cohort_customers, months_since
+  FROM sizes AS s
+  CROSS JOIN UNNEST(GENERATE_ARRAY(0, DATE_DIFF(DATE_TRUNC(@day, MONTH), s.cohort_month, MONTH))) AS months_since
+),
+monthly AS (
+  SELECT c.cohort_month, DATE_DIFF(o.order_month, c.cohort_month, MONTH) AS months_since,
+    COUNT(DISTINCT o.contactId) AS active_customers, COUNT(*) AS orders, SUM(o.totalCost) AS revenue
+  FROM kept_orders AS o JOIN cohorts AS c ON c.contactId = o.contactId
+  GROUP BY c.cohort_month, DATE_DIFF(o.order_month, c.cohort_month, MONTH)
+)
+SELECT @day AS date, g.cohort_month, g.months_since, g.cohort_customers,
+  COALESCE(m.active_customers, 0) AS active_customers, COALESCE(m.orders, 0) AS orders,
+  COALESCE(m.revenue, 0) AS revenue, SAFE_DIVIDE(COALESCE(m.active_customers, 0), g.cohort_customers) AS retention_rate
+FROM grid AS g
+LEFT JOIN monthly AS m ON m.cohort_month = g.cohort_month AND m.months_since = g.months_since
+""",
+    reads=("orders",),
+    snapshot=True,
+    window=(ALL_EARLIER_DAYS, 0),
+)
+
 METRICS: tuple[Metric, ...] = (
     CAMPAIGN_PERFORMANCE, DAILY_SALES, CAMPAIGN_ROI, CHANNEL_ENGAGEMENT, CONTACT_DAILY, CONTACT_SEGMENTS,
-    CONTACT_PROFILES, PRODUCT_AFFINITY, CUSTOMER_JOURNEYS,
+    CONTACT_PROFILES, PRODUCT_AFFINITY, CUSTOMER_JOURNEYS, CONTACT_LIFETIME, ORDER_COHORTS,
 )  # fmt: skip

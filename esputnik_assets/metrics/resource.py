@@ -39,7 +39,9 @@ class MetricsWarehouse(dg.ConfigurableResource):
         default=72, description="customer_journeys: an order counts when it follows the click within this many hours"
     )
     snapshot_retention_days: int = Field(
-        default=120, description="Days of contact-level snapshots kept (contact_segments, contact_profiles, churn_risk)"
+        default=120,
+        description="Days of snapshots kept (contact_segments, contact_profiles, churn_risk, contact_lifetime, "
+        "order_cohorts)",
     )
     churn_horizon_days: int = Field(
         default=28, description="churn_risk: a contact churned when it places no order in this many days"

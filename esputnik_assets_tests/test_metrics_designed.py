@@ -36,33 +36,51 @@ def by(rows: list[dict], *keys: str) -> dict:
 W = date(2026, 1, 10)
 
 
-def test_channel_engagement_rates_and_trailing_means(engine_name, request, tmp_path):  # noqa: F811
+def test_channel_engagement_counts_totals_and_the_weighted_previous_week(engine_name, request, tmp_path):  # noqa: F811
     bench = make_bench(engine_name, request, tmp_path)
+    before = lambda days, hour, minute=0: at(W - timedelta(days=days), hour, minute)  # noqa: E731
     bench.load("contactActivities", [
-        # D-7: outside D's 7-day window (D-6 .. D)
-        act(1, "DELIVERED", "Email", at(W - timedelta(days=7), 9)), act(1, "RECEIVED", "Email", at(W - timedelta(days=7), 10)),
-        # D-1: delivered 2, opened 1, clicked 0
-        act(1, "DELIVERED", "Email", at(W - timedelta(days=1), 9)), act(1, "RECEIVED", "Email", at(W - timedelta(days=1), 10)),
-        act(2, "DELIVERED", "Email", at(W - timedelta(days=1), 9)),
-        # D: c1 (a triggered message, no broadcast) opens twice and clicks; c2, c3 delivered; c4 bounced
+        # D-8: outside D-7 .. D-1
+        act(9, "DELIVERED", "Email", before(8, 9)), act(9, "RECEIVED", "Email", before(8, 10)),
+        # D-7: delivered 2 (c2 at 00:30 local, 22:30 UTC of D-8: still D-7), opened 1 (c1 twice), clicked 0
+        act(1, "DELIVERED", "Email", before(7, 9)), act(2, "DELIVERED", "Email", before(7, 0, 30)),
+        act(1, "RECEIVED", "Email", before(7, 10)), act(1, "RECEIVED", "Email", before(7, 11)),
+        # D-2: Sms sent only: no delivered or undelivered in the week
+        act(6, "SENT", "Sms", before(2, 12)),
+        # D-3: Viber, nothing on D: no Viber row on D
+        act(7, "DELIVERED", "Viber", before(3, 12)),
+        # D-1: delivered 4 (c4 at 23:30 local: still D-1), undelivered 1, opened 3, clicked 1
+        *(act(c, "DELIVERED", "Email", before(1, 9)) for c in (1, 2, 3)), act(4, "DELIVERED", "Email", before(1, 23, 30)),
+        act(5, "UNDELIVERED", "Email", before(1, 9)),
+        *(act(c, "RECEIVED", "Email", before(1, 10)) for c in (1, 2, 3)), act(1, "CLICKED", "Email", before(1, 11)),
+        # D: c1 (a triggered message, no broadcast) opens twice and clicks twice; c2, c3 delivered; c4 bounced
         act(1, "DELIVERED", "Email", at(W, 9)), act(1, "RECEIVED", "Email", at(W, 10)),
         act(1, "RECEIVED", "Email", at(W, 11)), act(1, "CLICKED", "Email", at(W, 11, 5)),
+        act(1, "CLICKED", "Email", at(W, 11, 6)),
         act(2, "DELIVERED", "Email", at(W, 9), 7001), act(3, "DELIVERED", "Email", at(W, 9), 7001),
         act(4, "UNDELIVERED", "Email", at(W, 9), 7001),
         act(5, "SENT", "Sms", at(W, 12)), act(5, "UNDELIVERED", "Sms", at(W, 12, 1)),
     ])  # fmt: skip
-    for day in (W - timedelta(days=7), W - timedelta(days=1), W):
-        bench.run(CHANNEL_ENGAGEMENT, day)
-    rows = by(bench.rows(CHANNEL_ENGAGEMENT, W), "mediaType")
+    bench.run(CHANNEL_ENGAGEMENT, W)  # D alone, before any earlier day: the week is read from raw activities
+    first = bench.rows(CHANNEL_ENGAGEMENT, W)
+    bench.run(CHANNEL_ENGAGEMENT, W - timedelta(days=1), W - timedelta(days=7), W)  # a backfill in another order
+    assert bench.rows(CHANNEL_ENGAGEMENT, W) == first
+    rows = by(first, "mediaType")
+    assert set(rows) == {"Email", "Sms"}
     email, sms = rows["Email"], rows["Sms"]
-    assert (email["delivered"], email["undelivered"], email["opened"], email["clicked"]) == (3, 1, 1, 1)
+    assert [email[k] for k in ("delivered", "undelivered", "opened", "clicked")] == [3, 1, 1, 1]
+    assert [email[k] for k in ("total_delivered", "total_undelivered", "total_opens", "total_clicks", "total_spam")] == [
+        3, 1, 2, 2, 0,
+    ]
     assert email["open_rate"] == pytest.approx(1 / 3)
-    assert email["open_rate_7d"] == pytest.approx((0.5 + 1 / 3) / 2)
-    assert email["delivery_rate_7d"] == pytest.approx((1.0 + 0.75) / 2)
-    assert email["click_rate_7d"] == pytest.approx((0.0 + 1 / 3) / 2)
-    assert email["click_to_open_rate_7d"] == pytest.approx((0.0 + 1.0) / 2)
-    assert (sms["sent"], sms["delivery_rate"], sms["delivery_rate_7d"]) == (1, 0.0, 0.0)
-    assert (sms["open_rate"], sms["open_rate_7d"]) == (None, None)
+    # The week D-7 .. D-1, day sums: delivered 2 + 4, undelivered 0 + 1, opened 1 + 3, clicked 0 + 1.
+    assert email["delivery_rate_prev_7d"] == pytest.approx(6 / 7)
+    assert email["open_rate_prev_7d"] == pytest.approx(4 / 6)  # the mean of daily rates would be (1/2 + 3/4) / 2
+    assert email["click_rate_prev_7d"] == pytest.approx(1 / 6)
+    assert email["click_to_open_rate_prev_7d"] == pytest.approx(1 / 4)
+    assert (email["unsubscribe_rate_prev_7d"], email["spam_rate_prev_7d"]) == (0.0, 0.0)
+    assert (sms["sent"], sms["total_sent"], sms["delivery_rate"], sms["open_rate"]) == (1, 1, 0.0, None)
+    assert (sms["delivery_rate_prev_7d"], sms["open_rate_prev_7d"]) == (None, None)  # sent only: denominators 0
 
 
 # ---- contact_daily, contact_segments, contact_profiles ------------------------------------------------------------

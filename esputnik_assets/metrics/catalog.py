@@ -2,10 +2,11 @@
 
 Every query describes one local day D of the account and is given these parameters, bound by the driver:
 ``@day`` (DATE D), ``@start`` / ``@end`` (TIMESTAMP, the UTC instants D spans), ``@start_30d`` / ``@start_90d``
-(the UTC start of D-29 / D-89), ``@cohort_day`` / ``@cohort_start`` / ``@cohort_end`` (customer_journeys' cohort day),
-``@tz`` (the account's time zone), ``@cost_<media>`` (FLOAT64 cost per delivered message, e.g. ``@cost_email``;
-``@cost_inapp`` for In-App), ``@attribution_seconds`` and ``@min_pair_orders`` (see `MetricsWarehouse`). Every raw
-fact read filters its partition column on these bounds, every metric table read its `date`.
+(the UTC start of D-29 / D-89), ``@start_prev_7d`` (the UTC start of D-7), ``@cohort_day`` / ``@cohort_start`` /
+``@cohort_end`` (customer_journeys' cohort day), ``@tz`` (the account's time zone), ``@cost_<media>`` (FLOAT64 cost per
+delivered message, e.g. ``@cost_email``; ``@cost_inapp`` for In-App), ``@attribution_seconds`` and
+``@min_pair_orders`` (see `MetricsWarehouse`). Every raw fact read filters its partition column on these bounds, every
+metric table read its `date`.
 
 "The day's activities" are contactActivities with activityDateTime in D; a count of a status is the number of
 distinct contactId among those activities with that activityStatus; a rate whose denominator is zero is null
@@ -290,7 +291,29 @@ FROM costed
 
 # ---- designed metrics -------------------------------------------------------------------------------------------
 
-_MEANS_SQL = ",\n    ".join(f"AVG({r}) AS {r}_7d" for r in RATES)
+# The funnel's statuses: (activityStatus, distinct-contact count, total-row count).
+_STATUSES = (
+    ("SENT", "sent", "total_sent"), ("DELIVERED", "delivered", "total_delivered"),
+    ("UNDELIVERED", "undelivered", "total_undelivered"), ("RECEIVED", "opened", "total_opens"),
+    ("CLICKED", "clicked", "total_clicks"), ("UNSUBSCRIBED", "unsubscribed", "total_unsubscribed"),
+    ("SPAM", "spam", "total_spam"),
+)  # fmt: skip
+_TOTAL_COUNTS = ",\n    ".join(f"COUNTIF(activityStatus = '{s}') AS {total}" for s, _, total in _STATUSES)
+# Each rate of _RATES_SQL as (numerator, the counts its denominator sums), over the distinct-contact counts.
+_RATE_TERMS = {
+    "delivery_rate": ("delivered", ("delivered", "undelivered")), "open_rate": ("opened", ("delivered",)),
+    "click_rate": ("clicked", ("delivered",)), "click_to_open_rate": ("clicked", ("opened",)),
+    "unsubscribe_rate": ("unsubscribed", ("delivered",)), "spam_rate": ("spam", ("delivered",)),
+}  # fmt: skip
+
+
+def _rates_of(alias: str, suffix: str = "") -> str:
+    """The rates over the counts of the relation `alias`, each named <rate><suffix>."""
+    return ",\n  ".join(
+        f"SAFE_DIVIDE({alias}.{num}, {' + '.join(f'{alias}.{d}' for d in den)}) AS {rate}{suffix}"
+        for rate, (num, den) in _RATE_TERMS.items()
+    )
+
 
 CHANNEL_ENGAGEMENT = Metric(
     table=MetricTable(
@@ -300,48 +323,57 @@ CHANNEL_ENGAGEMENT = Metric(
             col("mediaType", "string", "The channel (activities without one: 'Unknown')", f"{ACT}.mediaType"),
             *_with_rate_lineage(_funnel_columns()),
             *(
-                col(f"{r}_7d", "float", f"Mean of the daily {r} over D-6 .. D (days with a value)",
+                col(total, "int", f"{s} activities (rows, a contact's second counts again) in the channel on D",
+                    f"{ACT}.activityStatus", f"{ACT}.activityDateTime")
+                for s, _, total in _STATUSES
+            ),
+            *(
+                col(f"{rate}_prev_7d", "float", f"Weighted {rate} of D-7 .. D-1 (D excluded): the sum over those "
+                    f"days of the daily {num} over the sum of the daily {' + '.join(den)}; null when that sum is 0",
                     f"{ACT}.contactId", f"{ACT}.activityStatus", f"{ACT}.activityDateTime")
-                for r in RATES
+                for rate, (num, den) in _RATE_TERMS.items()
             ),
         ),
         cluster_by=("mediaType",),
+        grain=("date", "mediaType"),
     ),
     formula=(
         "Use cases 1 and 6 (campaign performance by channel, KPI monitoring). One row per mediaType with activity on "
         "D, over all of D's activities (broadcasts and triggered messages): the funnel counts and rates of "
-        "campaign_performance (distinct contacts per status; rates null on a zero denominator), plus each rate's "
-        "trailing 7-day mean <rate>_7d = the mean of that channel's daily rate over D-6 .. D, over the days where "
-        "the rate is not null (read from this table's earlier days, so a range run computes days in order)."
+        "campaign_performance (distinct contacts per status; rates null on a zero denominator); the total counts "
+        "total_sent, total_delivered, total_undelivered, total_opens (RECEIVED rows), total_clicks (CLICKED rows), "
+        "total_unsubscribed, total_spam (activity rows, a repeat counting again); and for each rate the weighted "
+        "rate of the 7 days before D, <rate>_prev_7d = the sum over D-7 .. D-1 of that channel's daily numerator "
+        "over the sum of its daily denominator (each daily count being that day's distinct contacts, as D's are; "
+        "e.g. open_rate_prev_7d = sum of daily opened / sum of daily delivered), null when the summed denominator is "
+        "0. D itself is excluded, so D's rate can be compared with its week. Computed from the raw activities of "
+        "D-7 .. D (never from this table's earlier rows), so a range run, a day's run and a backfill in any order "
+        "give the same rows; a rerun of any raw day D-7 .. D makes D's row stale."
     ),
     sql=f"""
-WITH today AS (
-  SELECT COALESCE(mediaType, 'Unknown') AS mediaType,
-    {_FUNNEL_COUNTS}
+WITH daily AS (
+  SELECT DATE(activityDateTime, @tz) AS activity_day, COALESCE(mediaType, 'Unknown') AS mediaType,
+    {_FUNNEL_COUNTS},
+    {_TOTAL_COUNTS}
   FROM raw.contactActivities
-  WHERE activityDateTime >= @start AND activityDateTime < @end
-  GROUP BY COALESCE(mediaType, 'Unknown')
+  WHERE activityDateTime >= @start_prev_7d AND activityDateTime < @end
+  GROUP BY DATE(activityDateTime, @tz), COALESCE(mediaType, 'Unknown')
 ),
-rated AS (
-  SELECT @day AS date, mediaType, sent, delivered, undelivered, opened, clicked, unsubscribed, spam,
-  {_RATES_SQL}
-  FROM today
-),
-history AS (
-  SELECT mediaType, {", ".join(RATES)} FROM metrics.channel_engagement
-  WHERE date >= DATE_SUB(@day, INTERVAL 6 DAY) AND date < @day
-  UNION ALL
-  SELECT mediaType, {", ".join(RATES)} FROM rated
-),
-means AS (
-  SELECT mediaType,
-    {_MEANS_SQL}
-  FROM history GROUP BY mediaType
+today AS (SELECT * FROM daily WHERE activity_day = @day),
+previous AS (
+  SELECT mediaType, SUM(delivered) AS delivered, SUM(undelivered) AS undelivered, SUM(opened) AS opened,
+    SUM(clicked) AS clicked, SUM(unsubscribed) AS unsubscribed, SUM(spam) AS spam
+  FROM daily WHERE activity_day < @day
+  GROUP BY mediaType
 )
-SELECT r.*, {", ".join(f"m.{r}_7d" for r in RATES)}
-FROM rated AS r JOIN means AS m ON m.mediaType = r.mediaType
+SELECT @day AS date, t.mediaType, {", ".join(f"t.{unique}" for _, unique, _ in _STATUSES)},
+  {", ".join(f"t.{total}" for _, _, total in _STATUSES)},
+  {_rates_of("t")},
+  {_rates_of("p", "_prev_7d")}
+FROM today AS t LEFT JOIN previous AS p ON p.mediaType = t.mediaType
 """,
     reads=(ACT,),
+    window=(-7, 0),
 )
 
 CONTACT_DAILY = Metric(

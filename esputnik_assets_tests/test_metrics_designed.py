@@ -15,6 +15,8 @@ from esputnik_assets.metrics.catalog import (
     PRODUCT_AFFINITY,
 )
 from esputnik_assets.metrics.churn import CHURN_RISK
+from esputnik_assets.metrics.wiring import configured
+from esputnik_assets.settings import Settings
 from esputnik_assets_tests.metric_fixtures import MetricBench, at, engine_name, make_bench  # noqa: F401
 
 
@@ -276,6 +278,15 @@ def test_customer_journeys_follow_each_delivery_for_the_window_and_count_each_or
     assert [sms[k] for k in steps] == [3, None, 2, 1, 1, 7.0]
     assert [sms[k] for k in conversions] == [None, pytest.approx(2 / 3), 0.5, pytest.approx(1 / 3)]
     assert [sms[k] for k in ("dropped_before_open", "not_clicked", "dropped_before_order")] == [None, 1, 1]
+
+
+def test_customer_journeys_declare_the_raw_days_their_cohort_reads():
+    """The row of D reads C .. D: D-3 .. D for the default 72 hours, D-2 .. D for 36 hours (ceil(36 / 24) = 2)."""
+    assert CUSTOMER_JOURNEYS.window == configured(CUSTOMER_JOURNEYS, Settings.from_environ({})).window == (-3, 0)
+    shorter = configured(CUSTOMER_JOURNEYS, Settings.from_environ({"ESPUTNIK_ATTRIBUTION_WINDOW_HOURS": "36"}))
+    assert shorter.window == (-2, 0)
+    assert (CUSTOMER_JOURNEYS.table.grain, CHANNEL_ENGAGEMENT.table.grain) == (("date", "mediaType"),) * 2
+    assert CHANNEL_ENGAGEMENT.window == (-7, 0)
 
 
 # ---- churn_risk -------------------------------------------------------------------------------------------------

@@ -640,6 +640,11 @@ CROSS JOIN totals AS t
     reads=("orderItems", "orders"),
 )
 
+def journey_lag_days(attribution_window_hours: int) -> int:
+    """customer_journeys' row of D follows the contacts delivered this many days earlier: every window has closed."""
+    return -(-attribution_window_hours // 24)
+
+
 # Channels with no open event in eSputnik (an SMS has no read receipt): their `opened` step and the conversions
 # that use it are null, not 0. Every other channel, 'Unknown' included, can report opens (RECEIVED).
 MEDIA_WITHOUT_OPENS = ("Sms",)

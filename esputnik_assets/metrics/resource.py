@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 import dagster as dg
 from pydantic import Field
 
-from esputnik_assets.metrics.catalog import MEDIA_TYPES, cost_parameter
+from esputnik_assets.metrics.catalog import MEDIA_TYPES, cost_parameter, journey_lag_days
 from esputnik_assets.metrics.engine import BigQueryMetricEngine, DuckDBMetricEngine, MetricEngine
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
@@ -75,7 +75,7 @@ class MetricsWarehouse(dg.ConfigurableResource):
     @property
     def journey_lag_days(self) -> int:
         """customer_journeys' row of D follows the contacts delivered this many days earlier: every window closed."""
-        return -(-self.attribution_window_hours // 24)
+        return journey_lag_days(self.attribution_window_hours)
 
     def location(self) -> str:
         raise NotImplementedError

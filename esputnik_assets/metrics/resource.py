@@ -56,7 +56,10 @@ class MetricsWarehouse(dg.ConfigurableResource):
         start, end = LocalWindow.for_days(day, day + timedelta(days=1)).utc_bounds(self.timezone)
         start_30d, _ = LocalWindow.for_days(day - timedelta(days=29), day).utc_bounds(self.timezone)
         start_90d, _ = LocalWindow.for_days(day - timedelta(days=89), day).utc_bounds(self.timezone)
-        start_prev_7d, _ = LocalWindow.for_days(day - timedelta(days=7), day).utc_bounds(self.timezone)
+        days_before = {  # the UTC start of each of the 7 days before D: channel_engagement's week
+            f"start_minus_{back}d": LocalWindow.for_days(day - timedelta(days=back), day).utc_bounds(self.timezone)[0]
+            for back in range(1, 8)
+        }
         cohort_day = day - timedelta(days=self.journey_lag_days)
         cohort_start, cohort_end = LocalWindow.for_days(cohort_day, cohort_day + timedelta(days=1)).utc_bounds(
             self.timezone
@@ -65,7 +68,7 @@ class MetricsWarehouse(dg.ConfigurableResource):
         return {
             "day": day, "start": start, "end": end, "tz": self.timezone, "start_30d": start_30d, "start_90d": start_90d,
             "min_pair_orders": self.affinity_min_pair_orders,
-            "start_prev_7d": start_prev_7d,
+            **days_before,
             "cohort_day": cohort_day, "cohort_start": cohort_start, "cohort_end": cohort_end,
             "attribution_seconds": self.attribution_window_hours * 3600,
             "churn_horizon_days": self.churn_horizon_days,

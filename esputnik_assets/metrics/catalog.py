@@ -2,11 +2,11 @@
 
 Every query describes one local day D of the account and is given these parameters, bound by the driver:
 ``@day`` (DATE D), ``@start`` / ``@end`` (TIMESTAMP, the UTC instants D spans), ``@start_30d`` / ``@start_90d``
-(the UTC start of D-29 / D-89), ``@start_minus_<k>d`` (the UTC start of D-k, k = 1 .. 7), ``@cohort_day`` / ``@cohort_start`` /
-``@cohort_end`` (customer_journeys' cohort day), ``@tz`` (the account's time zone), ``@cost_<media>`` (FLOAT64 cost per
-delivered message, e.g. ``@cost_email``; ``@cost_inapp`` for In-App), ``@attribution_seconds`` and
-``@min_pair_orders`` (see `MetricsWarehouse`). Every raw fact read filters its partition column on these bounds, every
-metric table read its `date`.
+(the UTC start of D-29 / D-89), ``@start_minus_<k>d`` (the UTC start of D-k, k = 1 .. 7), ``@cohort_day`` /
+``@cohort_start`` / ``@cohort_end`` (customer_journeys' cohort day), ``@tz`` (the account's time zone),
+``@cost_<media>`` (FLOAT64 cost per delivered message, e.g. ``@cost_email``; ``@cost_inapp`` for In-App),
+``@attribution_seconds`` and ``@min_pair_orders`` (see `MetricsWarehouse`). Every raw fact read filters its partition
+column on these bounds, every metric table read its `date`.
 
 "The day's activities" are contactActivities with activityDateTime in D; a count of a status is the number of
 distinct contactId among those activities with that activityStatus; a rate whose denominator is zero is null
@@ -323,8 +323,9 @@ def _day_counts(back: int, totals: bool = False) -> str:
     distinct aggregates over 8 days at once, grouped by day, took 20 times as long as 8 one-day scans."""
     start = "@start" if back == 0 else f"@start_minus_{back}d"
     end = {0: "@end", 1: "@start"}.get(back, f"@start_minus_{back - 1}d")
+    counts = _FUNNEL_COUNTS + (",\n    " + _TOTAL_COUNTS if totals else "")
     return f"""SELECT COALESCE(mediaType, 'Unknown') AS mediaType,
-    {_FUNNEL_COUNTS}{"," + chr(10) + "    " + _TOTAL_COUNTS if totals else ""}
+    {counts}
   FROM raw.contactActivities
   WHERE activityDateTime >= {start} AND activityDateTime < {end}
   GROUP BY COALESCE(mediaType, 'Unknown')"""

@@ -36,7 +36,7 @@ class MetricsWarehouse(dg.ConfigurableResource):
         default=COSTS_NOT_CONFIGURED, description="Where cost_per_message comes from, shown on the assets that use it"
     )
     attribution_window_hours: int = Field(
-        default=72, description="customer_journeys: an order counts when it follows the click within this many hours"
+        default=72, description="customer_journeys: opens, clicks and orders count within this many hours of the delivery"
     )
     snapshot_retention_days: int = Field(
         default=120, description="Days of contact-level snapshots kept (contact_segments, contact_profiles, churn_risk)"

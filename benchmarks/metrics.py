@@ -6,10 +6,9 @@
 Setup (not measured): the raw tables are generated inside DuckDB with SQL (deterministic hashes, the export's
 schema) for days D-89 .. D: N activities a day over 100,000 contacts, 5,000 orders a day (two items each, one in
 ten canceled, repeat buyers), revenue for 40% of them, 50,000 events a day, 20,000 devices, 240 broadcasts; then
-the per-day history the metrics read (contact_daily for D-89 .. D-1, channel_engagement for D-6 .. D-1, and the
-contact_segments snapshots churn_risk trains on). Measured: in a fresh child process, Dagster materializes every
-metric asset for partition D; the table gives each metric's wall time (its step) and the process's peak RSS, next
-to the size of the raw data. Writes benchmarks/results/metrics-latest.json.
+the per-day history the metrics read (contact_daily for D-89 .. D-1 and the contact_segments snapshots churn_risk
+trains on). Measured: in a fresh child process, Dagster materializes every metric asset for partition D; the table
+gives each metric's wall time (its step) and the process's peak RSS, next to the size of the raw data. Writes benchmarks/results/metrics-latest.json.
 """
 
 from __future__ import annotations
@@ -116,11 +115,11 @@ def raw_rows(path: Path) -> dict[str, int]:
 
 
 def prepare_history(path: Path) -> None:
-    """The metric days that D's metrics read: summaries, trailing means, and the snapshots churn trains on."""
+    """The metric days that D's metrics read: the daily summaries and the snapshots churn trains on."""
     import duckdb
 
     from esputnik_assets.metrics.assets import compute_days
-    from esputnik_assets.metrics.catalog import CHANNEL_ENGAGEMENT, CONTACT_DAILY, CONTACT_SEGMENTS
+    from esputnik_assets.metrics.catalog import CONTACT_DAILY, CONTACT_SEGMENTS
     from esputnik_assets.metrics.resource import DuckDBMetricsWarehouse
 
     warehouse = DuckDBMetricsWarehouse(path=str(path), memory_limit="2GB")
@@ -128,7 +127,6 @@ def prepare_history(path: Path) -> None:
     with warehouse.open() as engine:
         history = [D - timedelta(days=back) for back in range(HISTORY_DAYS - 1, 0, -1)]
         compute_days(CONTACT_DAILY, engine, warehouse, history, print)
-        compute_days(CHANNEL_ENGAGEMENT, engine, warehouse, history[-6:], print)
         snapshots = [D - timedelta(days=2 * horizon), D - timedelta(days=horizon)]
         compute_days(CONTACT_SEGMENTS, engine, warehouse, snapshots, print)
     with duckdb.connect(str(path)) as con:

@@ -15,6 +15,8 @@ from esputnik_assets.metrics.catalog import (
     PRODUCT_AFFINITY,
 )
 from esputnik_assets.metrics.churn import CHURN_RISK
+from esputnik_assets.metrics.wiring import configured
+from esputnik_assets.settings import Settings
 from esputnik_assets_tests.metric_fixtures import MetricBench, at, engine_name, make_bench  # noqa: F401
 
 
@@ -36,33 +38,51 @@ def by(rows: list[dict], *keys: str) -> dict:
 W = date(2026, 1, 10)
 
 
-def test_channel_engagement_rates_and_trailing_means(engine_name, request, tmp_path):  # noqa: F811
+def test_channel_engagement_counts_totals_and_the_weighted_previous_week(engine_name, request, tmp_path):  # noqa: F811
     bench = make_bench(engine_name, request, tmp_path)
+    before = lambda days, hour, minute=0: at(W - timedelta(days=days), hour, minute)  # noqa: E731
     bench.load("contactActivities", [
-        # D-7: outside D's 7-day window (D-6 .. D)
-        act(1, "DELIVERED", "Email", at(W - timedelta(days=7), 9)), act(1, "RECEIVED", "Email", at(W - timedelta(days=7), 10)),
-        # D-1: delivered 2, opened 1, clicked 0
-        act(1, "DELIVERED", "Email", at(W - timedelta(days=1), 9)), act(1, "RECEIVED", "Email", at(W - timedelta(days=1), 10)),
-        act(2, "DELIVERED", "Email", at(W - timedelta(days=1), 9)),
-        # D: c1 (a triggered message, no broadcast) opens twice and clicks; c2, c3 delivered; c4 bounced
+        # D-8: outside D-7 .. D-1
+        act(9, "DELIVERED", "Email", before(8, 9)), act(9, "RECEIVED", "Email", before(8, 10)),
+        # D-7: delivered 2 (c2 at 00:30 local, 22:30 UTC of D-8: still D-7), opened 1 (c1 twice), clicked 0
+        act(1, "DELIVERED", "Email", before(7, 9)), act(2, "DELIVERED", "Email", before(7, 0, 30)),
+        act(1, "RECEIVED", "Email", before(7, 10)), act(1, "RECEIVED", "Email", before(7, 11)),
+        # D-2: Sms sent only: no delivered or undelivered in the week
+        act(6, "SENT", "Sms", before(2, 12)),
+        # D-3: Viber, nothing on D: no Viber row on D
+        act(7, "DELIVERED", "Viber", before(3, 12)),
+        # D-1: delivered 4 (c4 at 23:30 local: still D-1), undelivered 1, opened 3, clicked 1
+        *(act(c, "DELIVERED", "Email", before(1, 9)) for c in (1, 2, 3)),
+        act(4, "DELIVERED", "Email", before(1, 23, 30)),
+        act(5, "UNDELIVERED", "Email", before(1, 9)),
+        *(act(c, "RECEIVED", "Email", before(1, 10)) for c in (1, 2, 3)), act(1, "CLICKED", "Email", before(1, 11)),
+        # D: c1 (a triggered message, no broadcast) opens twice and clicks twice; c2, c3 delivered; c4 bounced
         act(1, "DELIVERED", "Email", at(W, 9)), act(1, "RECEIVED", "Email", at(W, 10)),
         act(1, "RECEIVED", "Email", at(W, 11)), act(1, "CLICKED", "Email", at(W, 11, 5)),
+        act(1, "CLICKED", "Email", at(W, 11, 6)),
         act(2, "DELIVERED", "Email", at(W, 9), 7001), act(3, "DELIVERED", "Email", at(W, 9), 7001),
         act(4, "UNDELIVERED", "Email", at(W, 9), 7001),
         act(5, "SENT", "Sms", at(W, 12)), act(5, "UNDELIVERED", "Sms", at(W, 12, 1)),
     ])  # fmt: skip
-    for day in (W - timedelta(days=7), W - timedelta(days=1), W):
-        bench.run(CHANNEL_ENGAGEMENT, day)
-    rows = by(bench.rows(CHANNEL_ENGAGEMENT, W), "mediaType")
+    bench.run(CHANNEL_ENGAGEMENT, W)  # D alone, before any earlier day: the week is read from raw activities
+    first = bench.rows(CHANNEL_ENGAGEMENT, W)
+    bench.run(CHANNEL_ENGAGEMENT, W - timedelta(days=1), W - timedelta(days=7), W)  # a backfill in another order
+    assert bench.rows(CHANNEL_ENGAGEMENT, W) == first
+    rows = by(first, "mediaType")
+    assert set(rows) == {"Email", "Sms"}
     email, sms = rows["Email"], rows["Sms"]
-    assert (email["delivered"], email["undelivered"], email["opened"], email["clicked"]) == (3, 1, 1, 1)
+    assert [email[k] for k in ("delivered", "undelivered", "opened", "clicked")] == [3, 1, 1, 1]
+    totals = ("total_delivered", "total_undelivered", "total_opens", "total_clicks", "total_spam")
+    assert [email[k] for k in totals] == [3, 1, 2, 2, 0]  # c1's second open and second click count again
     assert email["open_rate"] == pytest.approx(1 / 3)
-    assert email["open_rate_7d"] == pytest.approx((0.5 + 1 / 3) / 2)
-    assert email["delivery_rate_7d"] == pytest.approx((1.0 + 0.75) / 2)
-    assert email["click_rate_7d"] == pytest.approx((0.0 + 1 / 3) / 2)
-    assert email["click_to_open_rate_7d"] == pytest.approx((0.0 + 1.0) / 2)
-    assert (sms["sent"], sms["delivery_rate"], sms["delivery_rate_7d"]) == (1, 0.0, 0.0)
-    assert (sms["open_rate"], sms["open_rate_7d"]) == (None, None)
+    # The week D-7 .. D-1, day sums: delivered 2 + 4, undelivered 0 + 1, opened 1 + 3, clicked 0 + 1.
+    assert email["delivery_rate_prev_7d"] == pytest.approx(6 / 7)
+    assert email["open_rate_prev_7d"] == pytest.approx(4 / 6)  # the mean of daily rates would be (1/2 + 3/4) / 2
+    assert email["click_rate_prev_7d"] == pytest.approx(1 / 6)
+    assert email["click_to_open_rate_prev_7d"] == pytest.approx(1 / 4)
+    assert (email["unsubscribe_rate_prev_7d"], email["spam_rate_prev_7d"]) == (0.0, 0.0)
+    assert (sms["sent"], sms["total_sent"], sms["delivery_rate"], sms["open_rate"]) == (1, 1, 0.0, None)
+    assert (sms["delivery_rate_prev_7d"], sms["open_rate_prev_7d"]) == (None, None)  # sent only: denominators 0
 
 
 # ---- contact_daily, contact_segments, contact_profiles ------------------------------------------------------------
@@ -196,36 +216,77 @@ def test_product_affinity_support_confidence_lift(engine_name, request, tmp_path
 # ---- customer_journeys ------------------------------------------------------------------------------------------
 
 
-def test_customer_journeys_funnel_within_the_attribution_window(engine_name, request, tmp_path):  # noqa: F811
+def credit(order_id: int, contact: int, media: str, touched, when, cost: float) -> dict:
+    """A revenue row: eSputnik credits the order to a message of `media` touched at `touched`."""
+    return {"orderId": order_id, "contactId": contact, "mediaType": media, "activityDateTime": touched,
+            "orderDate": when, "totalCost": cost}  # fmt: skip
+
+
+def test_customer_journeys_follow_each_delivery_for_the_window_and_count_each_order_once(
+    engine_name, request, tmp_path  # noqa: F811
+):
+    """W = 24 h: D's row follows the cohort delivered on C = D-1, every contact from its delivery for 24 hours."""
     bench = make_bench(engine_name, request, tmp_path, attribution_window_hours=24)
-    funnel = lambda c, *steps: [act(c, s, "Email", at(W, 10)) for s in steps]  # noqa: E731
+    C, D = W, W + timedelta(days=1)
+    on_c = lambda hour, minute=0: at(C, hour, minute)  # noqa: E731
+    on_d = lambda hour, minute=0: at(D, hour, minute)  # noqa: E731
     bench.load("contactActivities", [
-        *funnel(1, "DELIVERED", "RECEIVED", "CLICKED"),  # orders 23 hours after the click: converted
-        *funnel(2, "DELIVERED", "RECEIVED", "CLICKED"),  # orders 25 hours after: too late
-        *funnel(3, "DELIVERED", "RECEIVED"),  # orders without clicking
-        *funnel(4, "DELIVERED"),
-        *funnel(5, "CLICKED"),  # delivered another day: not in D's funnel
-        *funnel(6, "DELIVERED", "CLICKED"),  # clicked without an open: the funnel stops at opened
-        *funnel(7, "DELIVERED", "RECEIVED", "CLICKED"),  # ordered before the click, and a canceled order after
-        act(8, "DELIVERED", "Sms", at(W, 10)),
+        # c1: opens and clicks the day after the delivery (23 h 0 min, 23 h 30 min later): both within 24 h
+        act(1, "DELIVERED", "Email", on_c(10)), act(1, "RECEIVED", "Email", on_d(9)),
+        act(1, "CLICKED", "Email", on_d(9, 30)),
+        # c2: opens 25 h after the delivery: outside its window
+        act(2, "DELIVERED", "Email", on_c(10)), act(2, "RECEIVED", "Email", on_d(11)),
+        # c3: clicks Email at 10:05, then Sms at 10:10; its order is credited to Email
+        act(3, "DELIVERED", "Email", on_c(10)), act(3, "CLICKED", "Email", on_c(10, 5)),
+        act(3, "DELIVERED", "Sms", on_c(10)), act(3, "CLICKED", "Sms", on_c(10, 10)),
+        # c4: opens and clicks Email; its order is credited to nothing: the last click's channel, Email
+        act(4, "DELIVERED", "Email", on_c(10)), act(4, "RECEIVED", "Email", on_c(10, 30)),
+        act(4, "CLICKED", "Email", on_c(10, 40)),
+        # c5: clicks Email at 11:00 and Sms (no open: Sms has none) at 12:00; its uncredited order goes to Sms
+        act(5, "DELIVERED", "Email", on_c(10)), act(5, "CLICKED", "Email", on_c(11)),
+        act(5, "DELIVERED", "Sms", on_c(10)), act(5, "CLICKED", "Sms", on_c(12)),
+        # c6: clicks at 10:30; orders 24 h 30 min after its delivery (24 h after the click): outside the window
+        act(6, "DELIVERED", "Email", on_c(10)), act(6, "CLICKED", "Email", on_c(10, 30)),
+        # c7: ordered before its click, and an order after it was canceled
+        act(7, "DELIVERED", "Email", on_c(10)), act(7, "CLICKED", "Email", on_c(10, 30)),
+        act(8, "DELIVERED", "Sms", on_c(10)),
+        # c9: clicks on C, delivered the day before: not in C's cohort
+        act(9, "DELIVERED", "Email", at(C - timedelta(days=1), 22)), act(9, "CLICKED", "Email", on_c(9)),
     ])  # fmt: skip
     bench.load("orders", [
-        order(1, 1, at(W + timedelta(days=1), 9)), order(2, 2, at(W + timedelta(days=1), 11)), order(3, 3, at(W, 12)),
-        order(4, 5, at(W, 11)), order(5, 6, at(W, 11)), order(6, 7, at(W, 9)),
-        order(7, 7, at(W, 11), status="CANCELED"),
+        order(1, 1, on_d(9, 50), 10.0), order(9, 1, on_d(9, 55), 5.0), order(3, 3, on_c(10, 20), 20.0),
+        order(4, 4, on_c(20), 40.0), order(5, 5, on_d(8), 7.0), order(6, 6, on_d(10, 30), 100.0),
+        order(7, 7, on_c(9), 200.0), order(8, 7, on_c(11), 300.0, "CANCELED"), order(10, 9, on_c(9, 30), 1.0),
     ])  # fmt: skip
-    bench.run(CUSTOMER_JOURNEYS, W + timedelta(days=1))  # a 24-hour window: D's row follows the cohort of D-1
-    rows = by(bench.rows(CUSTOMER_JOURNEYS, W + timedelta(days=1)), "mediaType")
-    assert {r["cohort_date"] for r in rows.values()} == {W}
+    bench.load("revenue", [
+        credit(1, 1, "Email", on_d(9, 30), on_d(9, 50), 10.0), credit(9, 1, "Email", on_d(9, 30), on_d(9, 55), 5.0),
+        # o3 claimed by Sms at 10:01 and Email at 10:05: the crediting row is the latest, Email
+        credit(3, 3, "Sms", on_c(10, 1), on_c(10, 20), 20.0), credit(3, 3, "Email", on_c(10, 5), on_c(10, 20), 20.0),
+        credit(6, 6, "Email", on_c(10, 30), on_d(10, 30), 100.0), credit(8, 7, "Email", on_c(10, 30), on_c(11), 300.0),
+    ])  # fmt: skip
+    bench.run(CUSTOMER_JOURNEYS, D)
+    rows = by(bench.rows(CUSTOMER_JOURNEYS, D), "mediaType")
+    assert set(rows) == {"Email", "Sms"} and {r["cohort_date"] for r in rows.values()} == {C}
     email, sms = rows["Email"], rows["Sms"]
-    assert [email[k] for k in ("delivered", "opened", "clicked", "ordered")] == [6, 4, 3, 1]
-    assert [email[k] for k in ("open_conversion", "click_conversion", "order_conversion", "overall_conversion")] == (
-        pytest.approx([4 / 6, 3 / 4, 1 / 3, 1 / 6])
-    )
-    assert [email[k] for k in ("dropped_before_open", "dropped_before_click", "dropped_before_order")] == [2, 1, 2]
-    assert [sms[k] for k in ("delivered", "opened", "clicked", "ordered", "click_conversion", "order_conversion")] == [
-        1, 0, 0, 0, None, None,
-    ]
+    # Email: delivered c1-c7; opened c1, c4; clicked c1, c3, c4, c5, c6, c7; ordered c1 (o1, o9), c3 (o3), c4 (o4).
+    steps = ("delivered", "opened", "clicked", "ordered", "orders", "revenue")
+    assert [email[k] for k in steps] == [7, 2, 6, 3, 4, 10.0 + 5.0 + 20.0 + 40.0]
+    conversions = ("open_conversion", "click_through_conversion", "order_conversion", "overall_conversion")
+    assert [email[k] for k in conversions] == pytest.approx([2 / 7, 6 / 7, 3 / 6, 3 / 7])
+    assert [email[k] for k in ("dropped_before_open", "not_clicked", "dropped_before_order")] == [5, 1, 3]
+    # Sms: delivered c3, c5, c8; no opens (null); clicked c3, c5; ordered c5 (o5); o3 is Email's only.
+    assert [sms[k] for k in steps] == [3, None, 2, 1, 1, 7.0]
+    assert [sms[k] for k in conversions] == [None, pytest.approx(2 / 3), 0.5, pytest.approx(1 / 3)]
+    assert [sms[k] for k in ("dropped_before_open", "not_clicked", "dropped_before_order")] == [None, 1, 1]
+
+
+def test_customer_journeys_declare_the_raw_days_their_cohort_reads():
+    """The row of D reads C .. D: D-3 .. D for the default 72 hours, D-2 .. D for 36 hours (ceil(36 / 24) = 2)."""
+    assert CUSTOMER_JOURNEYS.window == configured(CUSTOMER_JOURNEYS, Settings.from_environ({})).window == (-3, 0)
+    shorter = configured(CUSTOMER_JOURNEYS, Settings.from_environ({"ESPUTNIK_ATTRIBUTION_WINDOW_HOURS": "36"}))
+    assert shorter.window == (-2, 0)
+    assert (CUSTOMER_JOURNEYS.table.grain, CHANNEL_ENGAGEMENT.table.grain) == (("date", "mediaType"),) * 2
+    assert CHANNEL_ENGAGEMENT.window == (-7, 0)
 
 
 # ---- churn_risk -------------------------------------------------------------------------------------------------

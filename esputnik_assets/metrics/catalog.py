@@ -2,10 +2,11 @@
 
 Every query describes one local day D of the account and is given these parameters, bound by the driver:
 ``@day`` (DATE D), ``@start`` / ``@end`` (TIMESTAMP, the UTC instants D spans), ``@start_30d`` / ``@start_90d``
-(the UTC start of D-29 / D-89), ``@cohort_day`` / ``@cohort_start`` / ``@cohort_end`` (customer_journeys' cohort day),
-``@tz`` (the account's time zone), ``@cost_<media>`` (FLOAT64 cost per delivered message, e.g. ``@cost_email``;
-``@cost_inapp`` for In-App), ``@attribution_seconds`` and ``@min_pair_orders`` (see `MetricsWarehouse`). Every raw
-fact read filters its partition column on these bounds, every metric table read its `date`.
+(the UTC start of D-29 / D-89), ``@start_minus_<k>d`` (the UTC start of D-k, k = 1 .. 7), ``@cohort_day`` /
+``@cohort_start`` / ``@cohort_end`` (customer_journeys' cohort day), ``@tz`` (the account's time zone),
+``@cost_<media>`` (FLOAT64 cost per delivered message, e.g. ``@cost_email``; ``@cost_inapp`` for In-App),
+``@attribution_seconds`` and ``@min_pair_orders`` (see `MetricsWarehouse`). Every raw fact read filters its partition
+column on these bounds, every metric table read its `date`.
 
 "The day's activities" are contactActivities with activityDateTime in D; a count of a status is the number of
 distinct contactId among those activities with that activityStatus; a rate whose denominator is zero is null
@@ -294,7 +295,45 @@ FROM costed
 
 # ---- designed metrics -------------------------------------------------------------------------------------------
 
-_MEANS_SQL = ",\n    ".join(f"AVG({r}) AS {r}_7d" for r in RATES)
+# The funnel's statuses: (activityStatus, distinct-contact count, total-row count).
+_STATUSES = (
+    ("SENT", "sent", "total_sent"), ("DELIVERED", "delivered", "total_delivered"),
+    ("UNDELIVERED", "undelivered", "total_undelivered"), ("RECEIVED", "opened", "total_opens"),
+    ("CLICKED", "clicked", "total_clicks"), ("UNSUBSCRIBED", "unsubscribed", "total_unsubscribed"),
+    ("SPAM", "spam", "total_spam"),
+)  # fmt: skip
+_TOTAL_COUNTS = ",\n    ".join(f"COUNTIF(activityStatus = '{s}') AS {total}" for s, _, total in _STATUSES)
+# Each rate of _RATES_SQL as (numerator, the counts its denominator sums), over the distinct-contact counts.
+_RATE_TERMS = {
+    "delivery_rate": ("delivered", ("delivered", "undelivered")), "open_rate": ("opened", ("delivered",)),
+    "click_rate": ("clicked", ("delivered",)), "click_to_open_rate": ("clicked", ("opened",)),
+    "unsubscribe_rate": ("unsubscribed", ("delivered",)), "spam_rate": ("spam", ("delivered",)),
+}  # fmt: skip
+
+
+def _rates_of(alias: str, suffix: str = "") -> str:
+    """The rates over the counts of the relation `alias`, each named <rate><suffix>."""
+    return ",\n  ".join(
+        f"SAFE_DIVIDE({alias}.{num}, {' + '.join(f'{alias}.{d}' for d in den)}) AS {rate}{suffix}"
+        for rate, (num, den) in _RATE_TERMS.items()
+    )
+
+
+_UNION = "\n  UNION ALL\n  "
+
+
+def _day_counts(back: int, totals: bool = False) -> str:
+    """The distinct-contact counts (and the total counts) per channel of day D-back, one scan per day: DuckDB's
+    distinct aggregates over 8 days at once, grouped by day, took 20 times as long as 8 one-day scans."""
+    start = "@start" if back == 0 else f"@start_minus_{back}d"
+    end = {0: "@end", 1: "@start"}.get(back, f"@start_minus_{back - 1}d")
+    counts = _FUNNEL_COUNTS + (",\n    " + _TOTAL_COUNTS if totals else "")
+    return f"""SELECT COALESCE(mediaType, 'Unknown') AS mediaType,
+    {counts}
+  FROM raw.contactActivities
+  WHERE activityDateTime >= {start} AND activityDateTime < {end}
+  GROUP BY COALESCE(mediaType, 'Unknown')"""
+
 
 CHANNEL_ENGAGEMENT = Metric(
     table=MetricTable(
@@ -304,48 +343,54 @@ CHANNEL_ENGAGEMENT = Metric(
             col("mediaType", "string", "The channel (activities without one: 'Unknown')", f"{ACT}.mediaType"),
             *_with_rate_lineage(_funnel_columns()),
             *(
-                col(f"{r}_7d", "float", f"Mean of the daily {r} over D-6 .. D (days with a value)",
+                col(total, "int", f"{s} activities (rows, a contact's second counts again) in the channel on D",
+                    f"{ACT}.activityStatus", f"{ACT}.activityDateTime")
+                for s, _, total in _STATUSES
+            ),
+            *(
+                col(f"{rate}_prev_7d", "float", f"Weighted {rate} of D-7 .. D-1 (D excluded): the sum over those "
+                    f"days of the daily {num} over the sum of the daily {' + '.join(den)}; null when that sum is 0",
                     f"{ACT}.contactId", f"{ACT}.activityStatus", f"{ACT}.activityDateTime")
-                for r in RATES
+                for rate, (num, den) in _RATE_TERMS.items()
             ),
         ),
         cluster_by=("mediaType",),
+        grain=("date", "mediaType"),
     ),
     formula=(
         "Use cases 1 and 6 (campaign performance by channel, KPI monitoring). One row per mediaType with activity on "
         "D, over all of D's activities (broadcasts and triggered messages): the funnel counts and rates of "
-        "campaign_performance (distinct contacts per status; rates null on a zero denominator), plus each rate's "
-        "trailing 7-day mean <rate>_7d = the mean of that channel's daily rate over D-6 .. D, over the days where "
-        "the rate is not null (read from this table's earlier days, so a range run computes days in order)."
+        "campaign_performance (distinct contacts per status; rates null on a zero denominator); the total counts "
+        "total_sent, total_delivered, total_undelivered, total_opens (RECEIVED rows), total_clicks (CLICKED rows), "
+        "total_unsubscribed, total_spam (activity rows, a repeat counting again); and for each rate the weighted "
+        "rate of the 7 days before D, <rate>_prev_7d = the sum over D-7 .. D-1 of that channel's daily numerator "
+        "over the sum of its daily denominator (each daily count being that day's distinct contacts, as D's are; "
+        "e.g. open_rate_prev_7d = sum of daily opened / sum of daily delivered), null when the summed denominator is "
+        "0. D itself is excluded, so D's rate can be compared with its week. Computed from the raw activities of "
+        "D-7 .. D (never from this table's earlier rows), so a range run, a day's run and a backfill in any order "
+        "give the same rows; a rerun of any raw day D-7 .. D makes D's row stale."
     ),
     sql=f"""
 WITH today AS (
-  SELECT COALESCE(mediaType, 'Unknown') AS mediaType,
-    {_FUNNEL_COUNTS}
-  FROM raw.contactActivities
-  WHERE activityDateTime >= @start AND activityDateTime < @end
-  GROUP BY COALESCE(mediaType, 'Unknown')
+  {_day_counts(0, totals=True)}
 ),
-rated AS (
-  SELECT @day AS date, mediaType, sent, delivered, undelivered, opened, clicked, unsubscribed, spam,
-  {_RATES_SQL}
-  FROM today
+daily AS (
+  {_UNION.join(_day_counts(back) for back in range(1, 8))}
 ),
-history AS (
-  SELECT mediaType, {", ".join(RATES)} FROM metrics.channel_engagement
-  WHERE date >= DATE_SUB(@day, INTERVAL 6 DAY) AND date < @day
-  UNION ALL
-  SELECT mediaType, {", ".join(RATES)} FROM rated
-),
-means AS (
-  SELECT mediaType,
-    {_MEANS_SQL}
-  FROM history GROUP BY mediaType
+previous AS (
+  SELECT mediaType, SUM(delivered) AS delivered, SUM(undelivered) AS undelivered, SUM(opened) AS opened,
+    SUM(clicked) AS clicked, SUM(unsubscribed) AS unsubscribed, SUM(spam) AS spam
+  FROM daily
+  GROUP BY mediaType
 )
-SELECT r.*, {", ".join(f"m.{r}_7d" for r in RATES)}
-FROM rated AS r JOIN means AS m ON m.mediaType = r.mediaType
+SELECT @day AS date, t.mediaType, {", ".join(f"t.{unique}" for _, unique, _ in _STATUSES)},
+  {", ".join(f"t.{total}" for _, _, total in _STATUSES)},
+  {_rates_of("t")},
+  {_rates_of("p", "_prev_7d")}
+FROM today AS t LEFT JOIN previous AS p ON p.mediaType = t.mediaType
 """,
     reads=(ACT,),
+    window=(-7, 0),
 )
 
 CONTACT_DAILY = Metric(
@@ -612,76 +657,139 @@ CROSS JOIN totals AS t
     reads=("orderItems", "orders"),
 )
 
+def journey_lag_days(attribution_window_hours: int) -> int:
+    """customer_journeys' row of D follows the contacts delivered this many days earlier: every window has closed."""
+    return -(-attribution_window_hours // 24)
+
+
+# Channels with no open event in eSputnik (an SMS has no read receipt): their `opened` step and the conversions
+# that use it are null, not 0. Every other channel, 'Unknown' included, can report opens (RECEIVED).
+MEDIA_WITHOUT_OPENS = ("Sms",)
+_WITHOUT_OPENS_SQL = ", ".join(f"'{m}'" for m in MEDIA_WITHOUT_OPENS)
+_JOURNEY_ORDERS = "orders.orderId", "orders.contactId", "orders.orderDate", "orders.Status"
+_JOURNEY_CREDIT = "revenue.orderId", "revenue.mediaType", "revenue.activityDateTime"
+
 CUSTOMER_JOURNEYS = Metric(
     table=MetricTable(
         "customer_journeys",
         (
             DATE,
-            col("cohort_date", "date", "C = D - ceil(attribution window / 24 h) days: the day the contacts were "
-                "delivered", f"{ACT}.activityDateTime"),
-            col("mediaType", "string", "The channel", f"{ACT}.mediaType"),
-            col("delivered", "int", "Contacts with a DELIVERED activity in the channel on C", f"{ACT}.activityStatus"),
-            col("opened", "int", "Of those, contacts that opened (RECEIVED) in the channel on C", f"{ACT}.activityStatus"),
-            col("clicked", "int", "Of those, contacts that clicked in the channel on C", f"{ACT}.activityStatus"),
-            col("ordered", "int", "Of those, contacts with an order (not canceled) within the attribution window "
-                "after their first click", "orders.contactId", "orders.orderDate", "orders.Status"),
-            col("open_conversion", "float", "opened / delivered", f"{ACT}.activityStatus"),
-            col("click_conversion", "float", "clicked / opened", f"{ACT}.activityStatus"),
-            col("order_conversion", "float", "ordered / clicked", "orders.orderDate"),
-            col("overall_conversion", "float", "ordered / delivered", "orders.orderDate"),
-            col("dropped_before_open", "int", "delivered - opened", f"{ACT}.activityStatus"),
-            col("dropped_before_click", "int", "opened - clicked", f"{ACT}.activityStatus"),
-            col("dropped_before_order", "int", "clicked - ordered", "orders.orderDate"),
+            col("cohort_date", "date", "C = D - ceil(W / 24 h) days: the day the cohort's contacts were delivered",
+                f"{ACT}.activityDateTime"),
+            col("mediaType", "string", "The channel ('Unknown' without one)", f"{ACT}.mediaType"),
+            col("delivered", "int", "Contacts with a DELIVERED activity in the channel on C (the cohort)",
+                f"{ACT}.contactId", f"{ACT}.activityStatus", f"{ACT}.activityDateTime"),
+            col("opened", "int", "Of those, contacts that opened (RECEIVED) in the channel within W hours after their "
+                "first delivery of C; null for a channel without opens (Sms)", f"{ACT}.activityStatus",
+                f"{ACT}.activityDateTime"),
+            col("clicked", "int", "Of the delivered, contacts that clicked in the channel within W hours after their "
+                "first delivery of C, with or without an open", f"{ACT}.activityStatus", f"{ACT}.activityDateTime"),
+            col("ordered", "int", "Of the clicked, contacts with an order of the channel (below) placed from their "
+                "first such click up to W hours after their delivery", *_JOURNEY_ORDERS, *_JOURNEY_CREDIT),
+            col("orders", "int", "Those orders (distinct orderId): each order counts once, in one channel",
+                *_JOURNEY_ORDERS, *_JOURNEY_CREDIT),
+            col("revenue", "float", "Sum of those orders' totalCost (orders table); 0 without orders",
+                "orders.totalCost", *_JOURNEY_ORDERS),
+            col("open_conversion", "float", "opened / delivered; null for a channel without opens",
+                f"{ACT}.activityStatus"),
+            col("click_through_conversion", "float", "clicked / delivered", f"{ACT}.activityStatus"),
+            col("order_conversion", "float", "ordered / clicked", *_JOURNEY_ORDERS),
+            col("overall_conversion", "float", "ordered / delivered", *_JOURNEY_ORDERS),
+            col("dropped_before_open", "int", "delivered - opened; null for a channel without opens",
+                f"{ACT}.activityStatus"),
+            col("not_clicked", "int", "delivered - clicked", f"{ACT}.activityStatus"),
+            col("dropped_before_order", "int", "clicked - ordered", *_JOURNEY_ORDERS),
         ),
+        grain=("date", "mediaType"),
     ),
     formula=(
         "Use case 8 (customer journeys). The row of day D follows the cohort of cohort_date C = D - ceil(W / 24 h) "
-        "days, W = ESPUTNIK_ATTRIBUTION_WINDOW_HOURS (default 72), so every attribution window has closed by the end "
-        "of D and a day's row never changes when later days arrive. Per channel (mediaType), the contacts delivered "
-        "a message on C and how far they went, each step a subset of the one before: opened (RECEIVED on C in the "
-        "channel), clicked (CLICKED on C in the channel), ordered (an order of the contact, not CANCELED, placed "
-        "from its first click up to W hours later). Conversions are step / previous step (and ordered / delivered "
-        "overall), null on a zero denominator; drop-offs are previous step - step."
+        "days, W = ESPUTNIK_ATTRIBUTION_WINDOW_HOURS (default 72, so C = D-3): per channel (mediaType), the contacts "
+        "with a DELIVERED activity in that channel on C, each followed from its first delivery of C (delivered_at) "
+        "for W hours (its window; a window still open at the end of D, possible only across a spring DST change, is "
+        "cut there). opened = those with a RECEIVED activity in the channel in their window (null, not 0, for "
+        "channels without an open event: Sms); clicked = those with a CLICKED activity in the channel in their "
+        "window, with or without an open; ordered = those clicked with an order of that channel placed from their "
+        "first click in the window to the window's end. An order (orders table, not CANCELED) belongs to one "
+        "channel only: the mediaType of its crediting row in revenue (last touch, one per orderId), or, when "
+        "eSputnik credited none (or its crediting row has no mediaType), the channel of the contact's last click at "
+        "or before the order and at most W hours before it (ties: the alphabetically first mediaType); an order "
+        "with neither counts nowhere. orders / revenue = those orders and their totalCost. Conversions: "
+        "open_conversion = opened / delivered, click_through_conversion = clicked / delivered, order_conversion = "
+        "ordered / clicked, overall_conversion = ordered / delivered (null on a zero denominator); drop-offs: "
+        "dropped_before_open = delivered - opened, not_clicked = delivered - clicked, dropped_before_order = clicked "
+        "- ordered. Every window has closed by the end of D, so the row reads the raw days C .. D only and is final "
+        "once they are: a rerun of any of them makes it stale, later days never change it."
     ),
-    sql="""
-WITH day_activity AS (
-  SELECT contactId, COALESCE(mediaType, 'Unknown') AS mediaType,
-    LOGICAL_OR(activityStatus = 'DELIVERED') AS delivered, LOGICAL_OR(activityStatus = 'RECEIVED') AS opened,
-    MIN(IF(activityStatus = 'CLICKED', activityDateTime, NULL)) AS first_click_at
+    sql=f"""
+WITH cohort AS (
+  SELECT contactId, COALESCE(mediaType, 'Unknown') AS mediaType, MIN(activityDateTime) AS delivered_at
   FROM raw.contactActivities
   WHERE activityDateTime >= @cohort_start AND activityDateTime < @cohort_end AND contactId IS NOT NULL
-    AND activityStatus IN ('DELIVERED', 'RECEIVED', 'CLICKED')
+    AND activityStatus = 'DELIVERED'
   GROUP BY contactId, COALESCE(mediaType, 'Unknown')
 ),
-steps AS (
-  SELECT contactId, mediaType, opened, IF(opened, first_click_at, NULL) AS click_at
-  FROM day_activity WHERE delivered
+reach AS (
+  SELECT contactId, COALESCE(mediaType, 'Unknown') AS mediaType, activityStatus, activityDateTime
+  FROM raw.contactActivities
+  WHERE activityDateTime >= @cohort_start AND activityDateTime < @end AND contactId IS NOT NULL
+    AND activityStatus IN ('RECEIVED', 'CLICKED')
 ),
-later_orders AS (
-  SELECT orderId, MAX(contactId) AS contactId, MIN(orderDate) AS orderDate
+steps AS (
+  SELECT c.contactId, c.mediaType,
+    LEAST(TIMESTAMP_ADD(c.delivered_at, INTERVAL @attribution_seconds SECOND), @end) AS window_end,
+    COUNTIF(r.activityStatus = 'RECEIVED') > 0 AS opened,
+    MIN(IF(r.activityStatus = 'CLICKED', r.activityDateTime, NULL)) AS first_click_at
+  FROM cohort AS c
+  LEFT JOIN reach AS r ON r.contactId = c.contactId AND r.mediaType = c.mediaType
+    AND r.activityDateTime >= c.delivered_at
+    AND r.activityDateTime <= TIMESTAMP_ADD(c.delivered_at, INTERVAL @attribution_seconds SECOND)
+  GROUP BY c.contactId, c.mediaType, c.delivered_at
+),
+placed AS (
+  SELECT orderId, MAX(contactId) AS contactId, MIN(orderDate) AS orderDate, MAX(totalCost) AS totalCost
   FROM raw.orders
-  WHERE orderDate >= @cohort_start AND orderDate < @end AND (Status IS NULL OR Status <> 'CANCELED')
+  WHERE orderDate >= @cohort_start AND orderDate < @end
   GROUP BY orderId
+  HAVING NOT COALESCE(LOGICAL_OR(Status = 'CANCELED'), FALSE)
+),
+last_clicks AS (  -- a counted order follows a click of C .. D, so its last click lies in C .. D too
+  SELECT o.orderId, r.mediaType,
+    ROW_NUMBER() OVER (PARTITION BY o.orderId ORDER BY r.activityDateTime DESC, r.mediaType) AS click_rank
+  FROM placed AS o
+  JOIN reach AS r ON r.contactId = o.contactId AND r.activityStatus = 'CLICKED' AND r.activityDateTime <= o.orderDate
+    AND r.activityDateTime >= TIMESTAMP_SUB(o.orderDate, INTERVAL @attribution_seconds SECOND)
+),
+channel_orders AS (
+  SELECT o.orderId, o.contactId, o.orderDate, o.totalCost, COALESCE(c.mediaType, l.mediaType) AS mediaType
+  FROM placed AS o
+  LEFT JOIN {crediting_rows("@cohort_start", "@end")} AS c ON c.orderId = o.orderId
+  LEFT JOIN last_clicks AS l ON l.orderId = o.orderId AND l.click_rank = 1
 ),
 converted AS (
-  SELECT DISTINCT s.contactId, s.mediaType
-  FROM steps AS s JOIN later_orders AS o ON o.contactId = s.contactId
-  WHERE o.orderDate >= s.click_at AND o.orderDate <= TIMESTAMP_ADD(s.click_at, INTERVAL @attribution_seconds SECOND)
+  SELECT s.contactId, s.mediaType, COUNT(*) AS orders, SUM(o.totalCost) AS revenue
+  FROM steps AS s
+  JOIN channel_orders AS o ON o.contactId = s.contactId AND o.mediaType = s.mediaType
+  WHERE o.orderDate >= s.first_click_at AND o.orderDate <= s.window_end AND o.orderDate < @end
+  GROUP BY s.contactId, s.mediaType
 ),
 funnel AS (
-  SELECT s.mediaType, COUNT(*) AS delivered, COUNTIF(s.opened) AS opened, COUNTIF(s.click_at IS NOT NULL) AS clicked,
-    COUNTIF(c.contactId IS NOT NULL) AS ordered
-  FROM steps AS s LEFT JOIN converted AS c ON c.contactId = s.contactId AND c.mediaType = s.mediaType
+  SELECT s.mediaType, COUNT(*) AS delivered,
+    IF(s.mediaType IN ({_WITHOUT_OPENS_SQL}), NULL, COUNTIF(s.opened)) AS opened,
+    COUNTIF(s.first_click_at IS NOT NULL) AS clicked, COUNTIF(v.contactId IS NOT NULL) AS ordered,
+    COALESCE(SUM(v.orders), 0) AS orders, COALESCE(SUM(v.revenue), 0) AS revenue
+  FROM steps AS s LEFT JOIN converted AS v ON v.contactId = s.contactId AND v.mediaType = s.mediaType
   GROUP BY s.mediaType
 )
-SELECT @day AS date, @cohort_day AS cohort_date, mediaType, delivered, opened, clicked, ordered,
-  SAFE_DIVIDE(opened, delivered) AS open_conversion, SAFE_DIVIDE(clicked, opened) AS click_conversion,
+SELECT @day AS date, @cohort_day AS cohort_date, mediaType, delivered, opened, clicked, ordered, orders, revenue,
+  SAFE_DIVIDE(opened, delivered) AS open_conversion, SAFE_DIVIDE(clicked, delivered) AS click_through_conversion,
   SAFE_DIVIDE(ordered, clicked) AS order_conversion, SAFE_DIVIDE(ordered, delivered) AS overall_conversion,
-  delivered - opened AS dropped_before_open, opened - clicked AS dropped_before_click,
+  delivered - opened AS dropped_before_open, delivered - clicked AS not_clicked,
   clicked - ordered AS dropped_before_order
 FROM funnel
 """,
-    reads=(ACT, "orders"),
+    reads=(ACT, "orders", "revenue"),
+    window=(-3, 0),  # C .. D for the default W = 72 h; wiring declares (-ceil(W / 24 h), 0) for the configured W
 )
 
 # ---- people and cohorts over the whole history: contact_lifetime, order_cohorts -------------------------------

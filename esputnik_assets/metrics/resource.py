@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 import dagster as dg
 from pydantic import Field
 
-from esputnik_assets.metrics.catalog import MEDIA_TYPES, cost_parameter
+from esputnik_assets.metrics.catalog import MEDIA_TYPES, cost_parameter, journey_lag_days
 from esputnik_assets.metrics.engine import BigQueryMetricEngine, DuckDBMetricEngine, MetricEngine
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
@@ -36,7 +36,7 @@ class MetricsWarehouse(dg.ConfigurableResource):
         default=COSTS_NOT_CONFIGURED, description="Where cost_per_message comes from, shown on the assets that use it"
     )
     attribution_window_hours: int = Field(
-        default=72, description="customer_journeys: an order counts when it follows the click within this many hours"
+        default=72, description="customer_journeys: opens, clicks and orders count within this many hours of the delivery"
     )
     snapshot_retention_days: int = Field(
         default=120,
@@ -58,6 +58,10 @@ class MetricsWarehouse(dg.ConfigurableResource):
         start, end = LocalWindow.for_days(day, day + timedelta(days=1)).utc_bounds(self.timezone)
         start_30d, _ = LocalWindow.for_days(day - timedelta(days=29), day).utc_bounds(self.timezone)
         start_90d, _ = LocalWindow.for_days(day - timedelta(days=89), day).utc_bounds(self.timezone)
+        days_before = {  # the UTC start of each of the 7 days before D: channel_engagement's week
+            f"start_minus_{back}d": LocalWindow.for_days(day - timedelta(days=back), day).utc_bounds(self.timezone)[0]
+            for back in range(1, 8)
+        }
         cohort_day = day - timedelta(days=self.journey_lag_days)
         cohort_start, cohort_end = LocalWindow.for_days(cohort_day, cohort_day + timedelta(days=1)).utc_bounds(
             self.timezone
@@ -66,6 +70,7 @@ class MetricsWarehouse(dg.ConfigurableResource):
         return {
             "day": day, "start": start, "end": end, "tz": self.timezone, "start_30d": start_30d, "start_90d": start_90d,
             "min_pair_orders": self.affinity_min_pair_orders,
+            **days_before,
             "cohort_day": cohort_day, "cohort_start": cohort_start, "cohort_end": cohort_end,
             "attribution_seconds": self.attribution_window_hours * 3600,
             "churn_horizon_days": self.churn_horizon_days,
@@ -75,7 +80,7 @@ class MetricsWarehouse(dg.ConfigurableResource):
     @property
     def journey_lag_days(self) -> int:
         """customer_journeys' row of D follows the contacts delivered this many days earlier: every window closed."""
-        return -(-self.attribution_window_hours // 24)
+        return journey_lag_days(self.attribution_window_hours)
 
     def location(self) -> str:
         raise NotImplementedError

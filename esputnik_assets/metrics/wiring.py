@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import dagster as dg
 
 from esputnik_assets.checks.freshness import Freshness
 from esputnik_assets.metrics.assets import RESOURCE_KEY, build_metric_assets
-from esputnik_assets.metrics.catalog import METRICS
+from esputnik_assets.metrics.catalog import CUSTOMER_JOURNEYS, METRICS, Metric, journey_lag_days
 from esputnik_assets.metrics.churn import CHURN_RISK
 from esputnik_assets.metrics.resource import (
     COSTS_CONFIGURED,
@@ -52,6 +54,13 @@ def metrics_warehouse(settings: Settings, io_manager: WarehouseIOManager) -> Met
     return DuckDBMetricsWarehouse(path=io_manager.path, raw_dataset=io_manager.dataset, **common)
 
 
+def configured(metric: Metric, settings: Settings) -> Metric:
+    """A metric as the settings shape it: customer_journeys' row of D reads C .. D, C = D - ceil(W / 24 h) days."""
+    if metric.name == CUSTOMER_JOURNEYS.name:
+        return dataclasses.replace(metric, window=(-journey_lag_days(settings.attribution_window_hours), 0))
+    return metric
+
+
 def build_metrics(
     settings: Settings,
     partitions_def: dg.PartitionsDefinition,
@@ -60,5 +69,6 @@ def build_metrics(
     freshness: Freshness | None = None,
 ) -> tuple[list[dg.AssetsDefinition], dict[str, dg.ConfigurableResource]]:
     """The metric assets over the exported datasets and the resource they run with."""
-    assets = build_metric_assets(ALL_METRICS, settings.datasets, partitions_def, backfill_policy, freshness)
+    metrics = [configured(m, settings) for m in ALL_METRICS]
+    assets = build_metric_assets(metrics, settings.datasets, partitions_def, backfill_policy, freshness)
     return assets, {RESOURCE_KEY: metrics_warehouse(settings, io_manager)}

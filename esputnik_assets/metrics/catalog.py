@@ -42,6 +42,8 @@ class Metric:
     # The raw days the row of D reads, as offsets from D (first, last): (-89, 0) reads D-89 .. D, (0, 6) D .. D+6.
     # A rerun of any of those raw days makes D stale (its partition dependency).
     window: tuple[int, int] = (0, 0)
+    # The days of its upstream metric tables the row of D reads, when they differ from `window`.
+    upstream_window: tuple[int, int] | None = None
     # A metric that needs Python on a bounded result (the churn model) computes its day itself:
     # runner(metric, engine, warehouse, day) -> (QueryStats, extra metadata).
     runner: Callable[..., tuple[Any, dict]] | None = None
@@ -342,6 +344,7 @@ SELECT r.*, {", ".join(f"m.{r}_7d" for r in RATES)}
 FROM rated AS r JOIN means AS m ON m.mediaType = r.mediaType
 """,
     reads=(ACT,),
+    window=(-7, 0),
 )
 
 CONTACT_DAILY = Metric(
@@ -482,6 +485,7 @@ FROM features
     reads=("contacts",),
     upstream=("contact_daily",),
     snapshot=True,
+    window=(-89, 0),
 )
 
 CONTACT_PROFILES = Metric(
@@ -550,6 +554,8 @@ LEFT JOIN events AS e ON e.contactId = k.contactId AND e.event_rank = 1
     reads=("contacts", ACT, "devices", "events"),
     upstream=("contact_segments",),
     snapshot=True,
+    window=(-29, 0),
+    upstream_window=(0, 0),
 )
 
 PRODUCT_AFFINITY = Metric(
@@ -606,6 +612,7 @@ JOIN singles AS o ON o.product = p.other_product
 CROSS JOIN totals AS t
 """,
     reads=("orderItems", "orders"),
+    window=(-89, 0),
 )
 
 CUSTOMER_JOURNEYS = Metric(
@@ -678,6 +685,7 @@ SELECT @day AS date, @cohort_day AS cohort_date, mediaType, delivered, opened, c
 FROM funnel
 """,
     reads=(ACT, "orders"),
+    window=(-3, 0),  # cohort C .. D, C = D - ceil(W / 24 h): the settings' W replaces it in wiring.metrics_for
 )
 
 METRICS: tuple[Metric, ...] = (

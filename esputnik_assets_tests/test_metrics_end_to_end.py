@@ -83,6 +83,9 @@ def test_raw_and_metric_assets_materialize_together_for_several_days(golden):
     for name, frame in tables.items():
         if name == "product_affinity":  # pairs need two orders holding both: not every day of a small account
             assert sorted(frame["date"].unique()) == expected_affinity_days(account, golden.days, days)
+        elif name == "broadcast_performance":  # a row per send: only the days a broadcast started on
+            started = {date.fromisoformat(d[:10]) for d in account.rows("broadcasts")["startDate"].drop_nulls()}
+            assert sorted(frame["date"].unique()) == sorted(started & set(days))
         else:  # customer_journeys' first day follows the contacts delivered the day before: the history's
             assert sorted(frame["date"].unique()) == days, name
     sales = tables["daily_sales"].filter(pl.col("date") == days[0]).row(0, named=True)

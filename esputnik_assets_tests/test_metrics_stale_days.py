@@ -2,8 +2,8 @@
 
 Through Dagster on the demo account (DuckDB): the quick start materializes D, a backfill then writes D-3 .. D-1, and
 the metric assets' automation condition asks for exactly D of every metric whose window reaches back; once run, every
-metric table equals a clean run over D-3 .. D. A rerun of raw D asks for the send days D-6 .. D of
-broadcast_performance that exist, whose L-day windows read D.
+metric table equals a clean run over D-3 .. D. The daily run stales only the send days before its range whose L-day
+window reaches into it; a rerun of raw D asks for the send days D-6 .. D of broadcast_performance that exist.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ LOOKING_BACK = {"channel_engagement", "contact_segments", "contact_profiles", "p
 
 
 def run(defs: dg.Definitions, instance: dg.DagsterInstance, first: date, last: date, keys=None) -> None:
-    """One run of `keys` (default: every asset) for the days first .. last, as the schedule and a backfill run it."""
+    """One run of `keys` (default: every asset) for the days first .. last, with its selection recorded on the run
+    as a backfill's or the sensor's runs have it."""
     job = defs.resolve_implicit_global_asset_job_def()
-    if keys is not None:
-        job = job.get_subset(asset_selection=set(keys))
+    job = job.get_subset(asset_selection=set(keys or defs.resolve_asset_graph().get_all_asset_keys()))
     tags = {RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat()}
     assert job.execute_in_process(tags=tags, instance=instance).success
 
@@ -96,7 +96,16 @@ def test_a_backfill_before_d_recomputes_d_of_the_window_metrics(demo_server, mak
     for name, frame in expected.items():
         assert_frame_equal(recomputed[name], frame, check_exact=False, rel_tol=1e-12)
 
-    # raw D rerun (a schedule look-back): the send days whose L-day window holds D, and D of everything else
+    # the daily run (every asset of D-1 .. D): of the days it did not write, only the send days whose L-day window
+    # reaches D-1 or D are stale, D-3 and D-2 (D-7 .. D-4 do not exist)
+    run(defs, instance, EARLIER[-1], D)
+    asked, cursor = tick(defs, instance, cursor)
+    assert asked == {"broadcast_performance": EARLIER[:2]}
+    run(defs, instance, EARLIER[0], EARLIER[1], [metric_key("broadcast_performance")])
+    asked, cursor = tick(defs, instance, cursor)
+    assert asked == {}
+
+    # raw D rerun alone: every existing send day whose window holds D, and D of every other metric
     run(defs, instance, D, D, raw_keys)
     asked, cursor = tick(defs, instance, cursor)
     assert asked["broadcast_performance"] == [*EARLIER, D]  # D-6 .. D, of which D-3 .. D exist

@@ -51,16 +51,21 @@ def window_dep(key: dg.AssetKey, window: tuple[int, int]) -> dg.AssetDep:
 def stale_days_condition() -> dg.AutomationCondition:
     """Recompute a metric day that exists once a day it reads was rewritten by a run that did not rewrite it too.
 
-    `any_deps_updated` already ignores a source rewritten by the run that also rewrites this day (the daily run);
-    `missing` days are left alone (only materialized days can be stale, so an old late day never fills history);
-    nothing is requested while a source day or the day itself is still being written.
+    A day rewritten together with the metric day (the daily run, a backfill of both) resets the condition in the
+    same evaluation, or is `in_progress` until the run writes it; Dagster's `any_deps_updated` is not used because it
+    ignores every update of a run that wrote *any* day of the metric (the send days before the daily run's range
+    would never be recomputed). `missing` days are left alone: only materialized days can be stale, so a late day
+    never fills history. Nothing is requested while a source day or the day itself is being written.
     """
+    rewritten = dg.AutomationCondition.any_deps_match(
+        dg.AutomationCondition.newly_updated() | dg.AutomationCondition.will_be_requested()
+    ).with_label("a day it reads was rewritten")
     return (
-        dg.AutomationCondition.any_deps_updated().since_last_handled()
+        rewritten.since_last_handled()
         & ~dg.AutomationCondition.missing()
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
-    ).with_label("a day it reads was rewritten")
+    ).with_label("stale metric day")
 
 
 def build_stale_days_sensor(keys: Sequence[dg.AssetKey]) -> dg.AutomationConditionSensorDefinition:

@@ -14,10 +14,11 @@ import dagster as dg
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from esputnik_assets.metrics.assets import KEY_PREFIX, metric_key, window_dep
-from esputnik_assets.metrics.wiring import ALL_METRICS, metrics_for, metrics_warehouse
+from esputnik_assets.definitions import build_definitions
+from esputnik_assets.metrics.assets import KEY_PREFIX, STALE_DAYS_SENSOR, metric_key
+from esputnik_assets.metrics.wiring import ALL_METRICS, metrics_warehouse
 from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
-from esputnik_assets.warehouse.io_manager import DuckDBIOManager
+from esputnik_assets.settings import Settings
 from esputnik_assets_tests.conftest import Pipeline, metric_definitions, metric_settings
 from esputnik_assets_tests.test_metrics_end_to_end import metric_tables
 
@@ -48,18 +49,27 @@ def tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor) -> tuple[di
     return days, result.cursor
 
 
-def test_metric_windows_become_partition_mappings_from_the_settings():
-    """L and the churn horizon decide the windows; each dependency carries its metric's window as a mapping."""
-    settings = metric_settings(ESPUTNIK_BROADCAST_WINDOW_DAYS="10", ESPUTNIK_CHURN_HORIZON_DAYS="20")
-    warehouse = metrics_warehouse(settings, DuckDBIOManager(path="unused.duckdb"))
-    windows = {m.name: m.window for m in metrics_for(ALL_METRICS, warehouse)}
-    assert windows["broadcast_performance"] == (0, 9) and windows["churn_risk"] == (-40, 0)
-    assert windows["customer_journeys"] == (-3, 0)  # ceil(72 h / 24 h) days before D
-    assert (windows["product_affinity"], windows["contact_segments"], windows["campaign_performance"]) == (
-        (-89, 0), (-89, 0), (0, 0),
-    )
-    mapping = window_dep(metric_key("contact_daily"), (-89, 0)).partition_mapping
-    assert (mapping.start_offset, mapping.end_offset) == (-89, 0)
+def test_metric_windows_become_partition_mappings_from_the_settings(tmp_path):
+    """L and the churn horizon decide their windows; each dependency carries its metric's window as a mapping, and
+    the sensor that recomputes stale days is on by default."""
+    env = {"ESPUTNIK_DUCKDB_PATH": str(tmp_path / "w.duckdb"), "ESPUTNIK_BROADCAST_WINDOW_DAYS": "10",
+           "ESPUTNIK_CHURN_HORIZON_DAYS": "20"}  # fmt: skip
+    defs = build_definitions(Settings.from_environ(env))
+    specs = {s.key: s for s in defs.resolve_all_asset_specs()}
+
+    def offsets(metric: str) -> dict[str, tuple[int, int]]:
+        deps = specs[metric_key(metric)].deps
+        return {d.asset_key.path[-1]: (d.partition_mapping.start_offset, d.partition_mapping.end_offset) for d in deps}
+
+    assert offsets("broadcast_performance") == dict.fromkeys(("contactActivities", "broadcasts", "revenue"), (0, 9))
+    assert offsets("churn_risk") == {"contact_daily": (-40, 0), "contact_segments": (-40, 0)}
+    assert offsets("customer_journeys") == {"contactActivities": (-3, 0), "orders": (-3, 0)}  # ceil(72 h / 24 h)
+    assert offsets("contact_segments") == {"contacts": (-89, 0), "contact_daily": (-89, 0)}
+    assert offsets("contact_profiles") == {**dict.fromkeys(("contacts", "contactActivities", "devices", "events"), (-29, 0)),
+                                           "contact_segments": (0, 0)}  # fmt: skip
+    assert set(offsets("campaign_performance").values()) == {(0, 0)}
+    sensor = defs.resolve_sensor_def(STALE_DAYS_SENSOR)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_a_backfill_before_d_recomputes_d_of_the_window_metrics(demo_server, make_io_manager):

@@ -19,6 +19,7 @@ from esputnik_assets.doctor import build_doctor_job
 from esputnik_assets.executor import run_executor
 from esputnik_assets.keys import IO_MANAGER_KEY, RAW_GROUP
 from esputnik_assets.metrics.assets import GROUP as METRICS_GROUP
+from esputnik_assets.metrics.assets import build_stale_days_sensor
 from esputnik_assets.metrics.wiring import build_metrics
 from esputnik_assets.run_policy import DAILY_JOB_TAGS, STEP_RETRY_POLICY
 from esputnik_assets.schedules import DAILY_JOB, build_daily_schedule
@@ -106,6 +107,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         sensors=[
             build_freshness_sensor([key for assets in all_assets for key in assets.keys], freshness),
             build_alert_sensor([key for assets in all_assets for key in assets.check_keys]),
+            build_stale_days_sensor([key for assets in metric_assets for key in assets.keys]),
         ],
         resources=resources | metric_resources,
         executor=run_executor,

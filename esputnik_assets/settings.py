@@ -32,6 +32,7 @@ CREDENTIALS_VARIABLE = "BIGQUERY_CREDENTIALS_BASE64"  # a service-account key, b
 COST_PREFIX = "ESPUTNIK_COST_PER_MESSAGE_"
 WAREHOUSES = ("duckdb", "bigquery")
 DEFAULT_START_DATE = date(2026, 1, 1)
+MAX_BROADCAST_WINDOW_DAYS = 90  # a send's row reads that many days of activity: beyond, a rerun recomputes too much
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 N = TypeVar("N", int, float)
 DATASET_NAME = re.compile(r"[A-Za-z0-9_]{1,1024}")  # what BigQuery allows for a dataset (DuckDB quotes any schema)
@@ -91,6 +92,7 @@ class Settings:
     snapshot_retention_days: int = 120
     churn_horizon_days: int = 28
     affinity_min_pair_orders: int = 2
+    broadcast_window_days: int = 7
     # the checks and alerts
     volume_min_ratio: float = 0.5
     max_day_drop: float = 0.5
@@ -140,6 +142,10 @@ class Settings:
             snapshot_retention_days=retention,
             churn_horizon_days=horizon,
             affinity_min_pair_orders=read.number("ESPUTNIK_AFFINITY_MIN_PAIR_ORDERS", cls.affinity_min_pair_orders, 1),
+            broadcast_window_days=read.number(
+                "ESPUTNIK_BROADCAST_WINDOW_DAYS", cls.broadcast_window_days, 1, MAX_BROADCAST_WINDOW_DAYS,
+                "days a send is followed from its send day, that day included",
+            ),
             volume_min_ratio=read.share("ESPUTNIK_CHECK_VOLUME_MIN_RATIO", cls.volume_min_ratio),
             max_day_drop=read.share("ESPUTNIK_CHECK_MAX_DAY_DROP", cls.max_day_drop),
             kpi_max_drop=read.share("ESPUTNIK_CHECK_KPI_MAX_DROP", cls.kpi_max_drop),

@@ -30,6 +30,7 @@ def test_every_variable_is_parsed_into_the_one_object():
         "ESPUTNIK_COST_PER_MESSAGE_SMS": "0.45", "ESPUTNIK_COST_PER_MESSAGE_INAPP": "0",
         "ESPUTNIK_ATTRIBUTION_WINDOW_HOURS": "48", "ESPUTNIK_SNAPSHOT_RETENTION_DAYS": "90",
         "ESPUTNIK_CHURN_HORIZON_DAYS": "14", "ESPUTNIK_AFFINITY_MIN_PAIR_ORDERS": "3",
+        "ESPUTNIK_BROADCAST_WINDOW_DAYS": "10",
         "ESPUTNIK_CHECK_VOLUME_MIN_RATIO": "0.4", "ESPUTNIK_CHECK_MAX_DAY_DROP": "0.6",
         "ESPUTNIK_CHECK_KPI_MAX_DROP": "0.2", "ESPUTNIK_CHECK_DUPLICATE_WARN_SHARE": "0",
         "ESPUTNIK_ALERT_WEBHOOK_URL": "https://hooks.example/x", "ESPUTNIK_UI_URL": "https://dagster.example/",
@@ -42,6 +43,7 @@ def test_every_variable_is_parsed_into_the_one_object():
         bigquery_project="proj", bigquery_location="EU", bigquery_credentials_set=True,
         bigquery_emulator_host="http://127.0.0.1:9050", cost_per_message={"Sms": 0.45, "In-App": 0.0},
         attribution_window_hours=48, snapshot_retention_days=90, churn_horizon_days=14, affinity_min_pair_orders=3,
+        broadcast_window_days=10,
         volume_min_ratio=0.4, max_day_drop=0.6, kpi_max_drop=0.2, duplicate_warn_share=0.0, alert_webhook_set=True,
         ui_url="https://dagster.example",
     )  # fmt: skip
@@ -53,6 +55,8 @@ def test_every_variable_is_parsed_into_the_one_object():
     ("env", "variable", "shown"),
     [
         ({"ESPUTNIK_TIMEZONE": "Mars/Olympus"}, "ESPUTNIK_TIMEZONE", "'Mars/Olympus' is not an IANA time zone"),
+        ({"ESPUTNIK_BROADCAST_WINDOW_DAYS": "0"}, "ESPUTNIK_BROADCAST_WINDOW_DAYS", "'0' must be from 1 to 90"),
+        ({"ESPUTNIK_BROADCAST_WINDOW_DAYS": "a week"}, "ESPUTNIK_BROADCAST_WINDOW_DAYS", "'a week' is not a whole"),
         ({"ESPUTNIK_WAREHOUSE": "snowflake"}, "ESPUTNIK_WAREHOUSE", "'snowflake': use one of duckdb, bigquery"),
         ({"ESPUTNIK_DATASETS": "orders,clicks"}, "ESPUTNIK_DATASETS", "names ['clicks']"),
         ({"ESPUTNIK_DATASETS": " , "}, "ESPUTNIK_DATASETS", "names nothing"),

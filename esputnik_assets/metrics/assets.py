@@ -1,5 +1,11 @@
-"""One asset factory for the metric tables: an asset per metric, partitioned like the raw assets, run in the warehouse."""
+"""One asset factory for the metric tables: an asset per metric, partitioned like the raw assets, run in the warehouse.
 
+Each metric's dependencies carry its window as a partition mapping (the row of D reads raw days D+first .. D+last),
+so the lineage shows which metric days a rerun raw day feeds, and an automation condition recomputes the metric
+days that already exist once a day they read has been rewritten by a run that did not also rewrite them.
+"""
+
+import warnings
 from collections.abc import Callable, Sequence
 from datetime import date, timedelta
 
@@ -18,6 +24,8 @@ from esputnik_assets.warehouse.sql import parameter_names
 GROUP = "esputnik_metrics"
 KEY_PREFIX = "esputnik_metrics"
 RESOURCE_KEY = "metrics_warehouse"
+STALE_DAYS_SENSOR = "esputnik_stale_metric_days"
+STALE_DAYS_RUN_TAGS = {"esputnik/trigger": "stale_metric_days"}  # one tag to filter these recomputations by
 
 
 def metric_key(name: str) -> dg.AssetKey:
@@ -27,6 +35,57 @@ def metric_key(name: str) -> dg.AssetKey:
 def _source_key(table: str) -> dg.AssetKey:
     """A lineage source: a raw table, or another metric table."""
     return raw_asset_key(table) if table in DATASET_NAMES else metric_key(table)
+
+
+# A window reaching every earlier day (ALL_EARLIER_DAYS) maps to this many days back: a century holds any
+# account's first partition, and days before the first partition are simply absent.
+ALL_EARLIER_DAYS_OFFSET = -36_525
+
+
+def window_dep(key: dg.AssetKey, window: tuple[int | None, int]) -> dg.AssetDep:
+    """A dependency on the days D+first .. D+last of `key`: a rewrite of any of them makes day D stale."""
+    first, last = window
+    first = ALL_EARLIER_DAYS_OFFSET if first is None else first
+    with warnings.catch_warnings():  # the flag is beta; without it a window reaching before the first partition or
+        warnings.simplefilter("ignore", dg.BetaWarning)  # past today (a send's later days) would be an error
+        mapping = dg.TimeWindowPartitionMapping(
+            start_offset=first, end_offset=last, allow_nonexistent_upstream_partitions=True
+        )
+    return dg.AssetDep(key, partition_mapping=mapping)
+
+
+def stale_days_condition() -> dg.AutomationCondition:
+    """Recompute a metric day that exists once a day it reads was rewritten by a run that did not rewrite it too.
+
+    A day rewritten together with the metric day (the daily run, a backfill of both) resets the condition in the
+    same evaluation, or is `in_progress` until the run writes it; Dagster's `any_deps_updated` is not used because it
+    ignores every update of a run that wrote *any* day of the metric (the send days before the daily run's range
+    would never be recomputed). `missing` days are left alone: only materialized days can be stale, so a late day
+    never fills history. Nothing is requested while a source day or the day itself is being written.
+    """
+    rewritten = dg.AutomationCondition.any_deps_match(
+        dg.AutomationCondition.newly_updated() | dg.AutomationCondition.will_be_requested()
+    ).with_label("a day it reads was rewritten")
+    return (
+        rewritten.since_last_handled()
+        & ~dg.AutomationCondition.missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("stale metric day")
+
+
+def build_stale_days_sensor(keys: Sequence[dg.AssetKey]) -> dg.AutomationConditionSensorDefinition:
+    """Evaluates the metric assets' condition between runs; several days of one metric become one backfill, which
+    runs the days in dependency order (contact_daily before the contact_segments days that read it)."""
+    return dg.AutomationConditionSensorDefinition(
+        STALE_DAYS_SENSOR,
+        target=dg.AssetSelection.assets(*keys),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        run_tags=STALE_DAYS_RUN_TAGS,
+        emit_backfills=True,
+        description="Recomputes the metric days whose window reads a raw (or metric) day that a later run rewrote: "
+        "a schedule look-back, a backfill.",
+    )
 
 
 def column_schema(table: MetricTable) -> dg.TableSchema:
@@ -96,7 +155,10 @@ def build_metric_asset(
     backfill_policy: dg.BackfillPolicy,
     freshness: Freshness | None = None,
 ) -> dg.AssetsDefinition:
-    deps = [raw_asset_key(d) for d in metric.reads] + [metric_key(m) for m in metric.upstream]
+    upstream_window = metric.upstream_window or metric.window
+    deps = [window_dep(raw_asset_key(d), metric.window) for d in metric.reads] + [
+        window_dep(metric_key(m), upstream_window) for m in metric.upstream
+    ]
     key = metric_key(metric.name)
     check_specs = [dg.AssetCheckSpec(PARTITION_ON_TIME, asset=key, description=freshness.description)] if freshness else []
 
@@ -111,6 +173,7 @@ def build_metric_asset(
         metadata={"dagster/column_schema": column_schema(metric.table), "formula": metric.formula},
         check_specs=check_specs,
         freshness_policy=freshness.policy() if freshness else None,
+        automation_condition=stale_days_condition(),
     )
     @redacted_errors
     def metric_asset(context: dg.AssetExecutionContext, metrics_warehouse: MetricsWarehouse) -> dg.MaterializeResult:

@@ -44,6 +44,8 @@ class Metric:
     # (ALL_EARLIER_DAYS, 0) every day up to D. A rerun of any of those raw days makes D stale (its partition
     # dependency).
     window: tuple[int | None, int] = (0, 0)
+    # The days of its upstream metric tables the row of D reads, when they differ from `window`.
+    upstream_window: tuple[int, int] | None = None
     # A metric that needs Python on a bounded result (the churn model) computes its day itself:
     # runner(metric, engine, warehouse, day) -> (QueryStats, extra metadata).
     runner: Callable[..., tuple[Any, dict]] | None = None
@@ -531,6 +533,7 @@ FROM features
     reads=("contacts",),
     upstream=("contact_daily",),
     snapshot=True,
+    window=(-89, 0),
 )
 
 CONTACT_PROFILES = Metric(
@@ -599,6 +602,8 @@ LEFT JOIN events AS e ON e.contactId = k.contactId AND e.event_rank = 1
     reads=("contacts", ACT, "devices", "events"),
     upstream=("contact_segments",),
     snapshot=True,
+    window=(-29, 0),
+    upstream_window=(0, 0),
 )
 
 PRODUCT_AFFINITY = Metric(
@@ -655,6 +660,7 @@ JOIN singles AS o ON o.product = p.other_product
 CROSS JOIN totals AS t
 """,
     reads=("orderItems", "orders"),
+    window=(-89, 0),
 )
 
 def journey_lag_days(attribution_window_hours: int) -> int:
@@ -789,7 +795,7 @@ SELECT @day AS date, @cohort_day AS cohort_date, mediaType, delivered, opened, c
 FROM funnel
 """,
     reads=(ACT, "orders", "revenue"),
-    window=(-3, 0),  # C .. D for the default W = 72 h; wiring declares (-ceil(W / 24 h), 0) for the configured W
+    window=(-3, 0),  # cohort C .. D, C = D - ceil(W / 24 h): the settings' W replaces it in wiring.metrics_for
 )
 
 # ---- people and cohorts over the whole history: contact_lifetime, order_cohorts -------------------------------

@@ -128,5 +128,6 @@ CHURN_RISK = Metric(
     reads=(),
     upstream=("contact_daily", "contact_segments"),
     snapshot=True,
+    window=(-56, 0),  # snapshots of D-2H .. D: the settings' H replaces it in wiring.metrics_for
     runner=run_churn,
 )

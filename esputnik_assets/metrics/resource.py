@@ -50,6 +50,11 @@ class MetricsWarehouse(dg.ConfigurableResource):
         default=2, description="product_affinity: pairs bought together in fewer orders over 90 days are left out"
     )
 
+    broadcast_window_days: int = Field(
+        default=7, description="broadcast_performance: a send's activities and orders over this many days from its "
+        "send day (ESPUTNIK_BROADCAST_WINDOW_DAYS)",
+    )
+
     def open(self) -> contextlib.AbstractContextManager[MetricEngine]:
         raise NotImplementedError
 
@@ -66,6 +71,9 @@ class MetricsWarehouse(dg.ConfigurableResource):
         cohort_start, cohort_end = LocalWindow.for_days(cohort_day, cohort_day + timedelta(days=1)).utc_bounds(
             self.timezone
         )
+        _, broadcast_end = LocalWindow.for_days(day, day + timedelta(days=self.broadcast_window_days)).utc_bounds(
+            self.timezone
+        )
         costs = {cost_parameter(m): float(self.cost_per_message.get(m, 0.0)) for m in MEDIA_TYPES}
         return {
             "day": day, "start": start, "end": end, "tz": self.timezone, "start_30d": start_30d, "start_90d": start_90d,
@@ -73,7 +81,7 @@ class MetricsWarehouse(dg.ConfigurableResource):
             **days_before,
             "cohort_day": cohort_day, "cohort_start": cohort_start, "cohort_end": cohort_end,
             "attribution_seconds": self.attribution_window_hours * 3600,
-            "churn_horizon_days": self.churn_horizon_days,
+            "churn_horizon_days": self.churn_horizon_days, "broadcast_end": broadcast_end,
             **costs,
         }  # fmt: skip
 

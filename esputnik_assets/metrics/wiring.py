@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
+from collections.abc import Sequence
+from dataclasses import replace
 
 import dagster as dg
 
 from esputnik_assets.checks.freshness import Freshness
 from esputnik_assets.metrics.assets import RESOURCE_KEY, build_metric_assets
-from esputnik_assets.metrics.catalog import CUSTOMER_JOURNEYS, METRICS, Metric, journey_lag_days
+from esputnik_assets.metrics.broadcast import BROADCAST_PERFORMANCE
+from esputnik_assets.metrics.catalog import CUSTOMER_JOURNEYS, METRICS, Metric
 from esputnik_assets.metrics.churn import CHURN_RISK
 from esputnik_assets.metrics.resource import (
     COSTS_CONFIGURED,
@@ -21,7 +23,7 @@ from esputnik_assets.metrics.resource import (
 from esputnik_assets.settings import Settings
 from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOManager, WarehouseIOManager
 
-ALL_METRICS = (*METRICS, CHURN_RISK)
+ALL_METRICS = (*METRICS, CHURN_RISK, BROADCAST_PERFORMANCE)
 
 
 def _costs(settings: Settings) -> tuple[dict[str, float], str]:
@@ -47,6 +49,7 @@ def metrics_warehouse(settings: Settings, io_manager: WarehouseIOManager) -> Met
         snapshot_retention_days=settings.snapshot_retention_days,
         churn_horizon_days=settings.churn_horizon_days,
         affinity_min_pair_orders=settings.affinity_min_pair_orders,
+        broadcast_window_days=settings.broadcast_window_days,
     )
     if isinstance(io_manager, BigQueryIOManager):
         return BigQueryMetricsWarehouse(bigquery=io_manager.bigquery, raw_dataset=io_manager.dataset, **common)
@@ -54,11 +57,14 @@ def metrics_warehouse(settings: Settings, io_manager: WarehouseIOManager) -> Met
     return DuckDBMetricsWarehouse(path=io_manager.path, raw_dataset=io_manager.dataset, **common)
 
 
-def configured(metric: Metric, settings: Settings) -> Metric:
-    """A metric as the settings shape it: customer_journeys' row of D reads C .. D, C = D - ceil(W / 24 h) days."""
-    if metric.name == CUSTOMER_JOURNEYS.name:
-        return dataclasses.replace(metric, window=(-journey_lag_days(settings.attribution_window_hours), 0))
-    return metric
+def metrics_for(metrics: Sequence[Metric], warehouse: MetricsWarehouse) -> tuple[Metric, ...]:
+    """The metrics with the windows their settings decide, so each asset's partition dependencies match its reads."""
+    windows = {
+        BROADCAST_PERFORMANCE.name: (0, warehouse.broadcast_window_days - 1),
+        CUSTOMER_JOURNEYS.name: (-warehouse.journey_lag_days, 0),
+        CHURN_RISK.name: (-2 * warehouse.churn_horizon_days, 0),
+    }
+    return tuple(replace(m, window=windows[m.name]) if m.name in windows else m for m in metrics)
 
 
 def build_metrics(
@@ -69,6 +75,7 @@ def build_metrics(
     freshness: Freshness | None = None,
 ) -> tuple[list[dg.AssetsDefinition], dict[str, dg.ConfigurableResource]]:
     """The metric assets over the exported datasets and the resource they run with."""
-    metrics = [configured(m, settings) for m in ALL_METRICS]
+    warehouse = metrics_warehouse(settings, io_manager)
+    metrics = metrics_for(ALL_METRICS, warehouse)
     assets = build_metric_assets(metrics, settings.datasets, partitions_def, backfill_policy, freshness)
-    return assets, {RESOURCE_KEY: metrics_warehouse(settings, io_manager)}
+    return assets, {RESOURCE_KEY: warehouse}

@@ -15,7 +15,7 @@ import polars as pl
 from polars.testing import assert_frame_equal
 
 from esputnik_assets.definitions import build_definitions
-from esputnik_assets.metrics.assets import KEY_PREFIX, STALE_DAYS_SENSOR, metric_key
+from esputnik_assets.metrics.assets import ALL_EARLIER_DAYS_OFFSET, KEY_PREFIX, STALE_DAYS_SENSOR, metric_key
 from esputnik_assets.metrics.wiring import ALL_METRICS, metrics_warehouse
 from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
 from esputnik_assets.settings import Settings
@@ -26,7 +26,7 @@ D = date(2026, 11, 20)
 EARLIER = [D - timedelta(days=n) for n in (3, 2, 1)]
 # the metrics whose row of D reads days before D (their window starts before 0), so a backfill of D-3 .. D-1 stales D
 LOOKING_BACK = {"channel_engagement", "contact_segments", "contact_profiles", "product_affinity", "customer_journeys",
-                "churn_risk"}  # fmt: skip
+                "churn_risk", "contact_lifetime", "order_cohorts"}  # fmt: skip
 
 
 def run(defs: dg.Definitions, instance: dg.DagsterInstance, first: date, last: date, keys=None) -> None:
@@ -63,7 +63,9 @@ def test_metric_windows_become_partition_mappings_from_the_settings(tmp_path):
 
     assert offsets("broadcast_performance") == dict.fromkeys(("contactActivities", "broadcasts", "revenue"), (0, 9))
     assert offsets("churn_risk") == {"contact_daily": (-40, 0), "contact_segments": (-40, 0)}
-    assert offsets("customer_journeys") == {"contactActivities": (-3, 0), "orders": (-3, 0)}  # ceil(72 h / 24 h)
+    assert offsets("customer_journeys") == dict.fromkeys(("contactActivities", "orders", "revenue"), (-3, 0))  # 72 h
+    # a lifetime table reads every earlier day: a century back, which holds any account's first partition
+    assert offsets("contact_lifetime") == dict.fromkeys(("orders", "revenue"), (ALL_EARLIER_DAYS_OFFSET, 0))
     assert offsets("contact_segments") == {"contacts": (-89, 0), "contact_daily": (-89, 0)}
     assert offsets("contact_profiles") == {**dict.fromkeys(("contacts", "contactActivities", "devices", "events"), (-29, 0)),
                                            "contact_segments": (0, 0)}  # fmt: skip

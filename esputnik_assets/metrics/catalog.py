@@ -230,9 +230,11 @@ CAMPAIGN_ROI = Metric(
                 "broadcasts.mediaType", f"{ACT}.mediaType", "revenue.mediaType"),
             col("delivered", "int", "Distinct contacts with a DELIVERED activity of the broadcast on D",
                 f"{ACT}.contactId", f"{ACT}.activityStatus"),
-            col("attributed_orders", "int", "Distinct orderId in revenue with orderDate in D and this broadcastId",
-                "revenue.orderId", "revenue.broadcastId", "revenue.orderDate"),
-            col("attributed_revenue", "float", "Sum of those orders' totalCost", "revenue.totalCost"),
+            col("attributed_orders", "int", "Distinct orderId with orderDate in D whose crediting row (last touch: "
+                "one per order) has this broadcastId", "revenue.orderId", "revenue.broadcastId", "revenue.orderDate",
+                "revenue.activityDateTime", "revenue.messageInstanceId"),
+            col("attributed_revenue", "float", "Sum of those orders' totalCost (their crediting rows')",
+                "revenue.totalCost"),
             col("cost", "float", "delivered x the configured cost per message of the media type (ESPUTNIK_COST_PER_"
                 "MESSAGE_<MEDIA>)", f"{ACT}.contactId", f"{ACT}.mediaType"),
             col("roi", "float", "(attributed_revenue - cost) / cost; null when cost is 0",
@@ -243,9 +245,12 @@ CAMPAIGN_ROI = Metric(
         cluster_by=("broadcastId",),
     ),
     formula=(
-        "One row per broadcastId with delivered messages or attributed orders on D. delivered = distinct contactId "
-        "with DELIVERED among D's activities of the broadcast; attributed_orders = distinct orderId in revenue with "
-        "orderDate in D and that broadcastId; attributed_revenue = sum of their totalCost; cost = delivered x the "
+        "One row per broadcastId with delivered messages on D or credited orders with orderDate in D. delivered = "
+        "distinct contactId with DELIVERED among D's activities of the broadcast. Each order is credited once, to its "
+        "crediting row: the revenue row of that orderId with the latest activityDateTime (ties: the greatest "
+        "messageInstanceId, then the greatest broadcastId; a null loses to any value in each). attributed_orders = "
+        "distinct orderId with orderDate in D whose crediting row has that broadcastId; attributed_revenue = sum of "
+        "their totalCost (crediting row); cost = delivered x the "
         "configured cost per message of the mediaType; roi = (attributed_revenue - cost) / cost; "
         "revenue_per_delivered = attributed_revenue / delivered. A zero denominator gives null."
     ),
@@ -259,11 +264,8 @@ WITH delivered AS (
 ),
 attributed AS (
   SELECT broadcastId, MAX(mediaType) AS media, COUNT(*) AS attributed_orders, SUM(totalCost) AS attributed_revenue
-  FROM (
-    SELECT broadcastId, orderId, MAX(mediaType) AS mediaType, MAX(totalCost) AS totalCost FROM raw.revenue
-    WHERE orderDate >= @start AND orderDate < @end AND broadcastId IS NOT NULL
-    GROUP BY broadcastId, orderId
-  )
+  FROM {crediting_rows("@start", "@end")} AS credited
+  WHERE broadcastId IS NOT NULL
   GROUP BY broadcastId
 ),
 joined AS (

@@ -12,7 +12,13 @@ from datetime import date, timedelta
 import pytest
 from polars.testing import assert_frame_equal
 
-from esputnik_assets.metrics.catalog import CAMPAIGN_PERFORMANCE, CAMPAIGN_ROI, DAILY_SALES, crediting_rows
+from esputnik_assets.metrics.catalog import (
+    CAMPAIGN_PERFORMANCE,
+    CAMPAIGN_ROI,
+    DAILY_SALES,
+    WORKFLOW_PERFORMANCE,
+    crediting_rows,
+)
 from esputnik_assets_tests.metric_fixtures import MetricBench, at, engine_name, make_bench  # noqa: F401
 
 D = date(2026, 1, 10)
@@ -246,3 +252,64 @@ def test_bigquery_metric_tables_are_partitioned_by_date_with_described_columns(r
     assert table.time_partitioning.field == "date"
     assert [f.name for f in table.schema] == DAILY_SALES.table.column_names
     assert all(f.description for f in table.schema)
+
+
+# ---- workflow_performance ----------------------------------------------------------------------------------------
+
+
+def flow(contact: int, status: str, workflow: str, media: str, when, broadcast: int | None = None) -> dict:
+    """An activity of a triggered message: workflowId is a string in contactActivities."""
+    return {"contactId": contact, "activityStatus": status, "workflowId": workflow, "mediaType": media,
+            "activityDateTime": when, "broadcastId": broadcast, "campaignType": "IM"}  # fmt: skip
+
+
+FLOW_ACTIVITIES = [
+    # workflow 901 by Email on D: c1 delivered, opens twice, clicks; c2 delivered; c3 delivered, unsubscribes;
+    # c4 delivered by a message that has a broadcastId too (it counts for the workflow); c9 opens at 00:30 local
+    # (still D-1 in UTC) a message delivered before D.
+    flow(1, "DELIVERED", "901", "Email", at(D, 9)), flow(1, "RECEIVED", "901", "Email", at(D, 10)),
+    flow(1, "RECEIVED", "901", "Email", at(D, 11)), flow(1, "CLICKED", "901", "Email", at(D, 11, 5)),
+    flow(2, "DELIVERED", "901", "Email", at(D, 9)),
+    flow(3, "DELIVERED", "901", "Email", at(D, 9)), flow(3, "UNSUBSCRIBED", "901", "Email", at(D, 15)),
+    flow(4, "DELIVERED", "901", "Email", at(D, 9), broadcast=7001),
+    flow(9, "RECEIVED", "901", "Email", at(D, 0, 30)),
+    # workflow 901 by Sms: c5 delivered and clicks, no open event
+    flow(5, "DELIVERED", "901", "Sms", at(D, 12)), flow(5, "CLICKED", "901", "Sms", at(D, 12, 10)),
+    # workflow 902 has activity on D-1 and D+1 local only (D+1 00:20 local is D in UTC): none on D
+    flow(6, "DELIVERED", "902", "Email", at(D - timedelta(days=1), 23, 50)),
+    flow(6, "RECEIVED", "902", "Email", at(NEXT, 0, 20)),
+    # a broadcast's activity without workflowId: not a workflow's
+    activity(7, "DELIVERED", 7001, "Email", at(D, 9)),
+]
+FLOW_REVENUE = [
+    revenue(31, 40.0, None, "Email", 1, at(D, 14), at(D, 10), workflow=901),  # credited to 901 Email
+    # 32: the workflow touched first, broadcast 7001 last: credited to 7001, not to the workflow
+    revenue(32, 25.0, None, "Email", 2, at(D, 14), at(D, 9), workflow=901),
+    revenue(32, 25.0, 7001, "Email", 3, at(D, 14), at(D, 11)),
+    revenue(33, 60.0, None, "Email", 4, at(D, 15), at(D, 8), workflow=902),  # 902: credit, no activity on D
+    revenue(34, 5.0, None, "Sms", 5, at(D, 13), at(D, 12), workflow=901),  # 901 Sms
+    revenue(35, 70.0, None, "Email", 6, at(NEXT, 0, 10), at(D, 12), workflow=901),  # ordered D+1 local: not D's
+    # 36: two rows of one order, both 901 Email: one order, one credit (instance 8 wins the tie)
+    revenue(36, 15.0, None, "Email", 7, at(D, 16), at(D, 12), workflow=901),
+    revenue(36, 15.0, None, "Email", 8, at(D, 16), at(D, 12), workflow=901),
+]
+
+
+def test_workflow_performance(engine_name, request, tmp_path):  # noqa: F811
+    bench = make_bench(engine_name, request, tmp_path)
+    bench.load("contactActivities", FLOW_ACTIVITIES)
+    bench.load("revenue", FLOW_REVENUE)
+    bench.run(WORKFLOW_PERFORMANCE, D)
+    rows = {(r["workflowId"], r["mediaType"]): r for r in bench.rows(WORKFLOW_PERFORMANCE)}
+    counts = ("delivered", "unique_opens", "unique_clicks", "unsubscribed")
+    rates = ("open_rate", "click_rate", "click_to_open_rate")
+    credit = ("attributed_orders", "attributed_revenue")
+    assert {key: tuple(r[c] for c in (*counts, *rates, *credit)) for key, r in rows.items()} == {
+        # delivered c1..c4; opens c1, c9 (2 / 4); clicks c1 (1 / 4, 1 / 2); unsubscribed c3; orders 31 + 36
+        ("901", "Email"): (4, 2, 1, 1, 0.5, 0.25, 0.5, 2, 55.0),
+        # a click without an open: open_rate 0 / 1, click_rate 1 / 1, click_to_open 1 / 0 null; order 34
+        ("901", "Sms"): (1, 0, 1, 0, 0.0, 1.0, None, 1, 5.0),
+        # credit but no activity on D: zero counts, null rates, order 33
+        ("902", "Email"): (0, 0, 0, 0, None, None, None, 1, 60.0),
+    }
+    assert {r["date"] for r in rows.values()} == {D}

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from esputnik_assets.metrics.engine import MetricColumn, MetricTable
@@ -51,10 +51,10 @@ class Metric:
         return self.table.name
 
 
-def col(name: str, type_: str, description: str, *lineage: str) -> MetricColumn:
-    """A metric column; lineage given as "dataset.column" strings."""
+def col(name: str, type_: str, description: str, *lineage: str, rate: bool = False) -> MetricColumn:
+    """A metric column; lineage given as "dataset.column" strings; `rate`: a share in [0, 1] by definition."""
     sources = tuple(tuple(item.split(".", 1)) for item in lineage)
-    return MetricColumn(name, type_, description, sources)  # type: ignore[arg-type]
+    return MetricColumn(name, type_, description, sources, rate)  # type: ignore[arg-type]
 
 
 DATE = col("date", "date", "The local day D of the account this row describes")
@@ -109,12 +109,16 @@ def _funnel_columns() -> tuple[MetricColumn, ...]:
         name, "int", f"Distinct contacts with a {status} activity on D",
         f"{ACT}.contactId", f"{ACT}.activityStatus", f"{ACT}.activityDateTime",
     )
-    rate = lambda name, formula: col(name, "float", f"{formula}; null when the denominator is 0")  # noqa: E731
+    rate = lambda name, formula, share=False: col(  # noqa: E731
+        name, "float", f"{formula}; null when the denominator is 0", rate=share
+    )
     return (
         counted("sent", "SENT"), counted("delivered", "DELIVERED"), counted("undelivered", "UNDELIVERED"),
         counted("opened", "RECEIVED (opened)"), counted("clicked", "CLICKED"),
         counted("unsubscribed", "UNSUBSCRIBED"), counted("spam", "SPAM"),
-        rate("delivery_rate", "delivered / (delivered + undelivered)"), rate("open_rate", "opened / delivered"),
+        # only delivery_rate is a share by definition: D's opens, clicks, ... may come from contacts delivered
+        # before D, so the other ratios of an activity day can exceed 1
+        rate("delivery_rate", "delivered / (delivered + undelivered)", True), rate("open_rate", "opened / delivered"),
         rate("click_rate", "clicked / delivered"), rate("click_to_open_rate", "clicked / opened"),
         rate("unsubscribe_rate", "unsubscribed / delivered"), rate("spam_rate", "spam / delivered"),
     )  # fmt: skip
@@ -124,7 +128,7 @@ def _with_rate_lineage(columns: tuple[MetricColumn, ...]) -> tuple[MetricColumn,
     """Rates are computed from the counts, so they carry the counts' raw lineage."""
     source = (f"{ACT}.contactId", f"{ACT}.activityStatus", f"{ACT}.activityDateTime")
     return tuple(
-        MetricColumn(c.name, c.type, c.description, tuple(tuple(s.split(".", 1)) for s in source))  # type: ignore[misc]
+        replace(c, lineage=tuple(tuple(s.split(".", 1)) for s in source))  # type: ignore[misc]
         if c.name in RATES else c
         for c in columns
     )
@@ -682,7 +686,83 @@ FROM funnel
     reads=(ACT, "orders"),
 )
 
+# ---- workflow_performance (pinned, version 2) -------------------------------------------------------------------
+
+_WORKFLOW_COUNTED = (f"{ACT}.contactId", f"{ACT}.activityStatus", f"{ACT}.activityDateTime")
+_WORKFLOW_CREDIT = ("revenue.orderId", "revenue.workflowId", "revenue.mediaType", "revenue.orderDate",
+                    "revenue.activityDateTime", "revenue.messageInstanceId")  # fmt: skip
+
+WORKFLOW_PERFORMANCE = Metric(
+    table=MetricTable(
+        "workflow_performance",
+        (
+            DATE,
+            col("workflowId", "string", "The workflow (flow) of triggered messages, as text (a string in "
+                "contactActivities, an integer in revenue)", f"{ACT}.workflowId", "revenue.workflowId"),
+            col("mediaType", "string", "The media type of the workflow's activities or crediting rows (null when "
+                "eSputnik gives none)", f"{ACT}.mediaType", "revenue.mediaType"),
+            col("delivered", "int", "Distinct contacts with a DELIVERED activity of the workflow on D",
+                *_WORKFLOW_COUNTED),
+            col("unique_opens", "int", "Distinct contacts with a RECEIVED (open) activity on D", *_WORKFLOW_COUNTED),
+            col("unique_clicks", "int", "Distinct contacts with a CLICKED activity on D", *_WORKFLOW_COUNTED),
+            col("unsubscribed", "int", "Distinct contacts with an UNSUBSCRIBED activity on D", *_WORKFLOW_COUNTED),
+            col("open_rate", "float", "unique_opens / delivered; null when delivered is 0", *_WORKFLOW_COUNTED),
+            col("click_rate", "float", "unique_clicks / delivered; null when delivered is 0", *_WORKFLOW_COUNTED),
+            col("click_to_open_rate", "float", "unique_clicks / unique_opens; null when unique_opens is 0",
+                *_WORKFLOW_COUNTED),
+            col("attributed_orders", "int", "Distinct orderId with orderDate in D whose crediting row (last touch: one "
+                "per order) has this workflowId (as text) and mediaType", *_WORKFLOW_CREDIT),
+            col("attributed_revenue", "float", "Sum of those orders' totalCost (their crediting rows')",
+                "revenue.totalCost"),
+        ),
+        cluster_by=("workflowId",),
+        grain=("date", "workflowId", "mediaType"),
+        nullable_grain=("mediaType",),
+    ),
+    formula=(
+        "Use cases 1 and 8 (triggered messages: flows). One row per (workflowId, mediaType) among D's activities "
+        "whose workflowId is not null (with or without a broadcastId), and per (workflowId, mediaType) of the "
+        "crediting rows of orders with orderDate in D; workflowId is compared as text (a string in "
+        "contactActivities, an integer in revenue). delivered, unique_opens (RECEIVED), unique_clicks, unsubscribed "
+        "= distinct contactId among D's activities of the workflow and mediaType with that status; open_rate = "
+        "unique_opens / delivered; click_rate = unique_clicks / delivered; click_to_open_rate = unique_clicks / "
+        "unique_opens; a zero denominator gives null. Each order is credited once, to its crediting row (the revenue "
+        "row of the orderId with the latest activityDateTime; ties: the greatest messageInstanceId, then the "
+        "greatest broadcastId; a null loses to any value in each): attributed_orders = distinct orderId with orderDate "
+        "in D whose crediting row has that workflowId and mediaType, attributed_revenue = the sum of their totalCost. "
+        "A workflow with credited orders but no activity on D has zero counts and null rates."
+    ),
+    sql=f"""
+WITH touches AS (
+  SELECT CAST(workflowId AS STRING) AS workflowId, mediaType, activityStatus, contactId,
+    CAST(NULL AS INT64) AS orderId, CAST(NULL AS FLOAT64) AS totalCost
+  FROM raw.contactActivities
+  WHERE activityDateTime >= @start AND activityDateTime < @end AND workflowId IS NOT NULL
+  UNION ALL
+  SELECT CAST(workflowId AS STRING) AS workflowId, mediaType, CAST(NULL AS STRING) AS activityStatus,
+    CAST(NULL AS INT64) AS contactId, orderId, totalCost
+  FROM {crediting_rows("@start", "@end")} AS credited
+  WHERE workflowId IS NOT NULL
+),
+counts AS (
+  SELECT workflowId, mediaType,
+    {_status_count("DELIVERED", "delivered")},
+    {_status_count("RECEIVED", "unique_opens")},
+    {_status_count("CLICKED", "unique_clicks")},
+    {_status_count("UNSUBSCRIBED", "unsubscribed")},
+    COUNT(DISTINCT orderId) AS attributed_orders, COALESCE(SUM(totalCost), 0) AS attributed_revenue
+  FROM touches
+  GROUP BY workflowId, mediaType
+)
+SELECT @day AS date, workflowId, mediaType, delivered, unique_opens, unique_clicks, unsubscribed,
+  SAFE_DIVIDE(unique_opens, delivered) AS open_rate, SAFE_DIVIDE(unique_clicks, delivered) AS click_rate,
+  SAFE_DIVIDE(unique_clicks, unique_opens) AS click_to_open_rate, attributed_orders, attributed_revenue
+FROM counts
+""",
+    reads=(ACT, "revenue"),
+)
+
 METRICS: tuple[Metric, ...] = (
     CAMPAIGN_PERFORMANCE, DAILY_SALES, CAMPAIGN_ROI, CHANNEL_ENGAGEMENT, CONTACT_DAILY, CONTACT_SEGMENTS,
-    CONTACT_PROFILES, PRODUCT_AFFINITY, CUSTOMER_JOURNEYS,
+    CONTACT_PROFILES, PRODUCT_AFFINITY, CUSTOMER_JOURNEYS, WORKFLOW_PERFORMANCE,
 )  # fmt: skip

@@ -146,6 +146,7 @@ CAMPAIGN_PERFORMANCE = Metric(
             *_with_rate_lineage(_funnel_columns()),
         ),
         cluster_by=("broadcastId",),
+        grain=("date", "broadcastId"),
     ),
     formula=(
         "One row per broadcastId (not null) with activity on D. sent, delivered, undelivered, opened (RECEIVED), "
@@ -170,6 +171,14 @@ FROM counts AS c LEFT JOIN raw.broadcasts AS b ON b.id = c.broadcastId
     reads=(ACT, "broadcasts"),
 )
 
+# daily_sales.attributed_revenue of D, one definition: the table's column and the check `credited_within_sales`
+SALES_ATTRIBUTED_REVENUE_SQL = """
+  SELECT COALESCE(SUM(totalCost), 0) AS attributed_revenue FROM (
+    SELECT orderId, MAX(totalCost) AS totalCost FROM raw.revenue
+    WHERE orderDate >= @start AND orderDate < @end GROUP BY orderId
+  )
+"""
+
 DAILY_SALES = Metric(
     table=MetricTable(
         "daily_sales",
@@ -188,6 +197,7 @@ DAILY_SALES = Metric(
             col("attributed_share", "float", "attributed_revenue / revenue; null when revenue is 0",
                 "revenue.totalCost", "orders.totalCost"),
         ),
+        grain=("date",),
     ),
     formula=(
         "One row for D. orders = distinct orderId with orderDate in D and Status not CANCELED (a null Status is not "
@@ -196,7 +206,7 @@ DAILY_SALES = Metric(
         "of totalCost over distinct orderId in revenue with orderDate in D; attributed_share = attributed_revenue / "
         "revenue. A zero denominator gives null."
     ),
-    sql="""
+    sql=f"""
 WITH day_orders AS (
   SELECT orderId, MAX(totalCost) AS totalCost, LOGICAL_OR(Status = 'CANCELED') AS canceled
   FROM raw.orders WHERE orderDate >= @start AND orderDate < @end
@@ -209,12 +219,7 @@ items AS (
   WHERE i.orderDate >= @start AND i.orderDate < @end AND i.orderId IN (SELECT orderId FROM kept)
 ),
 canceled AS (SELECT COUNT(*) AS canceled_orders FROM day_orders WHERE canceled),
-attributed AS (
-  SELECT COALESCE(SUM(totalCost), 0) AS attributed_revenue FROM (
-    SELECT orderId, MAX(totalCost) AS totalCost FROM raw.revenue
-    WHERE orderDate >= @start AND orderDate < @end GROUP BY orderId
-  )
-)
+attributed AS ({SALES_ATTRIBUTED_REVENUE_SQL})
 SELECT @day AS date, s.orders, s.revenue, SAFE_DIVIDE(s.revenue, s.orders) AS average_order_value, i.items,
   c.canceled_orders, a.attributed_revenue, SAFE_DIVIDE(a.attributed_revenue, s.revenue) AS attributed_share
 FROM sales AS s CROSS JOIN items AS i CROSS JOIN canceled AS c CROSS JOIN attributed AS a
@@ -247,6 +252,7 @@ CAMPAIGN_ROI = Metric(
                 "revenue.totalCost", f"{ACT}.contactId"),
         ),
         cluster_by=("broadcastId",),
+        grain=("date", "broadcastId"),
     ),
     formula=(
         "One row per broadcastId with delivered messages on D or credited orders with orderDate in D. delivered = "
@@ -307,11 +313,13 @@ CHANNEL_ENGAGEMENT = Metric(
             *_with_rate_lineage(_funnel_columns()),
             *(
                 col(f"{r}_7d", "float", f"Mean of the daily {r} over D-6 .. D (days with a value)",
-                    f"{ACT}.contactId", f"{ACT}.activityStatus", f"{ACT}.activityDateTime")
+                    f"{ACT}.contactId", f"{ACT}.activityStatus", f"{ACT}.activityDateTime",
+                    rate=r == "delivery_rate")  # a mean of shares is a share
                 for r in RATES
             ),
         ),
         cluster_by=("mediaType",),
+        grain=("date", "mediaType"),
     ),
     formula=(
         "Use cases 1 and 6 (campaign performance by channel, KPI monitoring). One row per mediaType with activity on "
@@ -370,6 +378,9 @@ CONTACT_DAILY = Metric(
             col("last_order_at", "timestamp", "The contact's last such order on D (UTC)", "orders.orderDate"),
         ),
         cluster_by=("contactId",),
+        # the orders row has no channel: its null mediaType is part of the key (WHERE mediaType IS NULL selects it)
+        grain=("date", "contactId", "mediaType"),
+        nullable_grain=("mediaType",),
     ),
     formula=(
         "The daily per-contact summary that contact_segments, contact_profiles and churn_risk sum over their windows, "
@@ -435,6 +446,7 @@ CONTACT_SEGMENTS = Metric(
             col("segment", "string", SEGMENT_RULES, "contact_daily.orders", "contact_daily.opened"),
         ),
         cluster_by=("segment", "contactId"),
+        grain=("date", "contactId"),
     ),
     formula=(
         "Use case 2 (segmentation). Per contact as of D, summed from the daily summary contact_daily (never from "
@@ -508,6 +520,7 @@ CONTACT_PROFILES = Metric(
             col("last_event_at", "timestamp", "Time of that event (UTC)", "events.occured"),
         ),
         cluster_by=("contactId",),
+        grain=("date", "contactId"),
     ),
     formula=(
         "Use case 3 (personalization, retargeting). Per known contact as of D: language (contacts.languageCode), "
@@ -571,12 +584,13 @@ PRODUCT_AFFINITY = Metric(
             col("product_orders", "int", "Orders holding A", "orderItems.orderId"),
             col("other_orders", "int", "Orders holding B", "orderItems.orderId"),
             col("baskets", "int", "Orders with at least one product over D-89 .. D", "orderItems.orderId"),
-            col("support", "float", "pair_orders / baskets", "orderItems.orderId"),
-            col("confidence", "float", "pair_orders / product_orders: P(B | A)", "orderItems.orderId"),
+            col("support", "float", "pair_orders / baskets", "orderItems.orderId", rate=True),
+            col("confidence", "float", "pair_orders / product_orders: P(B | A)", "orderItems.orderId", rate=True),
             col("lift", "float", "confidence / (other_orders / baskets): > 1 when A and B go together more than "
                 "chance", "orderItems.orderId"),
         ),
         cluster_by=("product",),
+        grain=("date", "product", "other_product"),
     ),
     formula=(
         "Use case 5 (order analysis, recommendations). Baskets = orders with orderDate in D-89 .. D that are not "
@@ -627,14 +641,15 @@ CUSTOMER_JOURNEYS = Metric(
             col("clicked", "int", "Of those, contacts that clicked in the channel on C", f"{ACT}.activityStatus"),
             col("ordered", "int", "Of those, contacts with an order (not canceled) within the attribution window "
                 "after their first click", "orders.contactId", "orders.orderDate", "orders.Status"),
-            col("open_conversion", "float", "opened / delivered", f"{ACT}.activityStatus"),
-            col("click_conversion", "float", "clicked / opened", f"{ACT}.activityStatus"),
-            col("order_conversion", "float", "ordered / clicked", "orders.orderDate"),
-            col("overall_conversion", "float", "ordered / delivered", "orders.orderDate"),
+            col("open_conversion", "float", "opened / delivered", f"{ACT}.activityStatus", rate=True),
+            col("click_conversion", "float", "clicked / opened", f"{ACT}.activityStatus", rate=True),
+            col("order_conversion", "float", "ordered / clicked", "orders.orderDate", rate=True),
+            col("overall_conversion", "float", "ordered / delivered", "orders.orderDate", rate=True),
             col("dropped_before_open", "int", "delivered - opened", f"{ACT}.activityStatus"),
             col("dropped_before_click", "int", "opened - clicked", f"{ACT}.activityStatus"),
             col("dropped_before_order", "int", "clicked - ordered", "orders.orderDate"),
         ),
+        grain=("date", "mediaType"),
     ),
     formula=(
         "Use case 8 (customer journeys). The row of day D follows the cohort of cohort_date C = D - ceil(W / 24 h) "

@@ -34,7 +34,9 @@ def test_every_table_has_its_checks_and_all_pass_on_the_demo_account(golden):
     metric_checks = {(m.name, c.name) for m in ALL_METRICS for c in metric_checks_for(m)}
     assert set(found) == expected | metric_checks
     assert {("contact_daily", "grain_unique"), ("campaign_roi", "credited_within_sales")} <= metric_checks
-    per_partition = Counter((e.asset_key.path[-1], e.check_name, e.partition) for e in golden.result.get_asset_check_evaluations())
+    per_partition = Counter(
+        (e.asset_key.path[-1], e.check_name, e.partition) for e in golden.result.get_asset_check_evaluations()
+    )
     days = {day.isoformat() for day in golden.run_days}  # each metric check once per partition of the range run
     assert {key: n for key, n in per_partition.items() if key[:2] in metric_checks} == {
         (*key, day): 1 for key in metric_checks for day in days

@@ -73,7 +73,7 @@ def test_grain_checks_fail_on_a_repeated_or_null_key_and_pass_on_a_good_day(engi
     )
 
 
-def test_rates_in_range_fails_on_a_rate_above_1_and_accepts_the_bounds_and_null(engine_name, request, tmp_path):  # noqa: F811
+def test_rates_in_range_fails_outside_0_1_and_accepts_the_bounds_and_null(engine_name, request, tmp_path):  # noqa: F811
     bench = make_bench(engine_name, request, tmp_path)
     pair = {"product": "A", "other_product": "B", "pair_orders": 2, "product_orders": 2, "other_orders": 4, "baskets": 4}
     write(bench, PRODUCT_AFFINITY, GOOD, [
@@ -96,11 +96,11 @@ def test_rates_in_range_fails_on_a_rate_above_1_and_accepts_the_bounds_and_null(
 def test_credited_within_sales_fails_when_an_order_is_credited_twice(engine_name, request, tmp_path):  # noqa: F811
     bench = make_bench(engine_name, request, tmp_path)
     # order 1 (100.0) claimed by 7001 (the later touch) and 7002 on GOOD; order 2 (40.0) by 7003 on BAD
-    bench.load("revenue", [
-        {"orderId": 1, "totalCost": 100.0, "broadcastId": 7001, "orderDate": at(GOOD, 12), "activityDateTime": at(GOOD, 9)},
-        {"orderId": 1, "totalCost": 100.0, "broadcastId": 7002, "orderDate": at(GOOD, 12), "activityDateTime": at(GOOD, 8)},
-        {"orderId": 2, "totalCost": 40.0, "broadcastId": 7003, "orderDate": at(BAD, 12), "activityDateTime": at(BAD, 8)},
-    ])  # fmt: skip
+    claim = lambda order, cost, broadcast, day, hour: {  # noqa: E731
+        "orderId": order, "totalCost": cost, "broadcastId": broadcast, "orderDate": at(day, 12),
+        "activityDateTime": at(day, hour),
+    }  # fmt: skip
+    bench.load("revenue", [claim(1, 100.0, 7001, GOOD, 9), claim(1, 100.0, 7002, GOOD, 8), claim(2, 40.0, 7003, BAD, 8)])
     bench.run(CAMPAIGN_ROI, GOOD)  # the definition: order 1 credited once, to 7001
     # BAD as the old definition wrote it and worse: order 2 credited to 7003 and, a second time, to 7004
     write(bench, CAMPAIGN_ROI, BAD, [

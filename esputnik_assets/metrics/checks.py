@@ -52,14 +52,14 @@ def _rates(table: MetricTable) -> list[str]:
     return [c.name for c in table.columns if c.rate]
 
 
-def _example_per_day(engine: MetricEngine, table: MetricTable, select: str, where: str, order: str, days: Sequence[date]
+def _example_per_day(engine: MetricEngine, source: str, select: str, where: str, order: str, days: Sequence[date]
                      ) -> dict[date, dict]:  # fmt: skip
-    """The offending rows of the run's days, as one query: per day, their count and the first by `order`."""
+    """The offending rows of `source` on the run's days, as one query: per day, their count and the first by `order`."""
     sql = f"""
 SELECT * FROM (
   SELECT {select}, COUNT(*) OVER (PARTITION BY date) AS offending,
     ROW_NUMBER() OVER (PARTITION BY date ORDER BY {order}) AS example_rank
-  FROM metrics.{table.name}
+  FROM {source} AS checked
   WHERE date BETWEEN @first_day AND @last_day AND ({where})
 ) AS ranked
 WHERE example_rank = 1
@@ -88,16 +88,7 @@ def _grain_unique(engine: MetricEngine, _: MetricsWarehouse, table: MetricTable,
   WHERE date BETWEEN @first_day AND @last_day GROUP BY {columns} HAVING COUNT(*) > 1
 )"""
     order = ", ".join(["copies DESC", *(f"{k} NULLS LAST" for k in keys)])
-    sql = f"""
-SELECT * FROM (
-  SELECT {columns}, copies, COUNT(*) OVER (PARTITION BY date) AS offending,
-    ROW_NUMBER() OVER (PARTITION BY date ORDER BY {order}) AS example_rank
-  FROM {repeated} AS repeated
-) AS ranked
-WHERE example_rank = 1
-"""
-    frame, _ = engine.fetch(sql, {"first_day": days[0], "last_day": days[-1]})
-    found = {row["date"]: row for row in frame.to_dicts()}
+    found = _example_per_day(engine, repeated, f"{columns}, copies", "TRUE", order, days)
     grain = f"({', '.join(table.grain)})"
     return _by_day(
         days, found,
@@ -115,7 +106,7 @@ WHERE example_rank = 1
 def _grain_not_null(engine: MetricEngine, _: MetricsWarehouse, table: MetricTable, days: Sequence[date]) -> DayOutcomes:
     required, keys = _required_keys(table), _keys(table)
     found = _example_per_day(
-        engine, table, ", ".join(table.grain), " OR ".join(f"{c} IS NULL" for c in required),
+        engine, f"metrics.{table.name}", ", ".join(table.grain), " OR ".join(f"{c} IS NULL" for c in required),
         ", ".join(f"{k} NULLS LAST" for k in keys), days,
     )  # fmt: skip
     return _by_day(
@@ -136,10 +127,9 @@ def _grain_not_null(engine: MetricEngine, _: MetricsWarehouse, table: MetricTabl
 
 def _rates_in_range(engine: MetricEngine, _: MetricsWarehouse, table: MetricTable, days: Sequence[date]) -> DayOutcomes:
     rates, keys = _rates(table), _keys(table)
-    found = _example_per_day(
-        engine, table, ", ".join([*table.grain, *rates]), " OR ".join(f"{r} < 0 OR {r} > 1" for r in rates),
-        ", ".join(f"{k} NULLS LAST" for k in keys) or "date", days,
-    )  # fmt: skip
+    outside = " OR ".join(f"{r} < 0 OR {r} > 1" for r in rates)
+    order = ", ".join(f"{k} NULLS LAST" for k in keys) or "date"
+    found = _example_per_day(engine, f"metrics.{table.name}", ", ".join([*table.grain, *rates]), outside, order, days)
 
     def failed(day: date, row: dict) -> Outcome:
         outside = ", ".join(f"{r}={row[r]}" for r in rates if row[r] is not None and not 0 <= row[r] <= 1)

@@ -110,12 +110,12 @@ def test_credited_within_sales_fails_when_an_order_is_credited_twice(engine_name
     credit = outcomes(bench, CAMPAIGN_ROI, CREDITED_WITHIN_SALES)[CREDITED_WITHIN_SALES]
     assert credit[GOOD].passed
     assert credit[GOOD].description == (
-        "campaign_roi on 2026-01-10: attributed_revenue over broadcasts 100 <= daily_sales.attributed_revenue 100"
+        "campaign_roi on 2026-01-10: attributed_revenue over broadcasts 100.00 <= daily_sales.attributed_revenue 100.00"
     )
     assert not credit[BAD].passed
     assert credit[BAD].description == (
-        "campaign_roi on 2026-01-11: attributed_revenue over broadcasts 80 exceeds daily_sales.attributed_revenue 40 "
-        "(an order credited more than once?), e.g. the largest, broadcastId=7003 credited 40"
+        "campaign_roi on 2026-01-11: attributed_revenue over broadcasts 80.00 exceeds daily_sales.attributed_revenue "
+        "40.00 (an order credited more than once?), e.g. the largest, broadcastId=7003 credited 40.00"
     )
     assert (credit[BAD].metadata["credited_revenue"], credit[BAD].metadata["daily_sales_attributed_revenue"]) == (80, 40)
 

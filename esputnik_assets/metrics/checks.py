@@ -177,11 +177,11 @@ def _credited_within_sales(
         figures = {"day": str(day), "credited_revenue": float(row["credited_revenue"]),
                    "daily_sales_attributed_revenue": float(row["sales_attributed_revenue"])}  # fmt: skip
         if row["exceeds"]:
-            example = f"broadcastId={row['largest_broadcastId']} credited {row['largest_credit']:g}"
+            example = f"broadcastId={row['largest_broadcastId']} credited {row['largest_credit']:,.2f}"
             outcomes[day] = Outcome(
                 False,
-                f"{table.name} on {day}: attributed_revenue over broadcasts {row['credited_revenue']:g} exceeds "
-                f"daily_sales.attributed_revenue {row['sales_attributed_revenue']:g} (an order credited more than "
+                f"{table.name} on {day}: attributed_revenue over broadcasts {row['credited_revenue']:,.2f} exceeds "
+                f"daily_sales.attributed_revenue {row['sales_attributed_revenue']:,.2f} (an order credited more than "
                 f"once?), e.g. the largest, {example}",
                 {**figures, "example": example},
                 ERROR,
@@ -189,8 +189,8 @@ def _credited_within_sales(
         else:
             outcomes[day] = Outcome(
                 True,
-                f"{table.name} on {day}: attributed_revenue over broadcasts {row['credited_revenue']:g} <= "
-                f"daily_sales.attributed_revenue {row['sales_attributed_revenue']:g}",
+                f"{table.name} on {day}: attributed_revenue over broadcasts {row['credited_revenue']:,.2f} <= "
+                f"daily_sales.attributed_revenue {row['sales_attributed_revenue']:,.2f}",
                 figures,
             )
     return outcomes

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from datetime import date
 
+import dagster as dg
 import polars as pl
-from esputnik_assets.metrics.catalog import CAMPAIGN_ROI, CONTACT_DAILY, PRODUCT_AFFINITY, Metric
+from esputnik_assets.metrics.assets import RESOURCE_KEY, build_metric_asset
+from esputnik_assets.metrics.catalog import CAMPAIGN_ROI, CONTACT_DAILY, DATE, PRODUCT_AFFINITY, Metric, col
 from esputnik_assets.metrics.checks import (
     CREDITED_WITHIN_SALES,
     GRAIN_NOT_NULL,
@@ -16,8 +18,11 @@ from esputnik_assets.metrics.checks import (
     checks_for,
     evaluate_metric_checks,
 )
+from esputnik_assets.metrics.engine import MetricTable
+from esputnik_assets.metrics.resource import DuckDBMetricsWarehouse
 from esputnik_assets.metrics.wiring import ALL_METRICS
-from esputnik_assets_tests.metric_fixtures import MetricBench, at, engine_name, make_bench  # noqa: F401
+from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
+from esputnik_assets_tests.metric_fixtures import TZ, MetricBench, at, engine_name, make_bench  # noqa: F401
 
 GOOD, BAD = date(2026, 1, 10), date(2026, 1, 11)
 
@@ -127,3 +132,47 @@ def test_days_without_rows_pass_every_check(tmp_path, request):
     assert {name: [o.passed for o in by_day.values()] for name, by_day in found.items()} == {
         GRAIN_UNIQUE: [True, True], GRAIN_NOT_NULL: [True, True], CREDITED_WITHIN_SALES: [True, True],
     }
+
+
+# A definition gone wrong on BAD only: contact 1 twice, once with a share of 1.5
+BROKEN = Metric(
+    table=MetricTable(
+        "broken_rows",
+        (DATE, col("contactId", "int", "The contact"), col("share", "float", "A share", rate=True)),
+        grain=("date", "contactId"),
+    ),
+    formula="A table whose rows break their declared grain and rate on 2026-01-11",
+    sql="""
+SELECT @day AS date, 1 AS contactId, 0.5 AS share
+UNION ALL
+SELECT @day AS date, 1 AS contactId, 1.5 AS share FROM (SELECT 1 AS one) AS t WHERE @day = DATE '2026-01-11'
+""",
+    reads=(),
+)
+
+
+def test_a_metric_asset_reports_each_check_per_partition_and_a_broken_key_fails_the_step(tmp_path):
+    partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone=TZ)
+    asset = build_metric_asset(BROKEN, partitions, dg.BackfillPolicy.single_run())
+    warehouse = DuckDBMetricsWarehouse(path=str(tmp_path / "broken.duckdb"), timezone=TZ)
+    result = dg.materialize(
+        [asset], resources={RESOURCE_KEY: warehouse}, instance=dg.DagsterInstance.ephemeral(), raise_on_error=False,
+        tags={RANGE_START_TAG: GOOD.isoformat(), RANGE_END_TAG: BAD.isoformat()},
+    )  # fmt: skip
+    assert not result.success  # grain_unique is blocking: the step fails once the table is written and checked
+    assert {m.partition for m in result.asset_materializations_for_node("esputnik_metrics__broken_rows")} == {
+        GOOD.isoformat(), BAD.isoformat(),
+    }
+    found = {(e.check_name, e.partition): (e.passed, e.description) for e in result.get_asset_check_evaluations()}
+    assert found == {
+        (GRAIN_UNIQUE, "2026-01-10"): (True, "broken_rows on 2026-01-10: every row has its own (date, contactId)"),
+        (GRAIN_UNIQUE, "2026-01-11"): (
+            False, "broken_rows on 2026-01-11: 1 values of (date, contactId) repeated, e.g. contactId=1 in 2 rows",
+        ),
+        (GRAIN_NOT_NULL, "2026-01-10"): (True, "broken_rows on 2026-01-10: contactId never null"),
+        (GRAIN_NOT_NULL, "2026-01-11"): (True, "broken_rows on 2026-01-11: contactId never null"),
+        (RATES_IN_RANGE, "2026-01-10"): (True, "broken_rows on 2026-01-10: share within [0, 1] or null"),
+        (RATES_IN_RANGE, "2026-01-11"): (
+            False, "broken_rows on 2026-01-11: 1 rows with a rate outside [0, 1], e.g. contactId=1: share=1.5",
+        ),
+    }  # fmt: skip

@@ -1,4 +1,5 @@
-"""The three pinned metrics on small hand-built raw tables, on DuckDB and on the BigQuery emulator.
+"""The pinned metrics (campaign_performance, daily_sales, campaign_roi, workflow_performance) and the crediting row,
+on small hand-built raw tables, on DuckDB and on the BigQuery emulator.
 
 Day D is 2026-01-10 in Europe/Kyiv (UTC+2): local 00:30 on D is still D-1 in UTC, local 00:30 on D+1 is still D
 in UTC, so a filter on UTC days instead of local ones fails these tests. Every expected number below was worked out

@@ -1,6 +1,8 @@
 """The checks, as Dagster records them: green on the demo account, red on data built to break each one, on both
 warehouses."""
 
+from collections import Counter
+
 import dagster as dg
 import pytest
 
@@ -10,6 +12,8 @@ from esputnik_assets.checks.read import READ_REPORT
 from esputnik_assets.contracts import DATASET_NAMES
 from esputnik_assets.demo import DemoAccount, DemoServer
 from esputnik_assets.keys import raw_asset_key
+from esputnik_assets.metrics.checks import checks_for as metric_checks_for
+from esputnik_assets.metrics.wiring import ALL_METRICS
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
 from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
 from esputnik_assets_tests.conftest import Pipeline
@@ -27,7 +31,16 @@ def test_every_table_has_its_checks_and_all_pass_on_the_demo_account(golden):
     expected = {(name, c.name) for name in DATASET_NAMES for c in checks_for(name)} | {
         (name, extra) for name in DATASET_NAMES for extra in (READ_REPORT, PARTITION_ON_TIME)
     }
-    assert set(found) == expected
+    metric_checks = {(m.name, c.name) for m in ALL_METRICS for c in metric_checks_for(m)}
+    assert set(found) == expected | metric_checks
+    assert {("contact_daily", "grain_unique"), ("campaign_roi", "credited_within_sales")} <= metric_checks
+    per_partition = Counter(
+        (e.asset_key.path[-1], e.check_name, e.partition) for e in golden.result.get_asset_check_evaluations()
+    )
+    days = {day.isoformat() for day in golden.run_days}  # each metric check once per partition of the range run
+    assert {key: n for key, n in per_partition.items() if key[:2] in metric_checks} == {
+        (*key, day): 1 for key in metric_checks for day in days
+    }
     assert {("contactActivities", "kpi_delivery_rate"), ("orders", "volume"), ("contacts", "keys")} <= set(found)
     failed = {key: e.description for key, e in found.items() if not e.passed}
     assert failed == {}

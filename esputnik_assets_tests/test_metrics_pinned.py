@@ -1,4 +1,5 @@
-"""The three pinned metrics on small hand-built raw tables, on DuckDB and on the BigQuery emulator.
+"""The pinned metrics (campaign_performance, daily_sales, campaign_roi, workflow_performance) and the crediting row,
+on small hand-built raw tables, on DuckDB and on the BigQuery emulator.
 
 Day D is 2026-01-10 in Europe/Kyiv (UTC+2): local 00:30 on D is still D-1 in UTC, local 00:30 on D+1 is still D
 in UTC, so a filter on UTC days instead of local ones fails these tests. Every expected number below was worked out
@@ -12,7 +13,13 @@ from datetime import date, timedelta
 import pytest
 from polars.testing import assert_frame_equal
 
-from esputnik_assets.metrics.catalog import CAMPAIGN_PERFORMANCE, CAMPAIGN_ROI, DAILY_SALES
+from esputnik_assets.metrics.catalog import (
+    CAMPAIGN_PERFORMANCE,
+    CAMPAIGN_ROI,
+    DAILY_SALES,
+    WORKFLOW_PERFORMANCE,
+    crediting_rows,
+)
 from esputnik_assets_tests.metric_fixtures import MetricBench, at, engine_name, make_bench  # noqa: F401
 
 D = date(2026, 1, 10)
@@ -64,19 +71,25 @@ ITEMS = [
 ]
 
 
-def revenue(order: int, cost: float, broadcast: int | None, media: str, instance: int, when) -> dict:
+def revenue(order: int, cost: float, broadcast: int | None, media: str, instance: int | None, when, touched=None,
+            workflow: int | None = None) -> dict:
+    """A revenue row: the order (orderId, totalCost, orderDate `when`) claimed by the message sent at `touched`."""
     return {"orderId": order, "totalCost": cost, "broadcastId": broadcast, "mediaType": media,
-            "messageInstanceId": instance, "orderDate": when}  # fmt: skip
+            "messageInstanceId": instance, "orderDate": when, "activityDateTime": touched,
+            "workflowId": workflow}  # fmt: skip
 
 
 REVENUE = [
-    # order 1 is credited twice to 7001 (two message instances) and once to 7002
-    revenue(1, 100.0, 7001, "Email", 11, at(D, 9)), revenue(1, 100.0, 7001, "Email", 12, at(D, 9)),
-    revenue(1, 100.0, 7002, "Sms", 13, at(D, 9)),
-    # order 2: broadcast 7001, a triggered message without broadcast, and 7004 (unknown broadcast, WebPush)
-    revenue(2, 50.5, 7001, "Email", 21, at(D, 12)), revenue(2, 50.5, None, "Email", 22, at(D, 12)),
-    revenue(2, 50.5, 7004, "WebPush", 23, at(D, 12)),
-    revenue(5, 999.0, 7001, "Email", 51, at(NEXT, 0, 15)),  # D+1 local
+    # order 1 is claimed by three messages: 7001 twice (instances 11 at 08:00, 12 at 08:30) and 7002 (07:00).
+    # Its crediting row is the latest touch, instance 12 of 7001: one order, one credit, to 7001.
+    revenue(1, 100.0, 7001, "Email", 11, at(D, 9), at(D, 8)), revenue(1, 100.0, 7001, "Email", 12, at(D, 9), at(D, 8, 30)),
+    revenue(1, 100.0, 7002, "Sms", 13, at(D, 9), at(D, 7)),
+    # order 2: 7001 at 10:00, then at 11:00 both a workflow message without broadcast (instance 22) and 7004 (an
+    # unknown broadcast, WebPush, instance 23): a tie on activityDateTime, won by the greater instance, 23 -> 7004.
+    revenue(2, 50.5, 7001, "Email", 21, at(D, 12), at(D, 10)),
+    revenue(2, 50.5, None, "Email", 22, at(D, 12), at(D, 11), workflow=901),
+    revenue(2, 50.5, 7004, "WebPush", 23, at(D, 12), at(D, 11)),
+    revenue(5, 999.0, 7001, "Email", 51, at(NEXT, 0, 15), at(D, 20)),  # ordered on D+1 local: not D's
 ]
 COSTS = {"Email": 0.01, "Sms": 0.5}
 
@@ -138,23 +151,73 @@ def test_daily_sales(bench):
 def test_campaign_roi(bench):
     bench.run(CAMPAIGN_ROI, D)
     rows = by(bench.rows(CAMPAIGN_ROI), "broadcastId")
-    assert set(rows) == {7001, 7002, 7003, 7004}
-    promo = rows[7001]
-    assert (promo["mediaType"], promo["delivered"], promo["attributed_orders"]) == ("Email", 3, 2)
-    assert promo["attributed_revenue"] == pytest.approx(150.5)
-    assert promo["cost"] == pytest.approx(0.03)
-    assert promo["roi"] == pytest.approx((150.5 - 0.03) / 0.03)
-    assert promo["revenue_per_delivered"] == pytest.approx(150.5 / 3)
-    flash = rows[7002]
-    assert (flash["mediaType"], flash["delivered"], flash["attributed_orders"], flash["cost"]) == ("Sms", 0, 1, 0.0)
-    assert (flash["attributed_revenue"], flash["roi"], flash["revenue_per_delivered"]) == (100.0, None, None)
-    viber = rows[7003]
+    # 7002 delivered nothing on D (c6 UNDELIVERED) and its claim on order 1 lost to a later touch: no row.
+    assert set(rows) == {7001, 7003, 7004}
+    promo = rows[7001]  # delivered c1, c2, c4 (c5's delivery is D+1 local); credited order 1 only (100.0)
+    assert (promo["mediaType"], promo["delivered"], promo["attributed_orders"]) == ("Email", 3, 1)
+    assert promo["attributed_revenue"] == pytest.approx(100.0)
+    assert promo["cost"] == pytest.approx(0.03)  # 3 x Email 0.01
+    assert promo["roi"] == pytest.approx((100.0 - 0.03) / 0.03)
+    assert promo["revenue_per_delivered"] == pytest.approx(100.0 / 3)
+    viber = rows[7003]  # delivered c7, no credited order; Viber has no configured cost
     assert (viber["mediaType"], viber["delivered"], viber["attributed_orders"], viber["attributed_revenue"]) == (
         "Viber", 1, 0, 0.0,
     )
     assert (viber["cost"], viber["roi"], viber["revenue_per_delivered"]) == (0.0, None, 0.0)
-    webpush = rows[7004]
-    assert (webpush["mediaType"], webpush["attributed_orders"], webpush["attributed_revenue"]) == ("WebPush", 1, 50.5)
+    webpush = rows[7004]  # no activity, not in broadcasts: credited order 2 (50.5), mediaType from its revenue row
+    assert (webpush["mediaType"], webpush["delivered"], webpush["attributed_orders"]) == ("WebPush", 0, 1)
+    assert (webpush["attributed_revenue"], webpush["cost"], webpush["roi"], webpush["revenue_per_delivered"]) == (
+        50.5, 0.0, None, None,
+    )
+    # one credit per order: the broadcasts' credited revenue (100 + 50.5) is the day's attributed revenue, not more
+    bench.run(DAILY_SALES, D)
+    [sales] = bench.rows(DAILY_SALES)
+    assert sum(r["attributed_revenue"] for r in rows.values()) == pytest.approx(sales["attributed_revenue"]) == 150.5
+
+
+def tie(order: int, broadcast: int | None, instance: int | None, touched, cost: float = 10.0) -> dict:
+    return revenue(order, cost, broadcast, "Email", instance, at(D, 12), touched)
+
+
+TIES = [
+    # 10: the latest activityDateTime wins (09:30 over 09:00), whatever its instance or broadcast; its totalCost counts
+    tie(10, 100, 9, at(D, 9)), tie(10, 101, 1, at(D, 9, 30), 12.0),
+    # 11: a null activityDateTime loses to any value
+    tie(11, 110, 99, None), tie(11, 111, 1, at(D, 9)),
+    # 12: same activityDateTime: the greatest messageInstanceId (6 over 5), though its broadcastId is the smaller
+    tie(12, 120, 6, at(D, 9)), tie(12, 121, 5, at(D, 9)),
+    # 13: same activityDateTime: a null messageInstanceId loses to any value
+    tie(13, 131, None, at(D, 9)), tie(13, 130, 1, at(D, 9)),
+    # 14: same activityDateTime and instance: the greatest broadcastId
+    tie(14, 140, 7, at(D, 9)), tie(14, 141, 7, at(D, 9)),
+    # 15: same activityDateTime and instance: a null broadcastId (a workflow message) loses to any value
+    tie(15, None, 7, at(D, 9)), tie(15, 150, 7, at(D, 9)),
+    # 16: all of activityDateTime and messageInstanceId null: the greatest broadcastId
+    tie(16, 160, None, None), tie(16, 161, None, None),
+    # 17: ordered on D+1 local: not among D's crediting rows
+    revenue(17, 10.0, 170, "Email", 1, at(NEXT, 0, 15), at(D, 9)),
+]
+
+
+def test_the_crediting_row_breaks_ties_as_pinned(engine_name, request, tmp_path):  # noqa: F811
+    bench = make_bench(engine_name, request, tmp_path)
+    bench.load("revenue", TIES)
+    with bench.warehouse.open() as engine:
+        credited, _ = engine.fetch(
+            f"SELECT orderId, broadcastId, totalCost FROM {crediting_rows('@start', '@end')} AS c ORDER BY orderId",
+            bench.warehouse.params(D),
+        )
+    assert credited.rows() == [
+        (10, 101, 12.0), (11, 111, 10.0), (12, 120, 10.0), (13, 130, 10.0), (14, 141, 10.0), (15, 150, 10.0),
+        (16, 161, 10.0),
+    ]
+    # campaign_roi credits each order once, to its crediting row's broadcast: one order and 10.0 (12.0 for 101) each
+    bench.run(CAMPAIGN_ROI, D)
+    rows = by(bench.rows(CAMPAIGN_ROI), "broadcastId")
+    assert {b: (r["attributed_orders"], r["attributed_revenue"]) for b, r in rows.items()} == {
+        101: (1, 12.0), 111: (1, 10.0), 120: (1, 10.0), 130: (1, 10.0), 141: (1, 10.0), 150: (1, 10.0),
+        161: (1, 10.0),
+    }
 
 
 def test_rerunning_a_day_replaces_it(bench):
@@ -190,3 +253,64 @@ def test_bigquery_metric_tables_are_partitioned_by_date_with_described_columns(r
     assert table.time_partitioning.field == "date"
     assert [f.name for f in table.schema] == DAILY_SALES.table.column_names
     assert all(f.description for f in table.schema)
+
+
+# ---- workflow_performance ----------------------------------------------------------------------------------------
+
+
+def flow(contact: int, status: str, workflow: str, media: str, when, broadcast: int | None = None) -> dict:
+    """An activity of a triggered message: workflowId is a string in contactActivities."""
+    return {"contactId": contact, "activityStatus": status, "workflowId": workflow, "mediaType": media,
+            "activityDateTime": when, "broadcastId": broadcast, "campaignType": "IM"}  # fmt: skip
+
+
+FLOW_ACTIVITIES = [
+    # workflow 901 by Email on D: c1 delivered, opens twice, clicks; c2 delivered; c3 delivered, unsubscribes;
+    # c4 delivered by a message that has a broadcastId too (it counts for the workflow); c9 opens at 00:30 local
+    # (still D-1 in UTC) a message delivered before D.
+    flow(1, "DELIVERED", "901", "Email", at(D, 9)), flow(1, "RECEIVED", "901", "Email", at(D, 10)),
+    flow(1, "RECEIVED", "901", "Email", at(D, 11)), flow(1, "CLICKED", "901", "Email", at(D, 11, 5)),
+    flow(2, "DELIVERED", "901", "Email", at(D, 9)),
+    flow(3, "DELIVERED", "901", "Email", at(D, 9)), flow(3, "UNSUBSCRIBED", "901", "Email", at(D, 15)),
+    flow(4, "DELIVERED", "901", "Email", at(D, 9), broadcast=7001),
+    flow(9, "RECEIVED", "901", "Email", at(D, 0, 30)),
+    # workflow 901 by Sms: c5 delivered and clicks, no open event
+    flow(5, "DELIVERED", "901", "Sms", at(D, 12)), flow(5, "CLICKED", "901", "Sms", at(D, 12, 10)),
+    # workflow 902 has activity on D-1 and D+1 local only (D+1 00:20 local is D in UTC): none on D
+    flow(6, "DELIVERED", "902", "Email", at(D - timedelta(days=1), 23, 50)),
+    flow(6, "RECEIVED", "902", "Email", at(NEXT, 0, 20)),
+    # a broadcast's activity without workflowId: not a workflow's
+    activity(7, "DELIVERED", 7001, "Email", at(D, 9)),
+]
+FLOW_REVENUE = [
+    revenue(31, 40.0, None, "Email", 1, at(D, 14), at(D, 10), workflow=901),  # credited to 901 Email
+    # 32: the workflow touched first, broadcast 7001 last: credited to 7001, not to the workflow
+    revenue(32, 25.0, None, "Email", 2, at(D, 14), at(D, 9), workflow=901),
+    revenue(32, 25.0, 7001, "Email", 3, at(D, 14), at(D, 11)),
+    revenue(33, 60.0, None, "Email", 4, at(D, 15), at(D, 8), workflow=902),  # 902: credit, no activity on D
+    revenue(34, 5.0, None, "Sms", 5, at(D, 13), at(D, 12), workflow=901),  # 901 Sms
+    revenue(35, 70.0, None, "Email", 6, at(NEXT, 0, 10), at(D, 12), workflow=901),  # ordered D+1 local: not D's
+    # 36: two rows of one order, both 901 Email: one order, one credit (instance 8 wins the tie)
+    revenue(36, 15.0, None, "Email", 7, at(D, 16), at(D, 12), workflow=901),
+    revenue(36, 15.0, None, "Email", 8, at(D, 16), at(D, 12), workflow=901),
+]
+
+
+def test_workflow_performance(engine_name, request, tmp_path):  # noqa: F811
+    bench = make_bench(engine_name, request, tmp_path)
+    bench.load("contactActivities", FLOW_ACTIVITIES)
+    bench.load("revenue", FLOW_REVENUE)
+    bench.run(WORKFLOW_PERFORMANCE, D)
+    rows = {(r["workflowId"], r["mediaType"]): r for r in bench.rows(WORKFLOW_PERFORMANCE)}
+    counts = ("delivered", "unique_opens", "unique_clicks", "unsubscribed")
+    rates = ("open_rate", "click_rate", "click_to_open_rate")
+    credit = ("attributed_orders", "attributed_revenue")
+    assert {key: tuple(r[c] for c in (*counts, *rates, *credit)) for key, r in rows.items()} == {
+        # delivered c1..c4; opens c1, c9 (2 / 4); clicks c1 (1 / 4, 1 / 2); unsubscribed c3; orders 31 + 36
+        ("901", "Email"): (4, 2, 1, 1, 0.5, 0.25, 0.5, 2, 55.0),
+        # a click without an open: open_rate 0 / 1, click_rate 1 / 1, click_to_open 1 / 0 null; order 34
+        ("901", "Sms"): (1, 0, 1, 0, 0.0, 1.0, None, 1, 5.0),
+        # credit but no activity on D: zero counts, null rates, order 33
+        ("902", "Email"): (0, 0, 0, 0, None, None, None, 1, 60.0),
+    }
+    assert {r["date"] for r in rows.values()} == {D}

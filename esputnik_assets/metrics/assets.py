@@ -6,7 +6,7 @@ days that already exist once a day they read has been rewritten by a run that di
 """
 
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, timedelta
 
 import dagster as dg
@@ -15,6 +15,7 @@ from esputnik_assets.checks.freshness import PARTITION_ON_TIME, Freshness
 from esputnik_assets.contracts import DATASET_NAMES
 from esputnik_assets.keys import raw_asset_key
 from esputnik_assets.metrics.catalog import MEDIA_TYPES, Metric, cost_parameter
+from esputnik_assets.metrics.checks import checks_for, evaluate_metric_checks
 from esputnik_assets.metrics.engine import MetricEngine, MetricTable, QueryStats
 from esputnik_assets.metrics.resource import MetricsWarehouse
 from esputnik_assets.source.windows import LocalWindow
@@ -160,28 +161,43 @@ def build_metric_asset(
         window_dep(metric_key(m), upstream_window) for m in metric.upstream
     ]
     key = metric_key(metric.name)
-    check_specs = [dg.AssetCheckSpec(PARTITION_ON_TIME, asset=key, description=freshness.description)] if freshness else []
+    checks = checks_for(metric)
+    check_specs = [
+        dg.AssetCheckSpec(c.name, asset=key, description=c.describe(metric.table), blocking=c.blocking) for c in checks
+    ]
+    if freshness:
+        check_specs.append(dg.AssetCheckSpec(PARTITION_ON_TIME, asset=key, description=freshness.description))
 
-    @dg.asset(
-        key=metric_key(metric.name),
-        group_name=GROUP,
-        description=metric.formula,
-        deps=deps,
+    @dg.multi_asset(  # one asset; a multi-asset so that its checks report once per partition (can_subset)
+        name=key.to_python_identifier(),
+        specs=[
+            dg.AssetSpec(
+                key,
+                group_name=GROUP,
+                description=metric.formula,
+                deps=deps,
+                kinds={"sql"},
+                metadata={"dagster/column_schema": column_schema(metric.table), "formula": metric.formula},
+                freshness_policy=freshness.policy() if freshness else None,
+                automation_condition=stale_days_condition(),
+            )
+        ],
         partitions_def=partitions_def,
         backfill_policy=backfill_policy,
-        kinds={"sql"},
-        metadata={"dagster/column_schema": column_schema(metric.table), "formula": metric.formula},
         check_specs=check_specs,
-        freshness_policy=freshness.policy() if freshness else None,
-        automation_condition=stale_days_condition(),
+        can_subset=True,
     )
     @redacted_errors
-    def metric_asset(context: dg.AssetExecutionContext, metrics_warehouse: MetricsWarehouse) -> dg.MaterializeResult:
+    def metric_asset(
+        context: dg.AssetExecutionContext, metrics_warehouse: MetricsWarehouse
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation]:
         window = context.partition_time_window
         days = LocalWindow.for_days(window.start.date(), window.end.date()).days()
+        wanted = [c for c in checks if dg.AssetCheckKey(key, c.name) in context.selected_asset_check_keys]
         with metrics_warehouse.open() as engine:
             total, notes = compute_days(metric, engine, metrics_warehouse, days, context.log.info)
             table_rows, day_rows = table_row_counts(metric, engine, days)
+            outcomes = evaluate_metric_checks(metric, engine, metrics_warehouse, days, wanted)
         for day, rows in day_rows.items():  # each partition of a range run gets its own day's count
             context.add_asset_metadata({"dagster/partition_row_count": rows}, partition_key=day.isoformat())
         bytes_processed = (  # only an engine that reports them (BigQuery) has bytes to show
@@ -189,7 +205,8 @@ def build_metric_asset(
              "bytes_processed_per_query": ", ".join(str(b) for b in total.bytes_processed)}
             if total.bytes_processed else {}
         )  # fmt: skip
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
+            asset_key=key,
             metadata={
                 "dagster/row_count": table_rows,
                 "rows_written": total.rows_written,
@@ -200,14 +217,13 @@ def build_metric_asset(
                 **cost_metadata(metric, metrics_warehouse),
                 **notes,
             },
-            check_results=[
-                freshness.evaluate(context.instance, key, freshness.clock(), context.partition_keys).result(
-                    key, PARTITION_ON_TIME
-                )
-            ]
-            if freshness
-            else [],
         )
+        for check in wanted:  # each partition of the run gets its own day's outcome
+            for day, outcome in outcomes[check.name].items():
+                yield outcome.evaluation(key, check.name, check.blocking, day.isoformat())
+        if freshness and dg.AssetCheckKey(key, PARTITION_ON_TIME) in context.selected_asset_check_keys:
+            outcome = freshness.evaluate(context.instance, key, freshness.clock(), context.partition_keys)
+            yield from outcome.per_partition(key, PARTITION_ON_TIME, False, context.partition_keys)
 
     return metric_asset
 

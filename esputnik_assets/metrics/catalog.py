@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from esputnik_assets.metrics.engine import MetricColumn, MetricTable
@@ -55,10 +55,10 @@ class Metric:
         return self.table.name
 
 
-def col(name: str, type_: str, description: str, *lineage: str) -> MetricColumn:
-    """A metric column; lineage given as "dataset.column" strings."""
+def col(name: str, type_: str, description: str, *lineage: str, rate: bool = False) -> MetricColumn:
+    """A metric column; lineage given as "dataset.column" strings; `rate`: a share in [0, 1] by definition."""
     sources = tuple(tuple(item.split(".", 1)) for item in lineage)
-    return MetricColumn(name, type_, description, sources)  # type: ignore[arg-type]
+    return MetricColumn(name, type_, description, sources, rate)  # type: ignore[arg-type]
 
 
 DATE = col("date", "date", "The local day D of the account this row describes")
@@ -116,12 +116,16 @@ def _funnel_columns() -> tuple[MetricColumn, ...]:
         name, "int", f"Distinct contacts with a {status} activity on D",
         f"{ACT}.contactId", f"{ACT}.activityStatus", f"{ACT}.activityDateTime",
     )
-    rate = lambda name, formula: col(name, "float", f"{formula}; null when the denominator is 0")  # noqa: E731
+    rate = lambda name, formula, share=False: col(  # noqa: E731
+        name, "float", f"{formula}; null when the denominator is 0", rate=share
+    )
     return (
         counted("sent", "SENT"), counted("delivered", "DELIVERED"), counted("undelivered", "UNDELIVERED"),
         counted("opened", "RECEIVED (opened)"), counted("clicked", "CLICKED"),
         counted("unsubscribed", "UNSUBSCRIBED"), counted("spam", "SPAM"),
-        rate("delivery_rate", "delivered / (delivered + undelivered)"), rate("open_rate", "opened / delivered"),
+        # only delivery_rate is a share by definition: D's opens, clicks, ... may come from contacts delivered
+        # before D, so the other ratios of an activity day can exceed 1
+        rate("delivery_rate", "delivered / (delivered + undelivered)", True), rate("open_rate", "opened / delivered"),
         rate("click_rate", "clicked / delivered"), rate("click_to_open_rate", "clicked / opened"),
         rate("unsubscribe_rate", "unsubscribed / delivered"), rate("spam_rate", "spam / delivered"),
     )  # fmt: skip
@@ -131,7 +135,7 @@ def _with_rate_lineage(columns: tuple[MetricColumn, ...]) -> tuple[MetricColumn,
     """Rates are computed from the counts, so they carry the counts' raw lineage."""
     source = (f"{ACT}.contactId", f"{ACT}.activityStatus", f"{ACT}.activityDateTime")
     return tuple(
-        MetricColumn(c.name, c.type, c.description, tuple(tuple(s.split(".", 1)) for s in source))  # type: ignore[misc]
+        replace(c, lineage=tuple(tuple(s.split(".", 1)) for s in source))  # type: ignore[misc]
         if c.name in RATES else c
         for c in columns
     )
@@ -149,6 +153,7 @@ CAMPAIGN_PERFORMANCE = Metric(
             *_with_rate_lineage(_funnel_columns()),
         ),
         cluster_by=("broadcastId",),
+        grain=("date", "broadcastId"),
     ),
     formula=(
         "One row per broadcastId (not null) with activity on D. sent, delivered, undelivered, opened (RECEIVED), "
@@ -173,6 +178,14 @@ FROM counts AS c LEFT JOIN raw.broadcasts AS b ON b.id = c.broadcastId
     reads=(ACT, "broadcasts"),
 )
 
+# daily_sales.attributed_revenue of D, one definition: the table's column and the check `credited_within_sales`
+SALES_ATTRIBUTED_REVENUE_SQL = """
+  SELECT COALESCE(SUM(totalCost), 0) AS attributed_revenue FROM (
+    SELECT orderId, MAX(totalCost) AS totalCost FROM raw.revenue
+    WHERE orderDate >= @start AND orderDate < @end GROUP BY orderId
+  )
+"""
+
 DAILY_SALES = Metric(
     table=MetricTable(
         "daily_sales",
@@ -191,6 +204,7 @@ DAILY_SALES = Metric(
             col("attributed_share", "float", "attributed_revenue / revenue; null when revenue is 0",
                 "revenue.totalCost", "orders.totalCost"),
         ),
+        grain=("date",),
     ),
     formula=(
         "One row for D. orders = distinct orderId with orderDate in D and Status not CANCELED (a null Status is not "
@@ -199,7 +213,7 @@ DAILY_SALES = Metric(
         "of totalCost over distinct orderId in revenue with orderDate in D; attributed_share = attributed_revenue / "
         "revenue. A zero denominator gives null."
     ),
-    sql="""
+    sql=f"""
 WITH day_orders AS (
   SELECT orderId, MAX(totalCost) AS totalCost, LOGICAL_OR(Status = 'CANCELED') AS canceled
   FROM raw.orders WHERE orderDate >= @start AND orderDate < @end
@@ -212,12 +226,7 @@ items AS (
   WHERE i.orderDate >= @start AND i.orderDate < @end AND i.orderId IN (SELECT orderId FROM kept)
 ),
 canceled AS (SELECT COUNT(*) AS canceled_orders FROM day_orders WHERE canceled),
-attributed AS (
-  SELECT COALESCE(SUM(totalCost), 0) AS attributed_revenue FROM (
-    SELECT orderId, MAX(totalCost) AS totalCost FROM raw.revenue
-    WHERE orderDate >= @start AND orderDate < @end GROUP BY orderId
-  )
-)
+attributed AS ({SALES_ATTRIBUTED_REVENUE_SQL})
 SELECT @day AS date, s.orders, s.revenue, SAFE_DIVIDE(s.revenue, s.orders) AS average_order_value, i.items,
   c.canceled_orders, a.attributed_revenue, SAFE_DIVIDE(a.attributed_revenue, s.revenue) AS attributed_share
 FROM sales AS s CROSS JOIN items AS i CROSS JOIN canceled AS c CROSS JOIN attributed AS a
@@ -237,9 +246,11 @@ CAMPAIGN_ROI = Metric(
                 "broadcasts.mediaType", f"{ACT}.mediaType", "revenue.mediaType"),
             col("delivered", "int", "Distinct contacts with a DELIVERED activity of the broadcast on D",
                 f"{ACT}.contactId", f"{ACT}.activityStatus"),
-            col("attributed_orders", "int", "Distinct orderId in revenue with orderDate in D and this broadcastId",
-                "revenue.orderId", "revenue.broadcastId", "revenue.orderDate"),
-            col("attributed_revenue", "float", "Sum of those orders' totalCost", "revenue.totalCost"),
+            col("attributed_orders", "int", "Distinct orderId with orderDate in D whose crediting row (last touch: "
+                "one per order) has this broadcastId", "revenue.orderId", "revenue.broadcastId", "revenue.orderDate",
+                "revenue.activityDateTime", "revenue.messageInstanceId"),
+            col("attributed_revenue", "float", "Sum of those orders' totalCost (their crediting rows')",
+                "revenue.totalCost"),
             col("cost", "float", "delivered x the configured cost per message of the media type (ESPUTNIK_COST_PER_"
                 "MESSAGE_<MEDIA>)", f"{ACT}.contactId", f"{ACT}.mediaType"),
             col("roi", "float", "(attributed_revenue - cost) / cost; null when cost is 0",
@@ -248,11 +259,15 @@ CAMPAIGN_ROI = Metric(
                 "revenue.totalCost", f"{ACT}.contactId"),
         ),
         cluster_by=("broadcastId",),
+        grain=("date", "broadcastId"),
     ),
     formula=(
-        "One row per broadcastId with delivered messages or attributed orders on D. delivered = distinct contactId "
-        "with DELIVERED among D's activities of the broadcast; attributed_orders = distinct orderId in revenue with "
-        "orderDate in D and that broadcastId; attributed_revenue = sum of their totalCost; cost = delivered x the "
+        "One row per broadcastId with delivered messages on D or credited orders with orderDate in D. delivered = "
+        "distinct contactId with DELIVERED among D's activities of the broadcast. Each order is credited once, to its "
+        "crediting row: the revenue row of that orderId with the latest activityDateTime (ties: the greatest "
+        "messageInstanceId, then the greatest broadcastId; a null loses to any value in each). attributed_orders = "
+        "distinct orderId with orderDate in D whose crediting row has that broadcastId; attributed_revenue = sum of "
+        "their totalCost (crediting row); cost = delivered x the "
         "configured cost per message of the mediaType; roi = (attributed_revenue - cost) / cost; "
         "revenue_per_delivered = attributed_revenue / delivered. A zero denominator gives null."
     ),
@@ -266,11 +281,8 @@ WITH delivered AS (
 ),
 attributed AS (
   SELECT broadcastId, MAX(mediaType) AS media, COUNT(*) AS attributed_orders, SUM(totalCost) AS attributed_revenue
-  FROM (
-    SELECT broadcastId, orderId, MAX(mediaType) AS mediaType, MAX(totalCost) AS totalCost FROM raw.revenue
-    WHERE orderDate >= @start AND orderDate < @end AND broadcastId IS NOT NULL
-    GROUP BY broadcastId, orderId
-  )
+  FROM {crediting_rows("@start", "@end")} AS credited
+  WHERE broadcastId IS NOT NULL
   GROUP BY broadcastId
 ),
 joined AS (
@@ -352,7 +364,8 @@ CHANNEL_ENGAGEMENT = Metric(
             *(
                 col(f"{rate}_prev_7d", "float", f"Weighted {rate} of D-7 .. D-1 (D excluded): the sum over those "
                     f"days of the daily {num} over the sum of the daily {' + '.join(den)}; null when that sum is 0",
-                    f"{ACT}.contactId", f"{ACT}.activityStatus", f"{ACT}.activityDateTime")
+                    f"{ACT}.contactId", f"{ACT}.activityStatus", f"{ACT}.activityDateTime",
+                    rate=rate == "delivery_rate")  # a share of the same contacts; opens of D can exceed D's delivered
                 for rate, (num, den) in _RATE_TERMS.items()
             ),
         ),
@@ -415,6 +428,9 @@ CONTACT_DAILY = Metric(
             col("last_order_at", "timestamp", "The contact's last such order on D (UTC)", "orders.orderDate"),
         ),
         cluster_by=("contactId",),
+        # the orders row has no channel: its null mediaType is part of the key (WHERE mediaType IS NULL selects it)
+        grain=("date", "contactId", "mediaType"),
+        nullable_grain=("mediaType",),
     ),
     formula=(
         "The daily per-contact summary that contact_segments, contact_profiles and churn_risk sum over their windows, "
@@ -480,6 +496,7 @@ CONTACT_SEGMENTS = Metric(
             col("segment", "string", SEGMENT_RULES, "contact_daily.orders", "contact_daily.opened"),
         ),
         cluster_by=("segment", "contactId"),
+        grain=("date", "contactId"),
     ),
     formula=(
         "Use case 2 (segmentation). Per contact as of D, summed from the daily summary contact_daily (never from "
@@ -554,6 +571,7 @@ CONTACT_PROFILES = Metric(
             col("last_event_at", "timestamp", "Time of that event (UTC)", "events.occured"),
         ),
         cluster_by=("contactId",),
+        grain=("date", "contactId"),
     ),
     formula=(
         "Use case 3 (personalization, retargeting). Per known contact as of D: language (contacts.languageCode), "
@@ -619,12 +637,13 @@ PRODUCT_AFFINITY = Metric(
             col("product_orders", "int", "Orders holding A", "orderItems.orderId"),
             col("other_orders", "int", "Orders holding B", "orderItems.orderId"),
             col("baskets", "int", "Orders with at least one product over D-89 .. D", "orderItems.orderId"),
-            col("support", "float", "pair_orders / baskets", "orderItems.orderId"),
-            col("confidence", "float", "pair_orders / product_orders: P(B | A)", "orderItems.orderId"),
+            col("support", "float", "pair_orders / baskets", "orderItems.orderId", rate=True),
+            col("confidence", "float", "pair_orders / product_orders: P(B | A)", "orderItems.orderId", rate=True),
             col("lift", "float", "confidence / (other_orders / baskets): > 1 when A and B go together more than "
                 "chance", "orderItems.orderId"),
         ),
         cluster_by=("product",),
+        grain=("date", "product", "other_product"),
     ),
     formula=(
         "Use case 5 (order analysis, recommendations). Baskets = orders with orderDate in D-89 .. D that are not "
@@ -697,10 +716,10 @@ CUSTOMER_JOURNEYS = Metric(
             col("revenue", "float", "Sum of those orders' totalCost (orders table); 0 without orders",
                 "orders.totalCost", *_JOURNEY_ORDERS),
             col("open_conversion", "float", "opened / delivered; null for a channel without opens",
-                f"{ACT}.activityStatus"),
-            col("click_through_conversion", "float", "clicked / delivered", f"{ACT}.activityStatus"),
-            col("order_conversion", "float", "ordered / clicked", *_JOURNEY_ORDERS),
-            col("overall_conversion", "float", "ordered / delivered", *_JOURNEY_ORDERS),
+                f"{ACT}.activityStatus", rate=True),
+            col("click_through_conversion", "float", "clicked / delivered", f"{ACT}.activityStatus", rate=True),
+            col("order_conversion", "float", "ordered / clicked", *_JOURNEY_ORDERS, rate=True),
+            col("overall_conversion", "float", "ordered / delivered", *_JOURNEY_ORDERS, rate=True),
             col("dropped_before_open", "int", "delivered - opened; null for a channel without opens",
                 f"{ACT}.activityStatus"),
             col("not_clicked", "int", "delivered - clicked", f"{ACT}.activityStatus"),
@@ -934,7 +953,7 @@ ORDER_COHORTS = Metric(
                 "orders.contactId", "orders.orderDate"),
             col("orders", "int", "Their orders (not canceled) in that month", "orders.orderId"),
             col("revenue", "float", "Sum of those orders' totalCost (0 without)", "orders.totalCost"),
-            col("retention_rate", "float", "active_customers / cohort_customers", "orders.contactId"),
+            col("retention_rate", "float", "active_customers / cohort_customers", "orders.contactId", rate=True),
         ),
         cluster_by=("cohort_month",),
         grain=("date", "cohort_month", "months_since"),
@@ -981,7 +1000,84 @@ LEFT JOIN monthly AS m ON m.cohort_month = g.cohort_month AND m.months_since = g
     window=(ALL_EARLIER_DAYS, 0),
 )
 
+# ---- workflow_performance (pinned, version 2) -------------------------------------------------------------------
+
+_WORKFLOW_COUNTED = (f"{ACT}.contactId", f"{ACT}.activityStatus", f"{ACT}.activityDateTime")
+_WORKFLOW_CREDIT = ("revenue.orderId", "revenue.workflowId", "revenue.mediaType", "revenue.orderDate",
+                    "revenue.activityDateTime", "revenue.messageInstanceId")  # fmt: skip
+
+WORKFLOW_PERFORMANCE = Metric(
+    table=MetricTable(
+        "workflow_performance",
+        (
+            DATE,
+            col("workflowId", "string", "The workflow (flow) of triggered messages, as text (a string in "
+                "contactActivities, an integer in revenue)", f"{ACT}.workflowId", "revenue.workflowId"),
+            col("mediaType", "string", "The media type of the workflow's activities or crediting rows (null when "
+                "eSputnik gives none)", f"{ACT}.mediaType", "revenue.mediaType"),
+            col("delivered", "int", "Distinct contacts with a DELIVERED activity of the workflow on D",
+                *_WORKFLOW_COUNTED),
+            col("unique_opens", "int", "Distinct contacts with a RECEIVED (open) activity on D", *_WORKFLOW_COUNTED),
+            col("unique_clicks", "int", "Distinct contacts with a CLICKED activity on D", *_WORKFLOW_COUNTED),
+            col("unsubscribed", "int", "Distinct contacts with an UNSUBSCRIBED activity on D", *_WORKFLOW_COUNTED),
+            col("open_rate", "float", "unique_opens / delivered; null when delivered is 0", *_WORKFLOW_COUNTED),
+            col("click_rate", "float", "unique_clicks / delivered; null when delivered is 0", *_WORKFLOW_COUNTED),
+            col("click_to_open_rate", "float", "unique_clicks / unique_opens; null when unique_opens is 0",
+                *_WORKFLOW_COUNTED),
+            col("attributed_orders", "int", "Distinct orderId with orderDate in D whose crediting row (last touch: one "
+                "per order) has this workflowId (as text) and mediaType", *_WORKFLOW_CREDIT),
+            col("attributed_revenue", "float", "Sum of those orders' totalCost (their crediting rows')",
+                "revenue.totalCost"),
+        ),
+        cluster_by=("workflowId",),
+        grain=("date", "workflowId", "mediaType"),
+        nullable_grain=("mediaType",),
+    ),
+    formula=(
+        "Use cases 1 and 8 (triggered messages: flows). One row per (workflowId, mediaType) among D's activities "
+        "whose workflowId is not null (with or without a broadcastId), and per (workflowId, mediaType) of the "
+        "crediting rows of orders with orderDate in D; workflowId is compared as text (a string in "
+        "contactActivities, an integer in revenue). delivered, unique_opens (RECEIVED), unique_clicks, unsubscribed "
+        "= distinct contactId among D's activities of the workflow and mediaType with that status; open_rate = "
+        "unique_opens / delivered; click_rate = unique_clicks / delivered; click_to_open_rate = unique_clicks / "
+        "unique_opens; a zero denominator gives null. Each order is credited once, to its crediting row (the revenue "
+        "row of the orderId with the latest activityDateTime; ties: the greatest messageInstanceId, then the "
+        "greatest broadcastId; a null loses to any value in each): attributed_orders = distinct orderId with orderDate "
+        "in D whose crediting row has that workflowId and mediaType, attributed_revenue = the sum of their totalCost. "
+        "A workflow with credited orders but no activity on D has zero counts and null rates."
+    ),
+    sql=f"""
+WITH touches AS (
+  SELECT CAST(workflowId AS STRING) AS workflowId, mediaType, activityStatus, contactId,
+    CAST(NULL AS INT64) AS orderId, CAST(NULL AS FLOAT64) AS totalCost
+  FROM raw.contactActivities
+  WHERE activityDateTime >= @start AND activityDateTime < @end AND workflowId IS NOT NULL
+  UNION ALL
+  SELECT CAST(workflowId AS STRING) AS workflowId, mediaType, CAST(NULL AS STRING) AS activityStatus,
+    CAST(NULL AS INT64) AS contactId, orderId, totalCost
+  FROM {crediting_rows("@start", "@end")} AS credited
+  WHERE workflowId IS NOT NULL
+),
+counts AS (
+  SELECT workflowId, mediaType,
+    {_status_count("DELIVERED", "delivered")},
+    {_status_count("RECEIVED", "unique_opens")},
+    {_status_count("CLICKED", "unique_clicks")},
+    {_status_count("UNSUBSCRIBED", "unsubscribed")},
+    COUNT(DISTINCT orderId) AS attributed_orders, COALESCE(SUM(totalCost), 0) AS attributed_revenue
+  FROM touches
+  GROUP BY workflowId, mediaType
+)
+SELECT @day AS date, workflowId, mediaType, delivered, unique_opens, unique_clicks, unsubscribed,
+  SAFE_DIVIDE(unique_opens, delivered) AS open_rate, SAFE_DIVIDE(unique_clicks, delivered) AS click_rate,
+  SAFE_DIVIDE(unique_clicks, unique_opens) AS click_to_open_rate, attributed_orders, attributed_revenue
+FROM counts
+""",
+    reads=(ACT, "revenue"),
+)
+
 METRICS: tuple[Metric, ...] = (
     CAMPAIGN_PERFORMANCE, DAILY_SALES, CAMPAIGN_ROI, CHANNEL_ENGAGEMENT, CONTACT_DAILY, CONTACT_SEGMENTS,
     CONTACT_PROFILES, PRODUCT_AFFINITY, CUSTOMER_JOURNEYS, CONTACT_LIFETIME, ORDER_COHORTS,
+    WORKFLOW_PERFORMANCE,
 )  # fmt: skip

@@ -113,9 +113,10 @@ CHURN_RISK = Metric(
             col("clicks_30d", "int", "Clicks over D-29 .. D", "contact_segments.clicks_30d"),
             col("churn_score", "float", "Probability of no order in the next H days (the fitted model); null when "
                 "the history is too short (the reason is in the materialization metadata)",
-                "contact_segments.recency_days", "contact_daily.orders"),
+                "contact_segments.recency_days", "contact_daily.orders", rate=True),
         ),
         cluster_by=("contactId",),
+        grain=("date", "contactId"),
     ),
     formula=(
         "Use case 4 (churn prediction). Per contact as of D: the features recency_days (91 without an order in 90 "

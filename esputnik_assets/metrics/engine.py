@@ -52,6 +52,9 @@ class MetricColumn:
     type: str
     description: str
     lineage: tuple[tuple[str, str], ...] = ()
+    # A share in [0, 1] by its definition (its numerator counts a subset of its denominator's), null on a zero
+    # denominator: the `rates_in_range` check holds it there. A ratio that may exceed 1 is not a rate.
+    rate: bool = False
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,9 @@ class MetricTable:
     columns: tuple[MetricColumn, ...]
     cluster_by: tuple[str, ...] = ()
     grain: tuple[str, ...] = ("date",)  # the columns one row is unique on (its key): checked on every table
+    # Grain columns where null is a value of the key (contact_daily's orders row has no mediaType): unique, not checked
+    # for nulls.
+    nullable_grain: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> list[str]:

@@ -15,8 +15,8 @@ from esputnik_assets.metrics.catalog import (
     PRODUCT_AFFINITY,
 )
 from esputnik_assets.metrics.churn import CHURN_RISK
-from esputnik_assets.metrics.wiring import configured
-from esputnik_assets.settings import Settings
+from esputnik_assets.metrics.resource import DuckDBMetricsWarehouse
+from esputnik_assets.metrics.wiring import metrics_for
 from esputnik_assets_tests.metric_fixtures import MetricBench, at, engine_name, make_bench  # noqa: F401
 
 
@@ -282,9 +282,13 @@ def test_customer_journeys_follow_each_delivery_for_the_window_and_count_each_or
 
 def test_customer_journeys_declare_the_raw_days_their_cohort_reads():
     """The row of D reads C .. D: D-3 .. D for the default 72 hours, D-2 .. D for 36 hours (ceil(36 / 24) = 2)."""
-    assert CUSTOMER_JOURNEYS.window == configured(CUSTOMER_JOURNEYS, Settings.from_environ({})).window == (-3, 0)
-    shorter = configured(CUSTOMER_JOURNEYS, Settings.from_environ({"ESPUTNIK_ATTRIBUTION_WINDOW_HOURS": "36"}))
-    assert shorter.window == (-2, 0)
+    def window(hours: int) -> tuple[int, int]:
+        warehouse = DuckDBMetricsWarehouse(path="unused.duckdb", timezone="UTC", attribution_window_hours=hours)
+        (journeys,) = metrics_for([CUSTOMER_JOURNEYS], warehouse)
+        return journeys.window
+
+    assert CUSTOMER_JOURNEYS.window == window(72) == (-3, 0)
+    assert window(36) == (-2, 0)
     assert (CUSTOMER_JOURNEYS.table.grain, CHANNEL_ENGAGEMENT.table.grain) == (("date", "mediaType"),) * 2
     assert CHANNEL_ENGAGEMENT.window == (-7, 0)
 

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from esputnik_assets.source.client import DEFAULT_MAX_ANSWER_BYTES, EsputnikClient, RetryPolicy
 from esputnik_assets.source.errors import AccountNotConfiguredError
+from esputnik_assets.source.extract import SPOOL_BATCH_ROWS
 from esputnik_assets.source.paging import ActivityWindowing, ReadLimits
 from esputnik_assets.specs import SourceSpec
 
@@ -68,7 +69,7 @@ class EsputnikResource(dg.ConfigurableResource):
     max_concurrent_requests: int = Field(
         default=1, description="Activity windows read at once; raise it when the account allows several requests a second"
     )
-    spool_batch_rows: int = Field(default=20_000, description="Rows shaped and spooled at once (bounds memory)")
+    spool_batch_rows: int = Field(default=SPOOL_BATCH_ROWS, description="Rows shaped and spooled at once (bounds memory)")
     spool_folder: str | None = Field(
         default=None, description="Where reads spool Parquet parts before the write (default: the system temp folder)"
     )

@@ -196,7 +196,7 @@ class DuckDBIOManager(WarehouseIOManager):
     path: str = Field(default="data/warehouse.duckdb", description="DuckDB file (ESPUTNIK_DUCKDB_PATH)")
     dataset: str = Field(default="esputnik", description="Schema of the nine tables (ESPUTNIK_DATASET)")
     memory_limit: str = Field(
-        default="128MB", description="DuckDB's memory limit; larger writes and reads spill to disk beyond it"
+        default="48MB", description="DuckDB's memory limit; larger writes and reads spill to disk beyond it"
     )
 
     @contextlib.contextmanager

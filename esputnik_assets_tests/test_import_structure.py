@@ -7,6 +7,8 @@ still a dependency), so the test holds without importing anything.
 import ast
 from pathlib import Path
 
+import pytest
+
 import esputnik_assets
 
 PACKAGE = Path(esputnik_assets.__file__).parent
@@ -80,3 +82,23 @@ def test_the_layer_test_sees_an_upward_import():
     assert _layer("demo.account") > _layer("source.resource")
     assert _layer("warehouse.base") > _layer("spool") == _layer("source.windows") < _layer("source.extract")
     assert _layer("metrics.wiring") == _layer("settings") > _layer("metrics.engine")
+
+
+def test_the_wiring_plugs_the_demo_in_only_for_the_demo(tmp_path):
+    """A code location loaded for the demo serves it; one loaded for a live account refuses `demo_account: true`
+    (as the launchpad may set it) and says how to load the demo, instead of importing it."""
+    from esputnik_assets.definitions import build_definitions
+    from esputnik_assets.demo.resource import DemoEsputnikResource
+    from esputnik_assets.settings import Settings
+    from esputnik_assets.source.errors import AccountNotConfiguredError
+    from esputnik_assets.source.resource import DEMO_NOT_WIRED, EsputnikResource
+
+    path = str(tmp_path / "warehouse.duckdb")
+    demo = build_definitions(Settings.from_environ({"ESPUTNIK_DEMO": "true", "ESPUTNIK_DUCKDB_PATH": path}))
+    live = build_definitions(Settings.from_environ({"ESPUTNIK_API_KEY": "k", "ESPUTNIK_DUCKDB_PATH": path}))
+    assert type(demo.resources["esputnik"]) is DemoEsputnikResource
+    assert type(live.resources["esputnik"]) is EsputnikResource
+    chosen = EsputnikResource(demo_account=True)  # the live location's resource with the launchpad's choice
+    with pytest.raises(AccountNotConfiguredError) as refused, chosen.open():
+        pass
+    assert str(refused.value) == DEMO_NOT_WIRED

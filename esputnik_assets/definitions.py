@@ -48,9 +48,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     if settings.demo_account:  # the demo plugs in here, so a live account's runs never load it
         from esputnik_assets.demo.resource import DemoEsputnikResource
 
-        esputnik = DemoEsputnikResource(
-            **account, demo_account=True, demo_broken_days=list(settings.demo_broken_days)
-        )
+        esputnik = DemoEsputnikResource(**account, demo_account=True, demo_broken_days=list(settings.demo_broken_days))
     else:
         esputnik = EsputnikResource(**account)
     io_manager: WarehouseIOManager

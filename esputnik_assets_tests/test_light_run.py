@@ -84,8 +84,8 @@ from esputnik_assets.settings import Settings
 defs = build_definitions(Settings.from_environ({environment!r}))
 job = defs.resolve_implicit_global_asset_job_def()
 selection = [dg.AssetKey(["esputnik", "broadcasts"]), dg.AssetKey(["esputnik", "orders"])]
-result = job.execute_in_process(partition_key="2026-11-20", asset_selection=selection, instance=dg.DagsterInstance.ephemeral())
-assert result.success
+instance = dg.DagsterInstance.ephemeral()
+assert job.execute_in_process(partition_key="2026-11-20", asset_selection=selection, instance=instance).success
 print(",".join(name for name in {heavy!r} if name in sys.modules))
 """
 

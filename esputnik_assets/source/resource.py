@@ -73,7 +73,9 @@ class EsputnikResource(dg.ConfigurableResource):
     max_concurrent_requests: int = Field(
         default=1, description="Activity windows read at once; raise it when the account allows several requests a second"
     )
-    spool_batch_rows: int = Field(default=SPOOL_BATCH_ROWS, description="Rows shaped and spooled at once (bounds memory)")
+    spool_batch_rows: int = Field(
+        default=SPOOL_BATCH_ROWS, description="Rows shaped and spooled at once (bounds memory)"
+    )
     spool_folder: str | None = Field(
         default=None, description="Where reads spool Parquet parts before the write (default: the system temp folder)"
     )
@@ -91,6 +93,7 @@ class EsputnikResource(dg.ConfigurableResource):
     max_rows_per_read: int = Field(
         default=50_000_000, description="Rows one read may answer before it fails as paging that never ends"
     )
+
     def demo_endpoint(self, run_id: str | None, stack: contextlib.ExitStack) -> tuple[str, str, bool]:
         """(url, api key, started now) of the demo account's server; the wiring plugs the demo in by a subclass
         (`esputnik_assets.demo.resource`), so this package never loads or knows it."""

@@ -41,14 +41,17 @@ SILENCED_BETA_WARNINGS = (
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """Resources for these settings; secrets stay EnvVars so their values never land in config or the UI."""
     api_key = dg.EnvVar(API_KEY_VARIABLE) if settings.api_key_set else None
-    esputnik = EsputnikResource(
-        api_key=api_key,
-        demo_account=settings.demo_account,
-        demo_broken_days=list(settings.demo_broken_days),
-        api_url=settings.api_url,
-        max_requests_per_second=settings.max_requests_per_second,
-        max_concurrent_requests=settings.max_concurrent_requests,
-    )
+    account = {
+        "api_key": api_key, "api_url": settings.api_url, "max_requests_per_second": settings.max_requests_per_second,
+        "max_concurrent_requests": settings.max_concurrent_requests,
+    }  # fmt: skip
+    esputnik: EsputnikResource
+    if settings.demo_account:  # the demo plugs in here, so a live account's runs never load it
+        from esputnik_assets.demo.resource import DemoEsputnikResource
+
+        esputnik = DemoEsputnikResource(**account, demo_account=True, demo_broken_days=list(settings.demo_broken_days))
+    else:
+        esputnik = EsputnikResource(**account)
     io_manager: WarehouseIOManager
     if settings.warehouse == "bigquery":
         bigquery = EsputnikBigQueryResource(

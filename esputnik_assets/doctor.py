@@ -7,8 +7,8 @@ works. The API key is never printed: lines name the base URL and the paths only.
 
 import contextlib
 import enum
-import io
 import logging
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +18,9 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import polars as pl
 
+from esputnik_assets.contracts import Column, DatasetContract
 from esputnik_assets.keys import IO_MANAGER_KEY
 from esputnik_assets.redaction import redact
 from esputnik_assets.settings import Settings
@@ -37,10 +39,13 @@ from esputnik_assets.source.errors import (
 from esputnik_assets.source.resource import EsputnikResource
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import CONTACTS, DATASETS, Paging, SourceSpec
+from esputnik_assets.spool import SpooledDataset
 from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOManager, WarehouseIOManager
+from esputnik_assets.warehouse.sql import bq_quote
 
 DOCTOR_JOB = "esputnik_doctor"
 SCRATCH_PREFIX = "_esputnik_doctor_"
+SCRATCH_COLUMN = Column("doctor", "n", "int", False, None, (), "The BigQuery probe's scratch column")
 # A probe answers in seconds: two attempts, short waits; the export itself keeps its own, patient budget.
 PROBE_BUDGET = {
     "max_attempts": 2,
@@ -389,15 +394,14 @@ def _check_duckdb(io_manager: DuckDBIOManager) -> list[Check]:
 
 
 def _check_bigquery(io_manager: BigQueryIOManager) -> list[Check]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """Reach BigQuery the way the writes do, through their engine: the dataset ensured, a scratch table loaded from
+    Parquet as a read is staged, then counted by project SQL and dropped."""
     from google.api_core import exceptions as gexc
-    from google.cloud import bigquery
+
+    from esputnik_assets.warehouse.bigquery import BigQueryWarehouse
 
     resource, name = io_manager.bigquery, io_manager.dataset
-    scratch = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
-    table_id = f"{resource.project}.{name}.{scratch}"
-    retry, timeout = bigquery.DEFAULT_RETRY.with_timeout(WAREHOUSE_TIMEOUT_SECONDS), WAREHOUSE_TIMEOUT_SECONDS
+    scratch = DatasetContract(f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}", (SCRATCH_COLUMN,))
 
     def explain(item: str, exc: Exception) -> str:
         if isinstance(exc, gexc.Forbidden):
@@ -410,41 +414,31 @@ def _check_bigquery(io_manager: BigQueryIOManager) -> list[Check]:
         return "check the network to BigQuery (or BIGQUERY_EMULATOR_HOST), BIGQUERY_PROJECT and the credentials"
 
     with contextlib.ExitStack() as stack:
-        clients: list[bigquery.Client] = []
+        engines: list[BigQueryWarehouse] = []
+        staged: list[str] = []
 
         def connect() -> str:
-            clients.append(stack.enter_context(resource.get_client()))
-            dataset = bigquery.Dataset(f"{resource.project}.{name}")
-            if resource.location:
-                dataset.location = resource.location
-            clients[0].create_dataset(dataset, exists_ok=True, retry=retry, timeout=timeout)
+            engines.append(stack.enter_context(io_manager.open_warehouse(deadline=WAREHOUSE_TIMEOUT_SECONDS)))
+            engines[0].ensure_dataset()
             emulator = f" (emulator at {resource.emulator_host})" if resource.emulator_host else ""
             return f"dataset {resource.project}.{name} exists or was created{emulator}"
 
         def load() -> str:
-            table = bigquery.Table(table_id, schema=[bigquery.SchemaField("n", "INT64")])
-            table.expires = datetime.now().astimezone() + timedelta(hours=1)  # gone by itself if the drop never runs
-            clients[0].create_table(table, retry=retry, timeout=timeout)
-            buffer = io.BytesIO()
-            pq.write_table(pa.table({"n": pa.array([0, 1, 2], pa.int64())}), buffer)
-            buffer.seek(0)
-            config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET)
-            try:
-                job = clients[0].load_table_from_file(buffer, table_id, job_config=config, location=resource.location)
-                job.result(timeout=timeout)
-            except Exception:
-                clients[0].delete_table(table_id, not_found_ok=True, retry=retry, timeout=timeout)
-                raise
-            return f"load job into scratch table {name}.{scratch} succeeded"
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="esputnik-doctor-")))
+            pl.DataFrame({SCRATCH_COLUMN.name: [0, 1, 2]}, schema={SCRATCH_COLUMN.name: pl.Int64}).write_parquet(
+                folder / "scratch.parquet"
+            )
+            spooled = SpooledDataset(scratch.name, [folder / "scratch.parquet"], 3, None, "UTC")
+            staged.append(engines[0].stage(scratch, spooled))  # expires by itself if the drop never runs
+            return f"load job into scratch table {staged[0].split('.', 1)[1]} succeeded"
 
         def query() -> str:
             try:
-                job = clients[0].query(f"SELECT COUNT(*) FROM `{table_id}`", location=resource.location)
-                [row] = list(job.result(timeout=timeout))
-                if row[0] != 3:
-                    raise RuntimeError(f"loaded 3 rows, queried {row[0]}")
+                [row] = engines[0].query(f"SELECT COUNT(*) AS n FROM raw.{bq_quote(staged[0].rsplit('.', 1)[1])}")
+                if row["n"] != 3:
+                    raise RuntimeError(f"loaded 3 rows, queried {row['n']}")
             finally:
-                clients[0].delete_table(table_id, not_found_ok=True, retry=retry, timeout=timeout)
+                engines[0].drop(staged[0])
             return "query job read the scratch table back (3 rows); scratch table dropped"
 
         return _run_steps(

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import polars as pl
 
 from esputnik_assets.source.windows import LocalWindow
 
@@ -33,12 +30,3 @@ class SpooledDataset:
         """Remove the spool files as soon as the table is written (the read's folder goes when the read ends)."""
         for part in self.parts:
             part.unlink(missing_ok=True)
-
-    def repeats(self, key: Sequence[str]) -> int:
-        """Rows the write will drop as repeats: those whose arrival number is not the latest of any key (the rule of
-        `warehouse.sql.latest_per_key`), counted from the Parquet files (the key and arrival columns only)."""
-        if not self.rows:
-            return 0
-        scan = pl.scan_parquet(self.parts).select(*key, SEQ_COLUMN)
-        latest = scan.group_by(list(key)).agg(pl.col(SEQ_COLUMN).max()).select(SEQ_COLUMN).unique()
-        return self.rows - int(scan.join(latest, on=SEQ_COLUMN, how="semi").select(pl.len()).collect().item())

@@ -24,13 +24,13 @@ from esputnik_assets.checks.freshness import Freshness
 from esputnik_assets.checks.raw import CheckThresholds
 from esputnik_assets.contracts import DATASET_NAMES, load_contracts
 from esputnik_assets.demo import DemoAccount, DemoServer
+from esputnik_assets.demo.resource import DemoEsputnikResource
 from esputnik_assets.keys import IO_MANAGER_KEY
 from esputnik_assets.metrics.assets import build_metric_assets
 from esputnik_assets.metrics.resource import MetricsWarehouse
 from esputnik_assets.metrics.wiring import ALL_METRICS, metrics_warehouse
 from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
 from esputnik_assets.settings import Settings
-from esputnik_assets.source.resource import EsputnikResource
 from esputnik_assets.warehouse.base import TableRead
 from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
 from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOManager, WarehouseIOManager
@@ -51,11 +51,7 @@ def demo_account() -> DemoAccount:
 
 def built_in_demo_account() -> DemoAccount:
     """The demo account the pipeline reads when none is configured (the resource's defaults), for exact expectations."""
-    resource = EsputnikResource(api_url="https://unused.invalid/api", demo_account=True)
-    return DemoAccount(
-        contacts=resource.demo_contacts, activities_per_day=resource.demo_activities_per_day,
-        orders_per_day=resource.demo_orders_per_day, events_per_day=resource.demo_events_per_day,
-    )  # fmt: skip
+    return DemoEsputnikResource(api_url="https://unused.invalid/api", demo_account=True).demo()
 
 
 @pytest.fixture
@@ -117,7 +113,7 @@ class Pipeline:
     def definitions(self, **resource_overrides: object) -> dg.Definitions:
         partitions = dg.DailyPartitionsDefinition(start_date="2026-01-01", timezone=TIMEZONE)
         assets = build_raw_assets(self.datasets, partitions, dg.BackfillPolicy.multi_run(31), self.freshness)
-        esputnik = EsputnikResource(
+        esputnik = DemoEsputnikResource(  # a live account's resource that also serves the demo when a test chooses it
             api_key=self.api_key, api_url=self.url, max_requests_per_second=0, **resource_overrides
         )
         resources = {"esputnik": esputnik, IO_MANAGER_KEY: self.io_manager, "check_thresholds": self.thresholds}

@@ -20,6 +20,7 @@ from esputnik_assets.metrics.wiring import ALL_METRICS
 from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.spool import SEQ_COLUMN, SpooledDataset
+from esputnik_assets.warehouse.base import spooled_repeats
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
 from esputnik_assets.warehouse.io_manager import BigQueryIOManager, DuckDBIOManager, WarehouseIOManager
 from esputnik_assets_tests.conftest import TIMEZONE, Pipeline
@@ -109,6 +110,8 @@ def test_a_duckdb_write_opens_one_connection_and_ensures_its_table_once(tmp_path
     table is ensured once; the repeats the spool counts are the ones the write drops."""
     io_manager = DuckDBIOManager(path=str(tmp_path / "warehouse.duckdb"))
     io_manager.write(spooled_orders(tmp_path / "first", FIRST, 10))
+    spooled = spooled_orders(tmp_path / "second", DAY, 12, repeats=3)
+    repeats = spooled_repeats(spooled, ("orderId",))  # before the count: the spool's own in-memory connection
     opened, ensured = [], Counter()
     real_connect, real_ensure = duckdb.connect, DuckDBWarehouse._ensure_table
 
@@ -122,8 +125,6 @@ def test_a_duckdb_write_opens_one_connection_and_ensures_its_table_once(tmp_path
 
     monkeypatch.setattr(duckdb, "connect", counting_connect)
     monkeypatch.setattr(DuckDBWarehouse, "_ensure_table", counting_ensure)
-    spooled = spooled_orders(tmp_path / "second", DAY, 12, repeats=3)
-    repeats = spooled.repeats(("orderId",))
     written = io_manager.write(spooled)
     assert len(opened) == 1
     assert ensured == Counter({"orders": 1})

@@ -73,3 +73,32 @@ def test_a_one_step_run_through_the_cli_works_in_the_runs_own_process(tmp_path):
     assert "Executing steps in process" in result.stderr and "Launching subprocess" not in result.stderr
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute('SELECT count(*) FROM esputnik."broadcasts"').fetchone()[0] == BROADCAST_COUNT  # an entity table: every broadcast
+
+
+BIGQUERY_STACK = ("google.cloud.bigquery", "dagster_gcp", "pandas")
+DAY_RUN = """
+import sys
+import dagster as dg
+from esputnik_assets.definitions import build_definitions
+from esputnik_assets.settings import Settings
+defs = build_definitions(Settings.from_environ({environment!r}))
+job = defs.resolve_implicit_global_asset_job_def()
+selection = [dg.AssetKey(["esputnik", "broadcasts"]), dg.AssetKey(["esputnik", "orders"])]
+instance = dg.DagsterInstance.ephemeral()
+assert job.execute_in_process(partition_key="2026-11-20", asset_selection=selection, instance=instance).success
+print(",".join(name for name in {heavy!r} if name in sys.modules))
+"""
+
+
+def test_a_day_on_duckdb_never_imports_the_bigquery_stack(tmp_path):
+    """BigQuery's client, dagster-gcp and pandas (about 80 MiB) load only where BigQuery is configured: not when the
+    DuckDB definitions load, nor when they write a day."""
+    environment = {"ESPUTNIK_DEMO": "true", "ESPUTNIK_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb")}
+    probe = DAY_RUN.format(environment=environment, heavy=BIGQUERY_STACK)
+    ran = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=300
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert ran.stdout.strip() == ""  # none of them was imported
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        assert con.execute('SELECT count(*) FROM esputnik."broadcasts"').fetchone()[0] == BROADCAST_COUNT

@@ -18,7 +18,7 @@ from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.step_errors import redacted_errors
 from esputnik_assets.specs import DATASETS, DatasetSpec, SourceSpec, WriteMode
 from esputnik_assets.run_policy import NOT_RETRYABLE, final_failure
-from esputnik_assets.warehouse.base import RefusedDaysError, day_bounds
+from esputnik_assets.warehouse.base import RefusedDaysError, day_bounds, spooled_repeats
 from esputnik_assets.warehouse.io_manager import WarehouseIOManager
 
 API_POOL = "esputnik_api"  # every step that reads the account; limit it when runs are spread over machines
@@ -156,7 +156,7 @@ def build_source_asset(
                     item.max_day_drop = check_thresholds.max_day_drop
                     item.source = "demo" if api.is_demo else "live"
                     item.read |= {"http_retries": stats.retries, "http_429": stats.by_status.get(429, 0),
-                                  "duplicates_dropped": item.repeats(DATASETS[item.dataset].dedupe_key)}  # fmt: skip
+                                  "duplicates_dropped": spooled_repeats(item, DATASETS[item.dataset].dedupe_key)}  # fmt: skip
                     read[item.dataset] = item
                 refusals = _refusals(spooled, warehouse_io_manager)
                 if refusals:  # nothing of this read is written; the checks describe the tables as they stand

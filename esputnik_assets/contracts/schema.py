@@ -9,6 +9,8 @@ from importlib import resources
 
 import polars as pl
 
+from esputnik_assets.column_types import COLUMN_TYPES
+
 DATASET_NAMES: tuple[str, ...] = (
     "broadcasts",
     "contactActivities",
@@ -23,14 +25,6 @@ DATASET_NAMES: tuple[str, ...] = (
 
 # Contract columns whose values are several ints (the export keeps every segment id of a broadcast).
 REPEATED_COLUMNS: frozenset[tuple[str, str]] = frozenset({("broadcasts", "groupId")})
-
-_POLARS_TYPES: dict[str, pl.DataType] = {
-    "int": pl.Int64(),
-    "string": pl.String(),
-    "float": pl.Float64(),
-    "timestamp": pl.Datetime("us", "UTC"),
-    "json": pl.String(),  # a JSON document kept as text; the warehouse declares it JSON
-}
 
 
 @dataclass(frozen=True)
@@ -47,7 +41,7 @@ class Column:
 
     @property
     def polars_type(self) -> pl.DataType:
-        base = _POLARS_TYPES[self.type]
+        base = COLUMN_TYPES[self.type].polars
         return pl.List(base) if self.repeated else base
 
 
@@ -86,7 +80,7 @@ def load_contracts() -> dict[str, DatasetContract]:
         dataset = row["dataset"]
         if dataset not in by_dataset:
             raise ValueError(f"datasets.csv names an unknown dataset {dataset!r}")
-        if row["type"] not in _POLARS_TYPES:
+        if row["type"] not in COLUMN_TYPES:
             raise ValueError(f"datasets.csv: {dataset}.{row['column']} has unknown type {row['type']!r}")
         by_dataset[dataset].append(
             Column(

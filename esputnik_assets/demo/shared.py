@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from esputnik_assets.demo.account import DemoAccount
-from esputnik_assets.source.spool_dirs import process_alive
+from esputnik_assets.processes import process_alive
 
 IDLE_EXIT_SECONDS = 120  # a run's steps follow each other closely; a server idle this long has no run left
 START_TIMEOUT_SECONDS = 60

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import polars as pl
 
+from esputnik_assets.column_types import COLUMN_TYPES
 from esputnik_assets.contracts import load_contracts
 from esputnik_assets.specs import DATASETS
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
@@ -37,11 +38,6 @@ if TYPE_CHECKING:  # BigQuery's client is imported only where BigQuery is config
     import duckdb
 
     from esputnik_assets.warehouse.bigquery import BigQueryWarehouse
-
-_POLARS_TYPES = {
-    "date": pl.Date, "int": pl.Int64, "float": pl.Float64, "string": pl.String,
-    "timestamp": pl.Datetime("us", "UTC"),
-}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -75,7 +71,7 @@ class MetricTable:
 
     @property
     def polars_schema(self) -> dict[str, pl.DataType]:
-        return {c.name: _POLARS_TYPES[c.type] for c in self.columns}
+        return {c.name: COLUMN_TYPES[c.type].polars for c in self.columns}
 
 
 @dataclass

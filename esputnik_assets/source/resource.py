@@ -18,6 +18,7 @@ from pydantic import Field
 
 from esputnik_assets.source.client import DEFAULT_MAX_ANSWER_BYTES, EsputnikClient, RetryPolicy
 from esputnik_assets.source.errors import AccountNotConfiguredError
+from esputnik_assets.source.extract import SPOOL_BATCH_ROWS
 from esputnik_assets.source.paging import ActivityWindowing, ReadLimits
 from esputnik_assets.specs import SourceSpec
 
@@ -28,6 +29,10 @@ NO_ACCOUNT = (
     "Set ESPUTNIK_API_KEY for your account. If this run sets config for the `esputnik` resource (the launchpad), "
     "Dagster replaces the resource's whole configuration: include `api_key: {env: ESPUTNIK_API_KEY}` in it (or "
     "`demo_account: true` for the built-in demo account)."
+)
+DEMO_NOT_WIRED = (
+    "demo_account: true was set for a code location loaded for a live account, which does not serve the demo "
+    "account; load the code location with ESPUTNIK_DEMO=true (and no ESPUTNIK_API_KEY) to read it."
 )
 
 
@@ -68,7 +73,9 @@ class EsputnikResource(dg.ConfigurableResource):
     max_concurrent_requests: int = Field(
         default=1, description="Activity windows read at once; raise it when the account allows several requests a second"
     )
-    spool_batch_rows: int = Field(default=20_000, description="Rows shaped and spooled at once (bounds memory)")
+    spool_batch_rows: int = Field(
+        default=SPOOL_BATCH_ROWS, description="Rows shaped and spooled at once (bounds memory)"
+    )
     spool_folder: str | None = Field(
         default=None, description="Where reads spool Parquet parts before the write (default: the system temp folder)"
     )
@@ -86,14 +93,11 @@ class EsputnikResource(dg.ConfigurableResource):
     max_rows_per_read: int = Field(
         default=50_000_000, description="Rows one read may answer before it fails as paging that never ends"
     )
-    demo_contacts: int = 2_000
-    demo_activities_per_day: int = 5_000
-    demo_orders_per_day: int = 120
-    demo_events_per_day: int = 1_500
-    demo_broken_days: list[str] = Field(
-        default_factory=list,
-        description="Demo days served broken to see the checks fail, e.g. ['2026-11-20=empty'] (ESPUTNIK_DEMO_BROKEN_DAYS)",
-    )
+
+    def demo_endpoint(self, run_id: str | None, stack: contextlib.ExitStack) -> tuple[str, str, bool]:
+        """(url, api key, started now) of the demo account's server; the wiring plugs the demo in by a subclass
+        (`esputnik_assets.demo.resource`), so this package never loads or knows it."""
+        raise AccountNotConfiguredError(DEMO_NOT_WIRED)
 
     def path_for(self, source: SourceSpec) -> str:
         return self.endpoint_paths.get(source.name, source.path)
@@ -142,22 +146,8 @@ class EsputnikResource(dg.ConfigurableResource):
             finally:
                 client.close()
             return
-        from esputnik_assets.demo import DemoAccount, DemoServer  # the demo is only loaded when it is used
-        from esputnik_assets.demo.shared import run_demo_server
-
-        account = DemoAccount(
-            contacts=self.demo_contacts,
-            activities_per_day=self.demo_activities_per_day,
-            orders_per_day=self.demo_orders_per_day,
-            events_per_day=self.demo_events_per_day,
-            broken_days=tuple(tuple(day.split("=", 1)) for day in self.demo_broken_days),
-        )
         with contextlib.ExitStack() as stack:
-            if run_id is None:  # outside a run (a script, the doctor): a server for this block only
-                server = stack.enter_context(DemoServer(account))
-                url, api_key, started = server.url, server.api_key, True
-            else:
-                url, api_key, started = run_demo_server(account, run_id, self.spool_folder)
+            url, api_key, started = self.demo_endpoint(run_id, stack)
             if started:
                 log.warning("Reading the built-in %s at %s, as configured (demo_account)", DEMO_NOTICE, url)
             client = self._client(url, api_key, 0.0, log)

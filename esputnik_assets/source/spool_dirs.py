@@ -17,23 +17,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from esputnik_assets.processes import process_alive
+
 ROOT_NAME = "esputnik-assets-spool"
 STALE_AFTER_SECONDS = 24 * 3600  # a folder this old is swept even if its pid was reused by another process
 
 
 def spool_root(base: str | None = None) -> Path:
     return Path(base or tempfile.gettempdir()) / ROOT_NAME
-
-
-def process_alive(pid: int) -> bool:
-    """Whether a process of this pid runs (one of another user counts as running)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def sweep_stale(root: Path, log: logging.Logger) -> int:

@@ -8,13 +8,14 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+import duckdb
 import polars as pl
 
 from esputnik_assets.contracts import Column, DatasetContract
-from esputnik_assets.spool import SpooledDataset
+from esputnik_assets.spool import SEQ_COLUMN, SpooledDataset
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.specs import DATASETS, DatasetSpec, WriteMode
-from esputnik_assets.warehouse.sql import RAW, Params
+from esputnik_assets.warehouse.sql import RAW, Params, latest_per_key, quote
 
 
 class WarehouseError(RuntimeError):
@@ -197,15 +198,36 @@ def by_day(bounds: Sequence[DayBounds], counts: dict[int, int]) -> dict[date, in
     return {bounds[i].day: n for i, n in counts.items()}
 
 
+SPOOL_MEMORY_LIMIT = "64MB"  # what a query over a spooled read may hold; DuckDB spills beyond it
+
+
+def _spool_row(sql: str, spooled: SpooledDataset, params: dict[str, object]) -> tuple:
+    """The one row a query over a spooled read's Parquet files (`spool`) answers, by an in-memory DuckDB under a
+    small memory limit: it streams the files and hands its memory back when it closes (polars' allocator keeps what
+    a scan of a large day used for the rest of the step)."""
+    with duckdb.connect(config={"memory_limit": SPOOL_MEMORY_LIMIT, "threads": 1}) as con:
+        return con.execute(sql.format(spool="read_parquet($files)"), {"files": [str(p) for p in spooled.parts]}
+                           | params).fetchone()  # fmt: skip
+
+
 def spooled_day_counts(spooled: SpooledDataset, column: str, days: Sequence[DayBounds]) -> dict[date, int]:
     """Rows of a spooled read per day, counted from its Parquet files (one column scanned)."""
     if not spooled.rows:
         return {}
-    times = pl.scan_parquet(spooled.parts).select(column)
-    counts = times.select(
-        [pl.col(column).is_between(d.start, d.end, closed="left").sum().alias(str(i)) for i, d in enumerate(days)]
-    ).collect()
-    return {d.day: int(counts.get_column(str(i))[0]) for i, d in enumerate(days)}
+    counts = ", ".join(f"count(*) FILTER (WHERE {quote(column)} >= $s{i} AND {quote(column)} < $e{i})"
+                       for i in range(len(days)))  # fmt: skip
+    params = {f"{edge}{i}": bound for i, d in enumerate(days) for edge, bound in (("s", d.start), ("e", d.end))}
+    row = _spool_row(f"SELECT {counts} FROM {{spool}}", spooled, params)
+    return {d.day: int(n) for d, n in zip(days, row)}
+
+
+def spooled_repeats(spooled: SpooledDataset, key: Sequence[str]) -> int:
+    """Rows of a spooled read that the write will drop as repeats: those whose arrival number is not the latest of
+    any key (the write's own rule, `sql.latest_per_key`), counted from its Parquet files."""
+    if not spooled.rows:
+        return 0
+    kept = _spool_row(f"SELECT count(*) FROM {{spool}} {latest_per_key('{spool}', key, SEQ_COLUMN)}", spooled, {})
+    return spooled.rows - int(kept[0])
 
 
 def judge_before_write(

@@ -111,9 +111,14 @@ class BigQueryWarehouse:
     """Writes spooled reads into one BigQuery dataset with the same semantics as the DuckDB warehouse."""
 
     def __init__(
-        self, client: bigquery.Client, dataset: str, location: str | None = None, metrics_dataset: str = METRICS_SCHEMA
-    ) -> None:
+        self, client: bigquery.Client, dataset: str, location: str | None = None, metrics_dataset: str = METRICS_SCHEMA,
+        deadline: float | None = None,
+    ) -> None:  # fmt: skip
         self.client, self.dataset, self.location = client, dataset, location
+        # a deadline (seconds) bounds each API call with its retries, and each job's wait: the doctor's, not a write's
+        self.limits: dict[str, object] = {}
+        if deadline is not None:
+            self.limits = {"retry": bigquery.DEFAULT_RETRY.with_timeout(deadline), "timeout": deadline}
         self.project = client.project
         self.schemas = {RAW: dataset, METRICS: metrics_dataset}
         self._tables: dict[str, bigquery.Table] = {}  # raw tables ensured by this engine, as `tables.get` answered
@@ -126,12 +131,12 @@ class BigQueryWarehouse:
 
     def _query(self, sql: str, params: Params | None = None) -> bigquery.QueryJob:
         config = bigquery.QueryJobConfig(query_parameters=query_parameters(params or {}))
-        return self.client.query(sql, job_config=config, location=self.location)
+        return self.client.query(sql, job_config=config, location=self.location, **self.limits)
 
     def job(self, sql: str, params: Params | None = None) -> bigquery.QueryJob:
         """A native statement run to its end; the finished job (its rows, bytes and affected rows)."""
         job = self._query(sql, params)
-        job.result()
+        job.result(**self.limits)
         return job
 
     def compile(self, sql: str, params: Params) -> str:
@@ -151,7 +156,7 @@ class BigQueryWarehouse:
         dataset = bigquery.Dataset(f"{self.project}.{name or self.dataset}")
         if self.location:
             dataset.location = self.location
-        self.client.create_dataset(dataset, exists_ok=True)
+        self.client.create_dataset(dataset, exists_ok=True, **self.limits)
 
     def ensure_table(self, spec: DatasetSpec, contract: DatasetContract) -> None:
         """Create the table with the contract schema on first use; add new contract columns; refuse changed types.
@@ -193,8 +198,8 @@ class BigQueryWarehouse:
 
     # -- staging ------------------------------------------------------------------------------------------------
 
-    def _stage(self, contract: DatasetContract, spooled: SpooledDataset) -> str:
-        """Load the spooled Parquet file into a fresh staging table; returns its id."""
+    def stage(self, contract: DatasetContract, spooled: SpooledDataset) -> str:
+        """Load the spooled Parquet file into a fresh staging table (expiring by itself); returns its id."""
         staging_id = self.table_id(f"_staging_{contract.name}_{uuid.uuid4().hex[:12]}")
         private = pl.read_parquet_schema(spooled.parts[0])
         schema = [
@@ -207,7 +212,7 @@ class BigQueryWarehouse:
         ]
         table = bigquery.Table(staging_id, schema=schema)
         table.expires = datetime.now(timezone.utc) + STAGING_TTL
-        self.client.create_table(table)
+        self.client.create_table(table, **self.limits)
         config = bigquery.LoadJobConfig(
             source_format=bigquery.SourceFormat.PARQUET,
             write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
@@ -218,11 +223,13 @@ class BigQueryWarehouse:
         with tempfile.TemporaryDirectory(prefix="esputnik-load-") as scratch:
             upload = _one_file(spooled.parts, Path(scratch) / "load.parquet")
             with open(upload, "rb") as handle:
-                self.client.load_table_from_file(handle, staging_id, job_config=config, location=self.location).result()
+                load = self.client.load_table_from_file(handle, staging_id, job_config=config, location=self.location,
+                                                        timeout=self.limits.get("timeout"))  # fmt: skip
+                load.result(**self.limits)
         return staging_id
 
-    def _drop(self, table_id: str) -> None:
-        self.client.delete_table(table_id, not_found_ok=True)
+    def drop(self, table_id: str) -> None:
+        self.client.delete_table(table_id, not_found_ok=True, **self.limits)
 
     def _latest_staged(self, spec: DatasetSpec, contract: DatasetContract, staging_id: str) -> str:
         staged, relation = ", ".join(_staged_expression(c) for c in contract.columns), self._quote_id(staging_id)
@@ -263,7 +270,7 @@ class BigQueryWarehouse:
         """Judge the staged days against the stored ones, then swap them; a refused read's staging table is kept
         (it expires by itself) for inspection."""
         self.ensure_table(spec, contract)
-        staging_id = self._stage(contract, spooled) if spooled.rows else None
+        staging_id = self.stage(contract, spooled) if spooled.rows else None
         kept = False
         try:
             column, bounds, target = spec.partition_column, [*guard.history, *days], self.table(contract.name)
@@ -279,7 +286,7 @@ class BigQueryWarehouse:
             [(held, table_rows)] = self._day_counts((target, column, days))
         finally:
             if staging_id and not kept:
-                self._drop(staging_id)
+                self.drop(staging_id)
         result = per_day(days, new, held)
         replaced = sum(stored.get(i, 0) for i in range(len(guard.history), len(bounds)))
         return WriteResult(spooled.rows, sum(h for _, _, h in result), rows_replaced=replaced, per_day=result,
@@ -291,7 +298,7 @@ class BigQueryWarehouse:
 
     def keep_refused(self, contract: DatasetContract, spooled: SpooledDataset) -> str | None:
         """Load a refused read into a staging table that is kept until it expires; says where."""
-        return self._kept_at(self._stage(contract, spooled)) if spooled.rows else None
+        return self._kept_at(self.stage(contract, spooled)) if spooled.rows else None
 
     @staticmethod
     def _kept_at(staging_id: str | None) -> str | None:
@@ -317,7 +324,7 @@ class BigQueryWarehouse:
         self.ensure_table(spec, contract)
         if spooled.rows == 0:
             return WriteResult(0, 0, table_rows=self.row_count(contract.name))
-        staging_id = self._stage(contract, spooled)
+        staging_id = self.stage(contract, spooled)
         try:
             fresh, target = self._latest_staged(spec, contract, staging_id), self.table(contract.name)
             row = next(iter(self._run(
@@ -327,7 +334,7 @@ class BigQueryWarehouse:
             )))  # fmt: skip
             self._merge(spec, contract, fresh)
         finally:
-            self._drop(staging_id)
+            self.drop(staging_id)
         distinct, matched = int(row["fresh"]), int(row["matched"])
         after = int(row["held"]) + distinct - matched
         return WriteResult(spooled.rows, distinct, rows_updated=matched, table_rows=after)

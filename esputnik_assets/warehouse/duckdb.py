@@ -67,7 +67,7 @@ class DuckDBWarehouse:
         *,
         metrics_schema: str = METRICS_SCHEMA,
         lock_timeout: float = 300.0,
-        memory_limit: str = "128MB",
+        memory_limit: str = "48MB",
         log: logging.Logger | None = None,
     ):
         self.path, self.schema = path, schema

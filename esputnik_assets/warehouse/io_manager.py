@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import polars as pl
@@ -38,6 +39,9 @@ from esputnik_assets.warehouse.base import (
 from esputnik_assets.warehouse.bigquery_resource import EsputnikBigQueryResource
 from esputnik_assets.warehouse.duckdb import DuckDBWarehouse
 from esputnik_assets.warehouse.sql import METRICS, METRICS_SCHEMA
+
+if TYPE_CHECKING:  # BigQuery's client is imported only where BigQuery is configured
+    from esputnik_assets.warehouse.bigquery import BigQueryWarehouse
 
 
 PREVIEW_ROWS = 5
@@ -196,7 +200,7 @@ class DuckDBIOManager(WarehouseIOManager):
     path: str = Field(default="data/warehouse.duckdb", description="DuckDB file (ESPUTNIK_DUCKDB_PATH)")
     dataset: str = Field(default="esputnik", description="Schema of the nine tables (ESPUTNIK_DATASET)")
     memory_limit: str = Field(
-        default="128MB", description="DuckDB's memory limit; larger writes and reads spill to disk beyond it"
+        default="48MB", description="DuckDB's memory limit; larger writes and reads spill to disk beyond it"
     )
 
     @contextlib.contextmanager
@@ -219,11 +223,12 @@ class BigQueryIOManager(WarehouseIOManager):
     dataset: str = Field(default="esputnik", description="BigQuery dataset of the nine tables (ESPUTNIK_DATASET)")
 
     @contextlib.contextmanager
-    def open_warehouse(self) -> Iterator[Warehouse]:
+    def open_warehouse(self, deadline: float | None = None) -> Iterator[BigQueryWarehouse]:
+        """The engine of the writes; `deadline` bounds each of its API calls (the doctor's probe)."""
         from esputnik_assets.warehouse.bigquery import BigQueryWarehouse  # BigQuery's client only when configured
 
         with self.bigquery.get_client() as client:
-            yield BigQueryWarehouse(client, self.dataset, self.bigquery.location, self.metrics_dataset)
+            yield BigQueryWarehouse(client, self.dataset, self.bigquery.location, self.metrics_dataset, deadline)
 
     def location(self) -> str:
         return f"{self.bigquery.project}.{self.dataset}"

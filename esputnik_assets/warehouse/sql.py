@@ -17,31 +17,22 @@ from functools import lru_cache
 import sqlglot
 from sqlglot import exp
 
+from esputnik_assets.column_types import COLUMN_TYPES
+
 SOURCE_DIALECT = "bigquery"
 RAW, METRICS = "raw", "metrics"  # the schema names project SQL is written against
 METRICS_SCHEMA = "esputnik_metrics"  # the metric tables' schema (dataset) unless configured
 INLINED = ("tz",)  # parameters compiled into the text as escaped literals (see compile_sql)
 Params = Mapping[str, date | datetime | int | float | str | bool]
 
-# THE type map: a contract or metric column type -> (DuckDB type, BigQuery type).
-TYPES: dict[str, tuple[str, str]] = {
-    "int": ("BIGINT", "INT64"),
-    "float": ("DOUBLE", "FLOAT64"),
-    "string": ("VARCHAR", "STRING"),
-    "timestamp": ("TIMESTAMP WITH TIME ZONE", "TIMESTAMP"),
-    "json": ("JSON", "JSON"),
-    "date": ("DATE", "DATE"),
-}
-
-
 def duckdb_type(kind: str, repeated: bool = False) -> str:
     """A column type in DuckDB, as its information_schema reports it."""
-    return TYPES[kind][0] + ("[]" if repeated else "")
+    return COLUMN_TYPES[kind].duckdb + ("[]" if repeated else "")
 
 
 def bigquery_type(kind: str, repeated: bool = False) -> str:
     """A column type in BigQuery's standard SQL (`ARRAY<...>` for a repeated column)."""
-    base = TYPES[kind][1]
+    base = COLUMN_TYPES[kind].bigquery
     return f"ARRAY<{base}>" if repeated else base
 
 

@@ -5,6 +5,12 @@ integers, so two processes build byte-identical answers. Day facts are built col
 benchmarks ask for a million activities a day. Datetimes are naive local times of the account, kept internally as
 milliseconds since 1970-01-01 (column ``_t``) and answered as ``YYYY-MM-DDTHH:mm:ss[.fff]`` text, whole seconds
 in both forms (see `api_datetime`).
+
+Behaviour, so that the metrics have something to find: each contact has its own purchase rate and an interest that
+fades gradually around its own day (churn is a slope, not a hidden stop day), interest decides who opens and clicks,
+a click raises the contact's chance to order over the next days, an order is credited in revenue to the contact's
+own last click or open before it (some also to a second message; workflow messages too), order items come mostly
+from one complementary group of products, bounces carry SMTP codes, and broadcasts send on their start day.
 """
 
 from __future__ import annotations

@@ -288,6 +288,25 @@ def test_churn_risk_publishes_the_recency_baseline_when_the_model_cannot_beat_it
     }  # fmt: skip
 
 
+def test_churn_risk_keeps_the_baseline_when_held_out_buyers_hold_one_class(engine_name, request, tmp_path):  # noqa: F811
+    """1, 2 order on C-10, C-7, C-5, C-2, C; 3, 4 never. Training (C-10): 1, 2 retained, 3, 4 churned: a model is
+    fitted. Held out (C-5): the buyers 1, 2 are both retained, so no AUC on buyers exists and the model cannot be shown
+    to beat recency: the baseline is published. On all contacts recency still ranks 3, 4 (91, churned) above 1, 2
+    (0, retained): baseline AUC 1.0."""
+    loyal = (10, 7, 5, 2, 0)
+    bench = _snapshot_bench(engine_name, request, tmp_path, {1: loyal, 2: loyal, 3: (), 4: ()}, openers=())
+    extra = bench.run(CHURN_RISK, C)
+    assert "auc_held_out_buyers" not in extra and "baseline_auc_held_out_buyers" not in extra
+    assert extra["baseline_auc_held_out"] == 1.0 and extra["held_out_buyers"] == 2
+    assert extra["score_source"] == ("recency baseline: the held-out buyers (2) are not both churned and retained, so "
+                                     "the model cannot be shown to beat recency")  # fmt: skip
+    rows = by(bench.rows(CHURN_RISK, C), "contactId")
+    assert {c: (r["churn_score"], r["score_source"]) for c, r in rows.items()} == {
+        1: (0.0, "recency baseline"), 2: (0.0, "recency baseline"), 3: (1.0, "recency baseline"),
+        4: (1.0, "recency baseline"),
+    }  # fmt: skip
+
+
 def test_churn_risk_publishes_the_model_when_it_beats_recency_on_held_out_buyers(engine_name, request, tmp_path):  # noqa: F811
     """Openers 1 .. 4 order on C-10, C-5, C; silent 5 .. 8 on C-10 only; silent 9 .. 12 on C-10 and C-5.
     Training (C-10, labels C-9 .. C-5): every contact has recency 0, frequency 1, monetary 10, so opens alone

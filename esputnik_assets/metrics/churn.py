@@ -86,7 +86,7 @@ def _choose(test: pl.DataFrame, model_test: np.ndarray) -> tuple[str, dict[str, 
         source = BASELINE_SOURCE
         why = (f"{BASELINE_SOURCE}: the held-out buyers ({int(buyers.sum())}) are not both churned and retained, so "
                "the model cannot be shown to beat recency")  # fmt: skip
-    elif model - baseline >= MODEL_MARGIN_AUC:
+    elif round(model - baseline, 4) >= MODEL_MARGIN_AUC:  # both rounded to 4 places: compare the same way
         source = MODEL_SOURCE
         why = f"{MODEL_SOURCE}: it beat the recency baseline on held-out buyers ({model:.4f} vs {baseline:.4f} AUC)"
     else:

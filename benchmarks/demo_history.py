@@ -4,8 +4,9 @@
     python benchmarks/demo_history.py --days 200 --path data/demo-history.duckdb
 
 Materializes every asset (raw and metrics) of `build_definitions` with the built-in demo account, in range runs of
-up to 31 days as a backfill would, then prints the churn model's held-out AUC for the last day, the segment sizes
-and the journey conversions: the check that the demo account makes every metric meaningful.
+up to 31 days as a backfill would, then prints the churn model's held-out AUCs against the recency baseline for the
+last day, the segment sizes, product affinity's lift, the revenue credit and the journey conversions: the check
+that the demo account makes every metric meaningful.
 """
 
 from __future__ import annotations
@@ -58,12 +59,31 @@ def main() -> None:
                 "SELECT mediaType, delivered, clicked, ordered, round(order_conversion, 4) FROM "
                 "esputnik_metrics.customer_journeys WHERE date = $d ORDER BY delivered DESC", params={"d": LAST}
             ).fetchall()  # fmt: skip
+            affinity = con.sql(
+                "SELECT count(*), round(avg(lift), 2), round(median(lift), 2), count(*) FILTER (WHERE lift > 2), "
+                "round(max(lift), 2) FROM esputnik_metrics.product_affinity WHERE date = $d", params={"d": LAST}
+            ).fetchall()[0]  # fmt: skip
+            top_pairs = con.sql(
+                "SELECT product, other_product, pair_orders, round(lift, 2) FROM esputnik_metrics.product_affinity "
+                "WHERE date = $d AND product < other_product ORDER BY lift DESC, pair_orders DESC LIMIT 5",
+                params={"d": LAST},
+            ).fetchall()  # fmt: skip
+            revenue = con.sql(
+                "SELECT count(DISTINCT orderId), count(*), count(*) FILTER (WHERE workflowId IS NOT NULL) "
+                "FROM esputnik.revenue"
+            ).fetchall()[0]  # fmt: skip
+            orders = con.sql("SELECT count(*) FROM esputnik.orders").fetchall()[0][0]
             repeat = con.sql(
                 "SELECT count(*) FROM esputnik_metrics.contact_segments WHERE date = $d AND frequency >= 2",
                 params={"d": LAST},
             ).fetchall()[0][0]
     print(json.dumps({"days": args.days, "seconds": round(time.perf_counter() - began), "churn_risk": summary,
                       "segments": dict(segments), "repeat_buyers_90d": repeat,
+                      "product_affinity": dict(zip(("pairs", "mean_lift", "median_lift", "pairs_lift_over_2",
+                                                    "max_lift"), affinity)),
+                      "top_pairs": [list(p) for p in top_pairs],
+                      "revenue": {"orders": orders, "credited_orders": revenue[0], "rows": revenue[1],
+                                  "workflow_rows": revenue[2]},
                       "journeys": [list(j) for j in journeys]}, indent=2, default=str))  # fmt: skip
 
 

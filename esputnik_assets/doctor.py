@@ -22,8 +22,9 @@ import polars as pl
 
 from esputnik_assets.contracts import Column, DatasetContract
 from esputnik_assets.keys import IO_MANAGER_KEY
+from esputnik_assets.metrics.catalog import MEDIA_TYPES
 from esputnik_assets.redaction import redact
-from esputnik_assets.settings import Settings
+from esputnik_assets.settings import Settings, cost_variable
 from esputnik_assets.shaping.errors import AnswerFormatError
 from esputnik_assets.shaping.parse import read_page
 from esputnik_assets.source.client import EsputnikClient
@@ -307,6 +308,19 @@ def check_timezone(timezone: str, is_demo: bool) -> Check:
     return Check("time zone", Status.OK, detail)
 
 
+def check_costs(cost_per_message: Mapping[str, float], is_demo: bool) -> Check:
+    """campaign_roi needs a cost per delivered message: without one its cost is 0 and its roi null on every row."""
+    if cost_per_message:
+        priced = ", ".join(f"{media} {cost:g}" for media, cost in cost_per_message.items())
+        return Check("costs per message", Status.OK, f"{priced}; any other mediaType costs 0 in campaign_roi")
+    if is_demo:
+        return Check("costs per message", Status.OK, "the demo account's example costs (campaign_roi has an roi)")
+    variables = ", ".join(cost_variable(media) for media in MEDIA_TYPES)
+    return Check("costs per message", Status.WARN,
+                 "not configured: campaign_roi's cost is 0 and its roi null on every row",
+                 f"set the cost of one delivered message per mediaType in {variables}")  # fmt: skip
+
+
 # ----- the warehouse ----------------------------------------------------------------------------------------
 
 
@@ -469,9 +483,10 @@ def check_table_sources(io_manager: WarehouseIOManager, datasets: Sequence[str],
 
 
 def run_checks(settings: Settings, esputnik: EsputnikResource, io_manager: WarehouseIOManager) -> list[Check]:
-    """Every item, in the order an operator fixes them: account and key, endpoints, time zone, warehouse."""
+    """Every item, in the order an operator fixes them: account and key, endpoints, time zone, costs, warehouse."""
     datasets, timezone = settings.datasets, settings.timezone
-    account = [*check_account(esputnik, datasets, timezone), check_timezone(timezone, esputnik.demo_account)]
+    account = [*check_account(esputnik, datasets, timezone), check_timezone(timezone, esputnik.demo_account),
+               check_costs(settings.cost_per_message, esputnik.demo_account)]
     warehouse = check_warehouse(io_manager)
     if not blocked(warehouse):
         warehouse.append(check_table_sources(io_manager, datasets, "demo" if esputnik.demo_account else "live"))

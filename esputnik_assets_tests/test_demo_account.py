@@ -5,7 +5,7 @@ what the API refuses, be deterministic, and produce the faults the product tests
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 import pytest
@@ -177,3 +177,76 @@ def test_large_day_generates_columnarly() -> None:
         page = get(server, "/v2/contacts/activity", maxrows=1000, dateFrom="2026-11-20T12:00:00",
                    dateTo="2026-11-20T13:00:00", offset=noon["offset"][100])
         assert [row["iid"] for row in page.json()] == noon["iid"][101:1101].to_list()
+
+
+# ---- the structure that makes the metrics mean something ----------------------------------------------------------
+
+STRUCTURE_DAYS = [date(2026, 9, 1) + timedelta(days=k) for k in range(60)]
+
+
+@pytest.fixture(scope="module")
+def history(account: DemoAccount) -> dict[str, pl.DataFrame]:
+    """60 generated days of activities, orders and revenue of the small account, each row with its day."""
+    return {
+        dataset: pl.concat([account.rows(dataset, day).with_columns(day=pl.lit(day)) for day in STRUCTURE_DAYS])
+        for dataset in ("contactActivities", "orders", "revenue")
+    }
+
+
+def test_a_click_makes_an_order_in_the_next_three_days_at_least_twice_as_likely(history, account):
+    """Contact-days from the 4th day on: the share with an order on the day among those with a click on one of the 3
+    days before, against the share among those without: engagement leads to orders."""
+    clicks = history["contactActivities"].filter(pl.col("activityStatus") == "CLICKED").select("contactId", "day")
+    after_click = pl.concat([clicks.with_columns(day=pl.col("day") + timedelta(days=k)) for k in (1, 2, 3)]).unique()
+    grid = pl.DataFrame({"contactId": account.rows("contacts")["id"]}).join(
+        pl.DataFrame({"day": STRUCTURE_DAYS[3:]}), how="cross")
+    ordered = history["orders"].select("contactId", "day").unique().with_columns(ordered=pl.lit(True))
+    days = grid.join(after_click.with_columns(clicked=pl.lit(True)), on=["contactId", "day"], how="left").join(
+        ordered, on=["contactId", "day"], how="left").fill_null(False)
+    share = dict(days.group_by("clicked").agg(pl.col("ordered").mean()).iter_rows())
+    assert share[True] >= 2 * share[False] > 0, share
+
+
+def test_products_come_in_complementary_pairs(history):
+    """At least 20 pairs of products share 10 orders or more (not canceled) with lift = P(both) / (P(a) P(b)) above 3
+    (products drawn independently give pairs with lift near 1, none above 3, over these 60 days)."""
+    kept = history["orders"].filter(pl.col("status") != "CANCELLED")
+    baskets = kept.select("orderId", "items").explode("items").unnest("items").select(
+        "orderId", product="externalItemId").unique()
+    orders = baskets["orderId"].n_unique()
+    support = baskets.group_by("product").agg(share=pl.len() / orders)
+    pairs = baskets.join(baskets, on="orderId").filter(pl.col("product") < pl.col("product_right"))
+    lift = pairs.group_by("product", "product_right").agg(together=pl.len()).join(support, on="product").join(
+        support.rename({"product": "product_right", "share": "share_right"}), on="product_right"
+    ).with_columns(lift=pl.col("together") / orders / (pl.col("share") * pl.col("share_right")))
+    assert lift.filter((pl.col("together") >= 10) & (pl.col("lift") > 3)).height >= 20
+
+
+def test_revenue_credits_some_orders_to_several_messages_and_workflows(history):
+    """Several rows for one orderId (different messages and times) on a share of credited orders; rows of workflow
+    (IM) messages; every credited touch by the ordering contact, before the order, within 3 days."""
+    revenue, orders = history["revenue"], history["orders"]
+    per_order = revenue.group_by("orderId").agg(
+        rows=pl.len(), messages=pl.col("messageInstanceId").n_unique(), times=pl.col("activityDateTime").n_unique())
+    several = per_order.filter(pl.col("rows") > 1)
+    assert several.height >= 0.1 * per_order.height and (several["messages"] == several["rows"]).all()
+    assert (several["times"] > 1).any()
+    assert revenue.filter(pl.col("workflowId").is_not_null() & pl.col("broadcastId").is_null()).height > 0
+    joined = revenue.join(orders.select("orderId", pl.col("contactId").alias("buyer")), on="orderId")
+    assert (joined["contactId"] == joined["buyer"]).all()
+    ordered, touched = (pl.col(c).str.to_datetime(time_unit="ms") for c in ("orderDate", "activityDateTime"))
+    lag = joined.select((ordered - touched).alias("lag"))["lag"]
+    assert lag.min() > timedelta(0) and lag.max() <= timedelta(days=3)
+
+
+def test_bounces_carry_smtp_codes_and_broadcasts_send_on_their_start_day(history, account):
+    """UNDELIVERED rows: 5xx (hard) and 4xx (soft) SMTP texts and some without one. A broadcast's activities fall on
+    its startDate's day, at or after it."""
+    undelivered = history["contactActivities"].filter(pl.col("activityStatus") == "UNDELIVERED")
+    code = undelivered["statusDescription"].str.strip_chars().str.slice(0, 1)
+    assert {"4", "5", None} <= set(code.to_list())
+    broadcasts = account.rows("broadcasts").select("broadcastId", "startDate")
+    sent = history["contactActivities"].filter(pl.col("broadcastId").is_not_null()).join(broadcasts, on="broadcastId")
+    assert sent.height > 0
+    started, happened = (pl.col(c).str.to_datetime(time_unit="ms") for c in ("startDate", "activityDateTime"))
+    assert sent.select(((started.dt.date() == happened.dt.date()) & (happened >= started)).all()).item()

@@ -79,7 +79,9 @@ def test_the_demo_account_is_all_green_from_the_console_command(tmp_path):
     items = [line[7:].split(":", 1)[0] for line in lines[:-1]]
     warehouse = ["warehouse connection", "warehouse create schema", "warehouse write", "warehouse read",
                  "warehouse tables"]  # fmt: skip
-    assert items == ["settings", "key", *(f"dataset {name}" for name in DATASET_NAMES), "time zone", *warehouse]
+    assert items == ["settings", "key", *(f"dataset {name}" for name in DATASET_NAMES), "time zone",
+                     "costs per message", *warehouse]  # fmt: skip
+    assert "the demo account's example costs" in lines[items.index("costs per message")]
     assert (tmp_path / "data" / "warehouse.duckdb").exists()  # where the export writes by default
     import duckdb
 
@@ -134,7 +136,23 @@ def test_rate_limits_warn_but_do_not_block(live, monkeypatch, capsys):
     assert status(lines["key"]) == "warn" and "429" in lines["key"]
     for name in ("contacts", "events"):
         assert status(lines[f"dataset {name}"]) == "warn" and "rate-limited (429)" in lines[f"dataset {name}"]
-    assert out.splitlines()[-1] == "Ready: nothing blocks the export (3 warning(s) above)."
+    assert status(lines["costs per message"]) == "warn"  # a live account without costs: the third warning
+    assert out.splitlines()[-1] == "Ready: nothing blocks the export (4 warning(s) above)."
+
+
+def test_a_live_account_without_costs_is_warned_which_variables_set_them(live, monkeypatch, capsys):
+    """No ESPUTNIK_COST_PER_MESSAGE_<MEDIA> on a live account: a warning that names every variable, not a failure;
+    with one set, the line says what it costs and that the other media cost 0."""
+    _, env = live(ESPUTNIK_DATASETS="contacts")
+    code, lines, out = run_doctor(monkeypatch, capsys, **env)
+    line = lines["costs per message"]
+    assert code == 0 and status(line) == "warn" and "campaign_roi's cost is 0 and its roi null on every row" in line
+    variables = [f"ESPUTNIK_COST_PER_MESSAGE_{media}" for media in
+                 ("EMAIL", "SMS", "VIBER", "MOBILEPUSH", "WEBPUSH", "APPINBOX", "WIDGET", "INAPP", "TELEGRAM")]
+    assert all(variable in line for variable in variables), line
+    code, lines, _ = run_doctor(monkeypatch, capsys, **env, ESPUTNIK_COST_PER_MESSAGE_SMS="0.045")
+    line = lines["costs per message"]
+    assert code == 0 and status(line) == "ok" and "Sms 0.045; any other mediaType costs 0 in campaign_roi" in line
 
 
 def test_an_unreachable_api_is_named_in_one_line_without_retry_noise(live, monkeypatch, capsys):

@@ -313,17 +313,87 @@ def _churn_bench(engine_name, request, tmp_path, history: int) -> MetricBench:
     return bench
 
 
-def test_churn_risk_fits_on_history_and_reports_held_out_auc(engine_name, request, tmp_path):  # noqa: F811
-    bench = _churn_bench(engine_name, request, tmp_path, history=24)
+def _snapshot_bench(engine_name, request, tmp_path, orders_back: dict[int, tuple[int, ...]],
+                    openers: tuple[int, ...]) -> MetricBench:
+    """H = 5 (snapshots C-10 training, C-5 held out, C scored). Contact c orders (cost 10) on C-k for each k of
+    orders_back[c]; an opener opens an email every day C-40 .. C. contact_segments then computed for the snapshots."""
+    bench = make_bench(engine_name, request, tmp_path, churn_horizon_days=5)
+    orders, n = [], 0
+    for contact, backs in orders_back.items():
+        for back in backs:
+            n += 1
+            orders.append(order(n, contact, at(C - timedelta(days=back), 10)))
+    bench.load("orders", orders)
+    bench.load("contactActivities", [act(c, "RECEIVED", "Email", at(C - timedelta(days=back), 9))
+                                     for c in openers for back in range(40, -1, -1)])  # fmt: skip
+    bench.load("contacts", [{"contactId": c} for c in orders_back])
+    bench.run(CONTACT_DAILY, *(C - timedelta(days=back) for back in range(40, -1, -1)))
     bench.run(CONTACT_SEGMENTS, C - timedelta(days=10), C - timedelta(days=5), C)
+    return bench
+
+
+def test_churn_risk_publishes_the_recency_baseline_when_the_model_cannot_beat_it(engine_name, request, tmp_path):  # noqa: F811
+    """Loyal 1, 2 order on C-10, C-7, C-5, C-2, C; churners 3, 4 ordered once, on C-14; 5, 6 never order.
+    Held out (C-5, labels C-4 .. C): 1, 2 recency 0 retained; 3, 4 recency 9 churned; 5, 6 recency 91 churned.
+    Recency ranks every churned contact above every retained one: baseline AUC 1.0 on all and on buyers (1 .. 4),
+    which no model beats by 0.02, so churn_score is recency_days / 91 at C: 1, 2 -> 0/91; 3, 4 -> 14/91; 5, 6 -> 1."""
+    loyal = (10, 7, 5, 2, 0)
+    bench = _snapshot_bench(engine_name, request, tmp_path, {1: loyal, 2: loyal, 3: (14,), 4: (14,), 5: (), 6: ()},
+                            openers=())  # fmt: skip
     extra = bench.run(CHURN_RISK, C)
-    assert "score_null_reason" not in extra
-    assert (extra["train_reference_day"], extra["held_out_reference_day"]) == ("2026-02-19", "2026-02-24")
-    assert extra["auc_held_out"] > 0.8
+    assert (extra["baseline_auc_held_out"], extra["baseline_auc_held_out_buyers"]) == (1.0, 1.0)
+    assert extra["held_out_buyers"] == 4 and extra["model_margin_auc"] == 0.02
+    assert extra["score_source"].startswith("recency baseline: the model did not beat it by 0.02 AUC on held-out "
+                                            f"buyers ({extra['auc_held_out_buyers']:.4f} vs 1.0000)")  # fmt: skip
     rows = by(bench.rows(CHURN_RISK, C), "contactId")
-    assert len(rows) == 50 and all(0.0 <= r["churn_score"] <= 1.0 for r in rows.values())
-    assert rows[45]["recency_days"] == 91  # never ordered
-    assert rows[40]["churn_score"] > rows[1]["churn_score"]  # stopped 15 days ago vs. ordering to the end
+    assert {c: (r["recency_days"], r["churn_score"], r["score_source"]) for c, r in rows.items()} == {
+        1: (0, 0.0, "recency baseline"), 2: (0, 0.0, "recency baseline"),
+        3: (14, 14 / 91, "recency baseline"), 4: (14, 14 / 91, "recency baseline"),
+        5: (91, 1.0, "recency baseline"), 6: (91, 1.0, "recency baseline"),
+    }  # fmt: skip
+
+
+def test_churn_risk_keeps_the_baseline_when_held_out_buyers_hold_one_class(engine_name, request, tmp_path):  # noqa: F811
+    """1, 2 order on C-10, C-7, C-5, C-2, C; 3, 4 never. Training (C-10): 1, 2 retained, 3, 4 churned: a model is
+    fitted. Held out (C-5): the buyers 1, 2 are both retained, so no AUC on buyers exists and the model cannot be shown
+    to beat recency: the baseline is published. On all contacts recency still ranks 3, 4 (91, churned) above 1, 2
+    (0, retained): baseline AUC 1.0."""
+    loyal = (10, 7, 5, 2, 0)
+    bench = _snapshot_bench(engine_name, request, tmp_path, {1: loyal, 2: loyal, 3: (), 4: ()}, openers=())
+    extra = bench.run(CHURN_RISK, C)
+    assert "auc_held_out_buyers" not in extra and "baseline_auc_held_out_buyers" not in extra
+    assert extra["baseline_auc_held_out"] == 1.0 and extra["held_out_buyers"] == 2
+    assert extra["score_source"] == ("recency baseline: the held-out buyers (2) are not both churned and retained, so "
+                                     "the model cannot be shown to beat recency")  # fmt: skip
+    rows = by(bench.rows(CHURN_RISK, C), "contactId")
+    assert {c: (r["churn_score"], r["score_source"]) for c, r in rows.items()} == {
+        1: (0.0, "recency baseline"), 2: (0.0, "recency baseline"), 3: (1.0, "recency baseline"),
+        4: (1.0, "recency baseline"),
+    }  # fmt: skip
+
+
+def test_churn_risk_publishes_the_model_when_it_beats_recency_on_held_out_buyers(engine_name, request, tmp_path):  # noqa: F811
+    """Openers 1 .. 4 order on C-10, C-5, C; silent 5 .. 8 on C-10 only; silent 9 .. 12 on C-10 and C-5.
+    Training (C-10, labels C-9 .. C-5): every contact has recency 0, frequency 1, monetary 10, so opens alone
+    differ: openers retained, 5 .. 8 churned, 9 .. 12 retained. The fit's weights on the constant features stay 0:
+    the model ranks by opens. Held out (C-5, labels C-4 .. C): openers recency 0 retained, 5 .. 8 recency 5 churned,
+    9 .. 12 recency 0 churned. Model: every churned contact (no opens) above every retained one (opens): AUC 1.0.
+    Recency: of the 4 x 8 churned-retained pairs, 5 .. 8 over the openers win (16), 9 .. 12 tie (16 x 0.5):
+    24 / 32 = 0.75. 1.0 - 0.75 >= 0.02: the model's probabilities are published, lower for openers."""
+    openers, once, twice = range(1, 5), range(5, 9), range(9, 13)
+    bench = _snapshot_bench(
+        engine_name, request, tmp_path,
+        {**dict.fromkeys(openers, (10, 5, 0)), **dict.fromkeys(once, (10,)), **dict.fromkeys(twice, (10, 5))},
+        openers=tuple(openers),
+    )  # fmt: skip
+    extra = bench.run(CHURN_RISK, C)
+    assert (extra["auc_held_out"], extra["auc_held_out_buyers"]) == (1.0, 1.0)  # every contact is a buyer
+    assert (extra["baseline_auc_held_out"], extra["baseline_auc_held_out_buyers"]) == (0.75, 0.75)
+    assert extra["score_source"] == "model: it beat the recency baseline on held-out buyers (1.0000 vs 0.7500 AUC)"
+    rows = by(bench.rows(CHURN_RISK, C), "contactId")
+    assert {r["score_source"] for r in rows.values()} == {"model"}
+    assert max(rows[c]["churn_score"] for c in openers) < min(rows[c]["churn_score"] for c in (*once, *twice))
+    assert rows[1]["churn_score"] != rows[1]["recency_days"] / 91  # a probability, not the baseline's rank
 
 
 def test_churn_risk_without_enough_history_writes_features_and_says_why(engine_name, request, tmp_path):  # noqa: F811
@@ -332,5 +402,5 @@ def test_churn_risk_without_enough_history_writes_features_and_says_why(engine_n
     extra = bench.run(CHURN_RISK, C)
     assert "no contact_segments snapshot for 2026-02-19" in extra["score_null_reason"]
     rows = bench.rows(CHURN_RISK, C)
-    assert len(rows) == 50 and {r["churn_score"] for r in rows} == {None}
+    assert len(rows) == 50 and {(r["churn_score"], r["score_source"]) for r in rows} == {(None, None)}
     assert by(rows, "contactId")[1]["frequency"] > 0

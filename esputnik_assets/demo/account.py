@@ -5,6 +5,12 @@ integers, so two processes build byte-identical answers. Day facts are built col
 benchmarks ask for a million activities a day. Datetimes are naive local times of the account, kept internally as
 milliseconds since 1970-01-01 (column ``_t``) and answered as ``YYYY-MM-DDTHH:mm:ss[.fff]`` text, whole seconds
 in both forms (see `api_datetime`).
+
+Behaviour, so that the metrics have something to find: each contact has its own purchase rate and an interest that
+fades gradually around its own day (churn is a slope, not a hidden stop day), interest decides who opens and clicks,
+a click raises the contact's chance to order over the next days, an order is credited in revenue to the contact's
+own last click or open before it (some also to a second message; workflow messages too), order items come mostly
+from one complementary group of products, bounces carry SMTP codes, and broadcasts send on their start day.
 """
 
 from __future__ import annotations
@@ -36,7 +42,12 @@ MESSAGE_TYPES: dict[str, str] = {
     "webpush": "WebPush", "appinbox": "AppInbox", "telegram": "Telegram",
 }
 MESSAGE_COUNTS = {"email": 40, "sms": 20, "viber": 12, "mobilepush": 16, "webpush": 12, "appinbox": 10, "telegram": 10}
-BROADCAST_COUNT = 240
+# Broadcasts: a fixed number a day over the served span, each started on its send day, so every day of the span has
+# broadcasts that send on it.
+BROADCAST_FIRST_DAY = date(2025, 7, 1).toordinal() - EPOCH_DAY
+BROADCAST_DAYS = 730
+BROADCASTS_PER_DAY = 2
+BROADCAST_COUNT = BROADCAST_DAYS * BROADCASTS_PER_DAY
 MEDIA_TYPES = ["Email", "Sms", "Viber", "MobilePush", "WebPush", "AppInbox", "Widget", "In-App", "Telegram"]
 REVENUE_MEDIA = ["Email", "Sms", "Viber", "MobilePush", "WebPush", "AppInbox"]
 # Example costs of one delivered message per mediaType, so the demo's campaign_roi has an roi: illustrations, not
@@ -69,10 +80,17 @@ MESSAGE_NAMES = [
 ]
 TAG_POOL = ["promo", "bf", "trigger", "news", "акція", "sale", "welcome"]
 UTM_CAMPAIGNS = ["bf_preview", "cart_recovery", "welcome", "winback", "price_drop"]
-UNDELIVERED_REASONS = [
-    ("550 5.1.1 User unknown", True), ("552 5.2.2 Mailbox full", False),
-    ("554 5.7.1 Message rejected as spam", False), ("Invalid phone number", True), ("Expired push token", True),
+# Bounce descriptions as an SMTP server words them: a 5xx code is a hard bounce, a 4xx one (or none) a soft one.
+UNDELIVERED_REASONS: list[tuple[str | None, bool]] = [
+    ("550 5.1.1 User unknown", True), ("421 4.7.0 Try again later", False), ("452 4.2.2 Mailbox full", False),
+    (" 554 5.7.1 Message rejected as spam", True), ("450 4.2.1 Mailbox temporarily unavailable", False),
+    (None, False),
 ]
+SKUS = 59  # SKU-1 .. SKU-59
+# Complementary groups: consecutive SKUs, four to a group (kettle, mug, toaster, ...). An order picks a group and
+# draws most of its items from it, so a real pair shares far more orders than chance gives (lift well above 1).
+SKU_GROUP_SIZE = 4
+SAME_GROUP_ITEM = 0.75
 PRODUCTS = [
     ("Kettle", "1.7 l"), ("Чайник", "Скло, 1,5 л"), ("Toaster", "2 slots"), ("Ekspres do kawy", "15 bar"),
     ("Блендер", "600 Вт"), ("Mug ☕", "350 ml"), ("Patelnia", "28 cm"), ("Ковдра", "200×220"),
@@ -118,10 +136,28 @@ REVENUE_ACTIVITY_COLUMNS = [
 
 # Stream tags keep the generators of different datasets independent of each other.
 S_CONTACTS, S_MESSAGES, S_BROADCASTS, S_DEVICES, S_ACTIVITIES, S_ORDERS, S_EVENTS, S_REVENUE, S_REVISION = range(9)
-S_BUYERS = 9
-# Buyers: a steady, heavy-tailed propensity per contact (repeat buyers) that stops on the contact's own last buying
-# day, spread over these days since 1970 (2025-07-01 .. 2027-07-01), so any stretch of 2026 has contacts who churn.
-BUYING_END_SPAN = ((date(2025, 7, 1).toordinal() - EPOCH_DAY), (date(2027, 7, 1).toordinal() - EPOCH_DAY))
+S_BUYERS, S_ACTIVITY_ROWS = 9, 10
+# Buyers. Each contact has its own purchase rate (heavy-tailed: a few buy every week, most every few months) and an
+# interest that fades gradually (a logistic decline of FADE_WIDTH_DAYS-wide, centred on the contact's own day spread
+# over 2025-07-01 .. 2027-07-01; a share never fades). Interest scales both the chance to order and the chance to
+# open or click, so engagement foretells churn and recency alone does not explain it.
+FADE_SPAN = ((date(2025, 7, 1).toordinal() - EPOCH_DAY), (date(2027, 7, 1).toordinal() - EPOCH_DAY))
+FADE_WIDTH_DAYS = (7.0, 45.0)
+NEVER_FADING = 0.2
+OPEN_WEIGHT_FLOOR = 0.1  # a contact without interest still opens now and then
+# Engagement leads to orders: each click of the last CLICK_LOOKBACK_DAYS days multiplies a contact's chance to order
+# by 1 + CLICK_BOOST (adding up over clicks).
+CLICK_LOOKBACK_DAYS = 3
+CLICK_BOOST = 1.5
+# Credit: an order is credited to the contact's last click (or, without one, last open) of the CREDIT_WINDOW_DAYS
+# before it, with these chances; some orders are claimed by a second, earlier message as well.
+CREDIT_WINDOW_DAYS = 3
+CREDIT_CLICKED, CREDIT_OPENED, SECOND_CLAIM = 0.55, 0.2, 0.3
+# Chains (indices of CHAINS) with an open, and the step of the open and of the click in a chain.
+OPENED_CHAINS = np.array([2, 3, 4, 5, 6])
+CLICKED_CHAINS = np.array([3, 6])
+READ_STEP, CLICK_STEP = 2, 3
+BROADCAST_SEND_HOURS = 2  # a broadcast's sends start within this many hours of its start (before midnight)
 
 
 def api_datetime(ms: pl.Expr) -> pl.Expr:
@@ -188,6 +224,16 @@ def _nest(flat: pl.DataFrame, key: str, fields: list[str], name: str) -> pl.Seri
 
 
 BROKEN_DAY_MODES = ("empty", "collapsed_delivery", "unknown_status")
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    """A day's sends: chain kind and rows per send (`CHAINS`), one row of attributes per send, and each step's time."""
+
+    chain: np.ndarray
+    steps: np.ndarray
+    sends: pl.DataFrame
+    times: np.ndarray  # ms, sends x MAX_STEPS
 
 
 @dataclass(frozen=False)
@@ -268,9 +314,11 @@ class DemoAccount:
                 return self._cache[key]
             frame = build()
             self._cache[key] = frame
-            big = [k for k in self._cache if k[1] == "contactActivities"]
-            if len(big) > 3:
-                del self._cache[big[0]]
+            # A million-row day is kept a few times at most: the plans of the days an order looks back on.
+            for large, keep in (("contactActivities", 3), ("_plan", CREDIT_WINDOW_DAYS + 2)):
+                big = [k for k in self._cache if k[1] == large]
+                if len(big) > keep:
+                    del self._cache[big[0]]
             if len(self._cache) > 64:
                 self._cache.popitem(last=False)
             return frame
@@ -405,7 +453,8 @@ class DemoAccount:
         messages = self.entity_frame("messages").filter(pl.col("type") != "telegram")
         chosen = messages[rng.integers(0, messages.height, n)]
         groups = [sorted({int(g) for g in rng.integers(11, 41, int(k))}) for k in rng.integers(0, 4, n)]
-        start = _entity_times(rng, n)
+        send_day = BROADCAST_FIRST_DAY + np.arange(n) // BROADCASTS_PER_DAY
+        start = send_day * DAY_MS + rng.integers(6 * 3600, 24 * 3600 - 600, n) * 1000  # 06:00 .. 23:50
         created = start - rng.integers(1, 72, n) * 3_600_000
         updated = start + rng.integers(0, 6 * 3600, n) * 1000
         status = rng.choice(len(BROADCAST_STATUSES), n, p=[0.6, 0.1, 0.05, 0.1, 0.05, 0.05, 0.05])
@@ -425,7 +474,7 @@ class DemoAccount:
         return frame.select(
             "broadcastId", "title", "messageId", "groupId", api_datetime(pl.col("_start")).alias("startDate"),
             "status", "mediaType", api_datetime(pl.col("_created")).alias("createdDate"),
-            api_datetime(pl.col("_updated")).alias("updatedDate"),
+            api_datetime(pl.col("_updated")).alias("updatedDate"), "_start",
         )
 
     def _build_devices(self) -> pl.DataFrame:
@@ -463,24 +512,54 @@ class DemoAccount:
     # ----- day facts -------------------------------------------------------------------------------------
     def _build_contactActivities(self, day: date) -> pl.DataFrame:  # noqa: N802 - named after the dataset
         n = self.activities_per_day
-        rng = self._rng(S_ACTIVITIES, day.toordinal())
-        chain, steps = self._funnel(rng, n)
-        sends = self._sends(rng, chain, day)
-        send_of_row = np.repeat(np.arange(chain.size), steps)
+        plan = self._plan(day)
+        rng = self._rng(S_ACTIVITY_ROWS, day.toordinal())
+        steps = plan.steps
+        send_of_row = np.repeat(np.arange(steps.size), steps)
         step = np.arange(n) - np.repeat(np.cumsum(steps) - steps, steps)
-        t = self._step_times(rng, sends["_t0"].to_numpy(), sends["_whole"].to_numpy(), day)[send_of_row, step]
+        t = plan.times[send_of_row, step]
         order = np.argsort(t, kind="stable")
         send_of_row, step, t = send_of_row[order], step[order], t[order]
         day_index = day.toordinal() - EPOCH_DAY
         offsets = day_index * (3 * n + 1000) + np.cumsum(rng.integers(1, 3, n))
-        status = _pick(STATUSES, CHAIN_STATUS[chain[send_of_row], step])
+        status = _pick(STATUSES, CHAIN_STATUS[plan.chain[send_of_row], step])
         reason = rng.integers(0, len(UNDELIVERED_REASONS), n)
-        rows = sends[send_of_row].with_columns(
+        rows = plan.sends[send_of_row].with_columns(
             iid=uuid_strings(rng, n), offset=pl.Series(offsets), activityStatus=status, _t=pl.Series(t),
-            _reason=pl.Series(reason), _product=pl.Series(rng.integers(1, 60, n)),
-            _utm=pl.Series(rng.integers(0, len(UTM_CAMPAIGNS) + 2, n)),
+            _reason=pl.Series(reason),
         )
         return rows.select(self._activity_columns() + [pl.col("_t")])
+
+    def _plan(self, day: date) -> SendPlan:
+        """The day's sends, their funnels and step times: what the activities show and what orders react to."""
+        def build() -> SendPlan:
+            rng = self._rng(S_ACTIVITIES, day.toordinal())
+            chain, steps = self._funnel(rng, self.activities_per_day)
+            sends = self._sends(rng, chain, day)
+            times = self._step_times(rng, sends["_t0"].to_numpy(), sends["_whole"].to_numpy(), day)
+            return SendPlan(chain, steps, sends, times)
+
+        return self._cached("_plan", day, build)
+
+    def _touches(self, day: date) -> pl.DataFrame:
+        """The day's opens and clicks of messages that revenue can credit: who, when (``_t``), which message, whether
+        a click, and the send (``_send``, a row of the day's plan), which orders of the next days react to."""
+        def build() -> pl.DataFrame:
+            plan = self._plan(day)
+            sends, steps, clicked = [], [], []
+            for chains, step in ((OPENED_CHAINS, READ_STEP), (CLICKED_CHAINS, CLICK_STEP)):
+                found = np.flatnonzero(np.isin(plan.chain, chains) & (plan.steps > step))
+                sends.append(found)
+                steps.append(np.full(found.size, step))
+                clicked.append(np.full(found.size, step == CLICK_STEP))
+            send = np.concatenate(sends)
+            touches = plan.sends.select("contactId", "mediaType", "_instance")[send].with_columns(
+                _t=pl.Series(plan.times[send, np.concatenate(steps)]), _clicked=pl.Series(np.concatenate(clicked)),
+                _send=pl.Series(send), _day=pl.lit(day),
+            )
+            return touches.filter(pl.col("mediaType").is_in(REVENUE_MEDIA)).drop("mediaType")
+
+        return self._cached("_touches", day, build)
 
     @staticmethod
     def _funnel(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -500,14 +579,24 @@ class DemoAccount:
         messages = self.entity_frame("messages")
         broadcasts = self.entity_frame("broadcasts")
         single = SINGLE_CHAINS[chain]
-        in_broadcast = (rng.random(s) < 0.6) & ~single
-        bc = rng.integers(0, broadcasts.height, s)
+        day_index = day.toordinal() - EPOCH_DAY
+        todays = np.flatnonzero((broadcasts["_start"].to_numpy() // DAY_MS) == day_index)  # sent on this day
+        in_broadcast = (rng.random(s) < 0.6) & ~single & (todays.size > 0)
+        bc = todays[rng.integers(0, max(todays.size, 1), s)] if todays.size else np.zeros(s, dtype=np.int64)
         bc_message = messages["id"].search_sorted(broadcasts["messageId"]).to_numpy()[bc]
         msg = np.where(in_broadcast, bc_message, rng.integers(0, messages.height, s))
-        t0 = rng.integers(0, DAY_MS, s)
-        t0[:3] = 0  # a few activities at exactly midnight
+        # A broadcast's sends go out within hours of its start, before midnight; other sends any time of the day.
+        bc_start = broadcasts["_start"].to_numpy()[bc] - day_index * DAY_MS
+        spread = np.minimum(BROADCAST_SEND_HOURS * 3_600_000, DAY_MS - 1 - bc_start)
+        t0 = np.where(in_broadcast, bc_start + (rng.random(s) * spread).astype(np.int64), rng.integers(0, DAY_MS, s))
+        t0[np.flatnonzero(~in_broadcast)[:3]] = 0  # a few activities at exactly midnight
         single_media = np.where(chain == len(CHAINS) - 1, rng.integers(3, 5, s), np.where(rng.random(s) < 0.8, 0, 6))
-        who = contacts[rng.integers(0, contacts.height, s)]
+        # Who opens and clicks follows the contacts' interest; a send without an open goes to anyone.
+        opened = np.isin(chain, OPENED_CHAINS)
+        weight = OPEN_WEIGHT_FLOOR + self._interest(day_index)
+        who_idx = rng.integers(0, contacts.height, s)
+        who_idx[opened] = rng.choice(contacts.height, int(opened.sum()), p=weight / weight.sum())
+        who = contacts[who_idx]
         msg_idx = pl.Series(np.where(single, -1, msg)).replace(-1, None)
         picked = messages.select(pl.all().gather(msg_idx))
         bc_id = pl.Series(broadcasts["broadcastId"].gather(bc)).set(pl.Series(~in_broadcast), None)
@@ -526,6 +615,7 @@ class DemoAccount:
             "_instance": np.where(in_broadcast, 9_000_000 + bc * 17, 20_000_000 + rng.integers(0, 10**8, s)),
             "_single": single,
             "_t0": t0, "_whole": rng.random(s) < 0.4,
+            "_product": rng.integers(1, SKUS + 1, s), "_utm": rng.integers(0, len(UTM_CAMPAIGNS) + 2, s),
         })
 
     @staticmethod
@@ -614,26 +704,49 @@ class DemoAccount:
         )
 
     def _buyers(self, rng: np.random.Generator, day: date, m: int) -> np.ndarray:
-        """Row numbers of the contacts placing the day's m orders: drawn by propensity among those still buying."""
-        profile = self._cached("_buyers", None, self._build_buyers)
-        weights = np.where(profile["last_day"].to_numpy() >= day.toordinal() - EPOCH_DAY, profile["propensity"], 0.0)
+        """Row numbers of the contacts placing the day's m orders: drawn by each contact's own rate, times its interest
+        that day, times the boost of its clicks of the last CLICK_LOOKBACK_DAYS days."""
+        profile = self._profile()
+        day_index = day.toordinal() - EPOCH_DAY
+        contacts = self.entity_frame("contacts")["id"]
+        recent = pl.concat([
+            self._touches(day - timedelta(days=k)).filter("_clicked").select("contactId")
+            for k in range(1, CLICK_LOOKBACK_DAYS + 1)
+        ])
+        clicks = np.bincount(contacts.search_sorted(recent["contactId"]).to_numpy(), minlength=contacts.len())
+        weights = profile["rate"].to_numpy() * self._interest(day_index) * (1.0 + CLICK_BOOST * clicks)
         if m == 0 or weights.sum() == 0:
-            return rng.integers(0, max(profile.height, 1), m)
-        return rng.choice(profile.height, m, p=weights / weights.sum())
+            return rng.integers(0, max(contacts.len(), 1), m)
+        return rng.choice(contacts.len(), m, p=weights / weights.sum())
 
-    def _build_buyers(self) -> pl.DataFrame:
-        rng = self._rng(S_BUYERS)
-        n = self.contacts
-        return pl.DataFrame({
-            "propensity": rng.gamma(0.5, 1.0, n),
-            "last_day": rng.integers(BUYING_END_SPAN[0], BUYING_END_SPAN[1], n),
-        })
+    def _interest(self, day_index: int) -> np.ndarray:
+        """Each contact's interest on a day (days since 1970), in (0, 1]: a gradual logistic fade around its own day."""
+        profile = self._profile()
+        z = (day_index - profile["fade_day"].to_numpy()) / profile["fade_width"].to_numpy()
+        return 1.0 / (1.0 + np.exp(np.clip(z, -50, 50)))
+
+    def _profile(self) -> pl.DataFrame:
+        """Per contact: its purchase rate, the day its interest has half faded, and how gradually it fades."""
+        def build() -> pl.DataFrame:
+            rng = self._rng(S_BUYERS)
+            n = self.contacts
+            fade = rng.uniform(FADE_SPAN[0], FADE_SPAN[1], n)
+            return pl.DataFrame({
+                "rate": rng.gamma(0.5, 1.0, n),
+                "fade_day": np.where(rng.random(n) < NEVER_FADING, FADE_SPAN[1] + 10_000.0, fade),
+                "fade_width": rng.uniform(*FADE_WIDTH_DAYS, n),
+            })
+
+        return self._cached("_profile", None, build)
 
     @staticmethod
     def _order_items(rng: np.random.Generator, ids: np.ndarray, counts: np.ndarray) -> pl.DataFrame:
         """Flat item rows of the day's orders, in order of the orders."""
         k = int(counts.sum())
-        sku = rng.integers(1, 60, k)
+        groups = -(-SKUS // SKU_GROUP_SIZE)
+        group = np.repeat(rng.integers(0, groups, ids.size), counts)  # the order's group, for each of its items
+        in_group = 1 + np.minimum(group * SKU_GROUP_SIZE + rng.integers(0, SKU_GROUP_SIZE, k), SKUS - 1)
+        sku = np.where(rng.random(k) < SAME_GROUP_ITEM, in_group, rng.integers(1, SKUS + 1, k))
         product = sku % len(PRODUCTS)
         return pl.DataFrame({
             "_order": np.repeat(ids, counts), "_sku": sku,
@@ -695,25 +808,47 @@ class DemoAccount:
         return flat.select("_event", _by_index("_pos", names).alias("name"), value.alias("value"))
 
     def _build_revenue(self, day: date) -> pl.DataFrame:
+        """The day's orders credited to the contact's own last click (or open) of the CREDIT_WINDOW_DAYS before each;
+        some also claimed by a second, earlier message: several rows for one orderId."""
         orders = self.day_frame("orders", day)
-        activities = self.day_frame("contactActivities", day)
         rng = self._rng(S_REVENUE, day.toordinal())
-        credited = orders.filter(pl.Series(rng.random(orders.height) < 0.4))
-        creditable = pl.col("mediaType").is_in(REVENUE_MEDIA)
-        candidates = activities.filter(creditable & (pl.col("activityStatus") == "CLICKED"))
-        if candidates.height == 0:
-            candidates = activities.filter(creditable)
-        if candidates.height == 0:
-            credited = credited.head(0)
-        # Credit an activity that happened before the order where there is one.
-        before = np.searchsorted(candidates["_t"].to_numpy(), credited["_t"].to_numpy(), side="right")
-        upper = np.where(before > 0, before, candidates.height)
-        pick = (rng.random(credited.height) * upper).astype(np.int64)
-        touch = candidates.select(REVENUE_ACTIVITY_COLUMNS)[pick]
-        return pl.concat([
-            credited.select("orderId", "externalOrderId", pl.col("date").alias("orderDate"), "totalCost", "currency"),
-            touch, credited.select("_t"),
-        ], how="horizontal")
+        draws = pl.DataFrame({
+            "orderId": orders["orderId"], "_u": rng.random(orders.height), "_second": rng.random(orders.height),
+        })
+        touches = pl.concat([self._touches(day - timedelta(days=k)) for k in range(CREDIT_WINDOW_DAYS + 1)])
+        window = CREDIT_WINDOW_DAYS * DAY_MS
+        before = orders.select("orderId", "contactId", pl.col("_t").alias("_order_t")).join(
+            touches, on="contactId"
+        ).filter((pl.col("_t") < pl.col("_order_t")) & (pl.col("_t") >= pl.col("_order_t") - window))
+        # One candidate per message: its latest touch, a click ranking above an open.
+        latest = before.sort("_clicked", "_t", "_instance").unique(["orderId", "_instance"], keep="last").sort(
+            "orderId", "_clicked", "_t", "_instance", descending=True
+        )
+        ranked = latest.with_columns(rank=pl.int_range(pl.len()).over("orderId")).join(draws, on="orderId")
+        chance = pl.when(pl.col("_clicked").first().over("orderId")).then(CREDIT_CLICKED).otherwise(CREDIT_OPENED)
+        second = (pl.col("rank") == 1) & (pl.col("_second") < SECOND_CLAIM)
+        credited = ranked.filter((pl.col("_u") < chance) & ((pl.col("rank") == 0) | second))
+        touch_rows = pl.concat([self._touch_rows(touch_day, part) for (touch_day,), part in
+                                credited.partition_by("_day", as_dict=True, maintain_order=True).items()]
+                               or [self._touch_rows(day, credited)])
+        return touch_rows.join(
+            orders.select("orderId", "externalOrderId", pl.col("date").alias("orderDate"), "totalCost", "currency"),
+            on="orderId",
+        ).sort("_order_t", "orderId", "rank").select(
+            "orderId", "externalOrderId", "orderDate", "totalCost", "currency", *REVENUE_ACTIVITY_COLUMNS,
+            pl.col("_order_t").alias("_t"),
+        )
+
+    def _touch_rows(self, day: date, credited: pl.DataFrame) -> pl.DataFrame:
+        """The activity fields (as revenue carries them) of credited touches of one day, beside their order keys."""
+        sends = self._plan(day).sends[credited["_send"].to_numpy()]
+        status = pl.Series(np.where(credited["_clicked"].to_numpy(), "CLICKED", "READ"), dtype=pl.String)
+        rows = sends.with_columns(
+            activityStatus=status, _t=credited["_t"], iid=pl.lit(None, pl.String), offset=pl.lit(None, pl.Int64),
+            _reason=pl.lit(0),
+        ).select(self._activity_columns())
+        return pl.concat([credited.select("orderId", "_order_t", "rank"), rows.select(REVENUE_ACTIVITY_COLUMNS)],
+                         how="horizontal")
 
 
 def _by_index(column: str, values: list[Any]) -> pl.Expr:

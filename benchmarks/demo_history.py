@@ -73,6 +73,32 @@ def main() -> None:
                 "FROM esputnik.revenue"
             ).fetchall()[0]  # fmt: skip
             orders = con.sql("SELECT count(*) FROM esputnik.orders").fetchall()[0][0]
+            send_day = LAST - timedelta(days=7)  # the last send day whose 7-day life lies inside the history
+            sends = con.sql(
+                "SELECT count(*), sum(delivered), sum(hard_bounced), sum(soft_bounced), round(sum(unique_opens) / "
+                "sum(delivered), 4), round(sum(unique_clicks) / sum(delivered), 4), sum(attributed_orders), "
+                "round(sum(attributed_revenue) / sum(delivered), 2) FROM esputnik_metrics.broadcast_performance "
+                "WHERE date = $d", params={"d": send_day}
+            ).fetchall()[0]  # fmt: skip
+            credit = con.sql(
+                "SELECT (SELECT round(sum(attributed_revenue), 2) FROM esputnik_metrics.campaign_roi WHERE date > $f), "
+                "(SELECT round(sum(attributed_revenue), 2) FROM esputnik_metrics.workflow_performance WHERE date > $f), "
+                "(SELECT round(sum(attributed_revenue), 2) FROM esputnik_metrics.daily_sales WHERE date > $f)",
+                params={"f": LAST - timedelta(days=30)},
+            ).fetchall()[0]  # fmt: skip
+            engagement = con.sql(
+                "SELECT mediaType, round(open_rate, 4), round(open_rate_prev_7d, 4), round(click_rate, 4), "
+                "round(click_rate_prev_7d, 4) FROM esputnik_metrics.channel_engagement WHERE date = $d "
+                "ORDER BY delivered DESC LIMIT 3", params={"d": LAST}
+            ).fetchall()  # fmt: skip
+            stages = con.sql(
+                "SELECT lifecycle_stage, count(*), round(sum(revenue), 2), round(sum(organic_revenue), 2) "
+                "FROM esputnik_metrics.contact_lifetime WHERE date = $d GROUP BY 1 ORDER BY 2 DESC", params={"d": LAST}
+            ).fetchall()  # fmt: skip
+            retention = con.sql(
+                "SELECT months_since, round(avg(retention_rate), 4), count(*) FROM esputnik_metrics.order_cohorts "
+                "WHERE date = $d AND months_since BETWEEN 1 AND 3 GROUP BY 1 ORDER BY 1", params={"d": LAST}
+            ).fetchall()  # fmt: skip
             repeat = con.sql(
                 "SELECT count(*) FROM esputnik_metrics.contact_segments WHERE date = $d AND frequency >= 2",
                 params={"d": LAST},
@@ -84,7 +110,15 @@ def main() -> None:
                       "top_pairs": [list(p) for p in top_pairs],
                       "revenue": {"orders": orders, "credited_orders": revenue[0], "rows": revenue[1],
                                   "workflow_rows": revenue[2]},
-                      "journeys": [list(j) for j in journeys]}, indent=2, default=str))  # fmt: skip
+                      "journeys": [list(j) for j in journeys],
+                      "broadcast_performance": {"send_day": send_day, **dict(zip(
+                          ("sends", "delivered", "hard_bounced", "soft_bounced", "open_rate", "click_rate",
+                           "attributed_orders", "revenue_per_recipient"), sends))},
+                      "credited_revenue_30d": dict(zip(("broadcasts", "workflows", "daily_sales_attributed"), credit)),
+                      "channel_engagement": [list(e) for e in engagement],
+                      "lifecycle_stages": [list(s) for s in stages],
+                      "cohort_retention_months_1_to_3": [list(r) for r in retention]},
+                     indent=2, default=str))  # fmt: skip
 
 
 if __name__ == "__main__":

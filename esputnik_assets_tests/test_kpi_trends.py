@@ -2,7 +2,7 @@
 materialization of the demo account; the page is opened in headless chromium with the network off-limits."""
 
 from collections import Counter
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -10,10 +10,15 @@ import polars as pl
 import pytest
 
 from esputnik_assets.metrics.assets import metric_key
-from esputnik_assets.metrics.dashboard import CHARTS, KpiDashboard, build_kpi_dashboard_asset
+from esputnik_assets.metrics.broadcast import BROADCAST_PERFORMANCE
+from esputnik_assets.metrics.catalog import CHANNEL_ENGAGEMENT, CONTACT_DAILY, CONTACT_SEGMENTS, DAILY_SALES
+from esputnik_assets.metrics.churn import CHURN_RISK
+from esputnik_assets.metrics.dashboard import CHARTS, KpiDashboard, build_kpi_dashboard_asset, render_page
+from esputnik_assets.metrics.kpis import KPI_FIGURES, kpi_metadata
 from esputnik_assets.metrics.svg import number
 from esputnik_assets_tests.browser import find_browser, open_page
 from esputnik_assets_tests.conftest import GOLDEN_RUN, TIMEZONE
+from esputnik_assets_tests.metric_fixtures import at, engine_name, make_bench  # noqa: F401
 
 DAY = GOLDEN_RUN[1]  # the golden run's last day: a partition of a three-day range run
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -116,3 +121,55 @@ def test_dashboard_page_renders_every_chart_offline_without_console_errors(golde
     assert errors == []
     requested = {e["params"]["request"]["url"] for e in page.events if e["method"] == "Network.requestWillBeSent"}
     assert requested == {path.as_uri()}  # the page alone: no script, style, font or image from anywhere
+
+
+# ---- the page's queries and flags on hand-built rows, both engines --------------------------------------------
+
+D = date(2026, 1, 10)
+
+
+def act(contact: int, status: str, media: str, when) -> dict:
+    return {"contactId": contact, "activityStatus": status, "mediaType": media, "activityDateTime": when}
+
+
+def order(order_id: int, contact: int, when, cost: float) -> dict:
+    return {"orderId": order_id, "contactId": contact, "orderDate": when, "totalCost": cost, "Status": "DELIVERED"}
+
+
+def test_flagged_days_and_the_page_queries_on_both_engines(engine_name, request, tmp_path):  # noqa: F811
+    bench = make_bench(engine_name, request, tmp_path)
+    before = lambda days, hour: at(D - timedelta(days=days), hour)  # noqa: E731
+    bench.load("contactActivities", [
+        # D-1, Email: c1, c2 delivered and both opened: open_rate 2/2 = 1, the week's baseline
+        act(1, "DELIVERED", "Email", before(1, 9)), act(2, "DELIVERED", "Email", before(1, 9)),
+        act(1, "RECEIVED", "Email", before(1, 10)), act(2, "RECEIVED", "Email", before(1, 10)),
+        # D, Email: c1, c2 delivered, c1 opened: open_rate 1/2 < (1 - 0.3) x 1, flagged; delivery_rate 1 = its
+        # baseline 1, click_rate 0 not below (1 - 0.3) x 0: not flagged. Sms: c3 delivered and opened on D only, no
+        # baseline (null): never flagged
+        act(1, "DELIVERED", "Email", at(D, 9)), act(2, "DELIVERED", "Email", at(D, 9)),
+        act(1, "RECEIVED", "Email", at(D, 10)),
+        act(3, "DELIVERED", "Sms", at(D, 9)), act(3, "RECEIVED", "Sms", at(D, 10)),
+    ])  # fmt: skip
+    bench.load("orders", [
+        # revenue D-2 100, D-1 100, D 50: D's is below (1 - 0.3) x the mean 100 of D-7 .. D-1 (the days held): flagged;
+        # D-1's 100 is not below 0.7 x 100 (D-2 alone)
+        order(1, 1, before(2, 12), 100.0), order(2, 2, before(1, 12), 100.0), order(3, 1, at(D, 12), 50.0),
+    ])  # fmt: skip
+    bench.load("contacts", [{"contactId": c} for c in (1, 2, 3)])
+    bench.run(CHANNEL_ENGAGEMENT, D)
+    bench.run(DAILY_SALES, D - timedelta(days=2), D - timedelta(days=1), D)
+    bench.run(CONTACT_DAILY, D - timedelta(days=2), D - timedelta(days=1), D)
+    for metric in (BROADCAST_PERFORMANCE, CONTACT_SEGMENTS, CHURN_RISK):
+        bench.run(metric, D)
+    with bench.warehouse.open() as engine:
+        page, figures = render_page(engine, D, 0.3)
+        sales_kpis = kpi_metadata(KPI_FIGURES["daily_sales"], engine, [D - timedelta(days=1), D])
+    assert figures == {"flagged_channel_days": 1, "flagged_revenue_days": 1}
+    assert f"{D}: open_rate 50.0% vs 100.0%" in page  # Email's flag, its reason as the band's tooltip
+    assert f"{D}: revenue 50 vs 7-day mean 100" in page
+    assert f"{D - timedelta(days=1)}: revenue" not in page
+    # daily_sales of D: one order of 50, no revenue row credits it
+    assert {k: v.value for k, v in sales_kpis[D].items()} == {"kpi/orders": 1, "kpi/revenue": 50.0,
+                                                              "kpi/attributed_share": 0.0}  # fmt: skip
+    assert sales_kpis[D - timedelta(days=1)]["kpi/revenue"].value == 100.0
+    assert "not scored" in page and "no contact scored yet" in page  # churn_risk of D: features, no model yet

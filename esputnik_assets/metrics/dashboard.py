@@ -38,6 +38,9 @@ SENDS_SHOWN = 20  # the latest sends drawn in "sends by broadcast"
 READS = ("channel_engagement", "broadcast_performance", "daily_sales", "contact_segments", "churn_risk")
 FLAGGED_RATES = ("delivery_rate", "open_rate", "click_rate")  # the rates the raw kpi_* checks watch
 FUNNEL_RATES = (*FLAGGED_RATES, "unsubscribe_rate")
+# The funnel's axis stops at 100%: an activity day's open rate can exceed it (opens of earlier deliveries), and one
+# such day (a day whose deliveries failed) would flatten every other day's line.
+RATE_AXIS_TOP = 1.0
 
 # One bounded query per chart; @first_day .. @last_day is the page's 90 days.
 FUNNEL_SQL = f"""
@@ -103,7 +106,10 @@ def _funnel(frame: pl.DataFrame, days: list[date]) -> tuple[str, int]:
     """A chart per channel (most delivered first): its rates, their 7-day baselines dashed, flagged days in red."""
     if frame.is_empty():
         return "<p>No channel activity in these days.</p>", 0
-    order = frame.group_by("mediaType").agg(pl.col("delivered").sum()).sort(["delivered", "mediaType"], descending=True)
+    order = (  # a channel without a delivery in these days has no rate to draw
+        frame.group_by("mediaType").agg(pl.col("delivered").sum()).filter(pl.col("delivered") > 0)
+        .sort(["delivered", "mediaType"], descending=True)
+    )  # fmt: skip
     html, flags = [], 0
     for media in order["mediaType"]:
         rows = frame.filter(pl.col("mediaType") == media)
@@ -111,7 +117,7 @@ def _funnel(frame: pl.DataFrame, days: list[date]) -> tuple[str, int]:
         for i, rate in enumerate(FLAGGED_RATES):
             by_day = {r["date"]: r for r in rows.to_dicts()}
             series.append(Series(rate, {d: r[rate] for d, r in by_day.items()}, PALETTE[i]))
-            series.append(Series(f"{rate} prev 7d", {d: r[f"{rate}_prev_7d"] for d, r in by_day.items()}, PALETTE[i],
+            series.append(Series(f"{rate} previous 7 days", {d: r[f"{rate}_prev_7d"] for d, r in by_day.items()}, PALETTE[i],
                                  dashed=True))  # fmt: skip
             for d, r in by_day.items():
                 if r[f"{rate}_flagged"]:
@@ -128,7 +134,7 @@ def _funnel(frame: pl.DataFrame, days: list[date]) -> tuple[str, int]:
         html.append(
             f'<div class="channel" data-channel="{escape(media)}"><h3>{escape(media)}</h3>'
             f'<p class="latest">{last["date"]}: {escape(latest)}</p>'
-            f"{line_chart(f'{media} funnel rates', days, series, percent, flagged)}</div>"
+            f"{line_chart(f'{media} funnel rates', days, series, percent, flagged, RATE_AXIS_TOP)}</div>"
         )
     return f'<div class="channels">{"".join(html)}</div>', flags
 
@@ -137,7 +143,7 @@ def _sends(frame: pl.DataFrame) -> str:
     if frame.is_empty():
         return "<p>No sends in these days.</p>"
     rows = frame.to_dicts()
-    labels = [f"{r['date']} {r['name'] or r['broadcastId']} ({r['mediaType'] or '?'})"[:40] for r in rows]
+    labels = [f"{r['date']:%m-%d} {r['mediaType'] or '?'}: {r['name'] or r['broadcastId']}"[:34] for r in rows]
     series = [(name, PALETTE[i], [float(r[column] or 0) for r in rows])
               for i, (name, column) in enumerate((("delivered", "delivered"), ("unique opens", "unique_opens"),
                                                   ("unique clicks", "unique_clicks")))]  # fmt: skip
@@ -157,12 +163,12 @@ def _revenue(frame: pl.DataFrame, days: list[date]) -> tuple[str, int]:
 
 
 def _segments(frame: pl.DataFrame, days: list[date]) -> str:
-    names = sorted(set(frame["segment"].to_list()) - {None})
-    series = [
-        Series(name, dict(frame.filter(pl.col("segment") == name).select("date", "contacts").iter_rows()),
-               PALETTE[i % len(PALETTE)])
+    names, held = sorted(set(frame["segment"].to_list()) - {None}), set(frame["date"].to_list())
+    counts = {(d, name): n for d, name, n in frame.select("date", "segment", "contacts").iter_rows()}
+    series = [  # a day the table holds without a segment's contacts counts 0 of them
+        Series(name, {d: counts.get((d, name), 0) for d in held}, PALETTE[i % len(PALETTE)])
         for i, name in enumerate(names)
-    ]  # fmt: skip
+    ]
     return line_chart("contacts per segment", days, series, number)
 
 
@@ -192,15 +198,19 @@ svg text{font-size:10px;fill:#555}svg .grid{stroke:#eee}
 
 def render_page(engine: MetricEngine, day: date, max_drop: float) -> tuple[str, dict[str, int]]:
     """The page as of `day` (its 90 days), and figures about it: the flagged days per chart."""
-    first = day - timedelta(days=DASHBOARD_DAYS - 1)
-    days, params = _days(first, day), {"first_day": first, "last_day": day, "max_drop": max_drop}
-    funnel, funnel_flags = _funnel(engine.fetch(FUNNEL_SQL, params)[0], days)
-    revenue, revenue_flags = _revenue(engine.fetch(SALES_SQL, params)[0], days)
+    window_start = day - timedelta(days=DASHBOARD_DAYS - 1)
+    params = {"first_day": window_start, "last_day": day, "max_drop": max_drop}
+    funnel_rows, sales, segments = (engine.fetch(sql, params)[0] for sql in (FUNNEL_SQL, SALES_SQL, SEGMENTS_SQL))
+    # the time axis starts at the first day any series has (an account with less history than the window)
+    first = min((f["date"].min() for f in (funnel_rows, sales, segments) if f.height), default=day)
+    days = _days(first, day)
+    funnel, funnel_flags = _funnel(funnel_rows, days)
+    revenue, revenue_flags = _revenue(sales, days)
     charts = {
         "funnel": ("Funnel rates per channel, against their previous 7 days", funnel),
         "sends": (f"Sends by broadcast (the latest {SENDS_SHOWN})", _sends(engine.fetch(SENDS_SQL, params)[0])),
         "revenue": ("Revenue and attributed share", revenue),
-        "segments": ("Segments over time", _segments(engine.fetch(SEGMENTS_SQL, params)[0], days)),
+        "segments": ("Segments over time", _segments(segments, days)),
         "churn": ("Churn-risk distribution (the latest day scored)", _churn(engine.fetch(CHURN_SQL, params)[0])),
     }
     body = "".join(
@@ -210,8 +220,8 @@ def render_page(engine: MetricEngine, day: date, max_drop: float) -> tuple[str, 
     made = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>KPI trends {first} .. {day}</title><style>{STYLE}</style></head><body>"
-        f"<h1>KPI trends, {first} .. {day}</h1>"
+        f"<title>KPI trends to {day}</title><style>{STYLE}</style></head><body>"
+        f"<h1>KPI trends to {day}: the last {DASHBOARD_DAYS} days (data from {first})</h1>"
         f'<p>From the metric tables; made {made}. <span class="flags">Red bands</span>: days a KPI fell more than '
         f"{max_drop:.0%} below its 7-day baseline (the kpi_* checks' rule). Hover a point for its value.</p>"
         f'<div class="charts">{body}</div></body></html>'

@@ -122,14 +122,18 @@ def _line_parts(days: Sequence[date], s: Series, fmt: Format, top: float) -> lis
 
 
 def line_chart(
-    label: str, days: Sequence[date], series: Sequence[Series], fmt: Format, flagged: dict[date, str] | None = None
-) -> str:
-    """Lines over `days`, flagged days as red bands behind them."""
-    top = _nice_max(max((v for s in series for v in s.values.values() if v is not None), default=0.0))
+    label: str, days: Sequence[date], series: Sequence[Series], fmt: Format, flagged: dict[date, str] | None = None,
+    y_max: float | None = None,
+) -> str:  # fmt: skip
+    """Lines over `days`, flagged days as red bands behind them; above `y_max` a line is clipped (its tooltip still
+    tells the value). Dashed lines (baselines) share one legend key."""
+    top = y_max or _nice_max(max((v for s in series for v in s.values.values() if v is not None), default=0.0))
     parts = _frame(top, fmt, days) + _flags(days, flagged or {})
     for s in series:
         parts += _line_parts(days, s, fmt, top)
-    return _legend([(s.name, s.colour, s.dashed) for s in series]) + _svg(label, parts)
+    keys = [(s.name, s.colour, False) for s in series if not s.dashed]
+    keys += [("previous 7 days", "#555", True)] if any(s.dashed for s in series) else []
+    return _legend(keys) + _svg(label, parts)
 
 
 def bars_and_line(

@@ -107,7 +107,9 @@ def test_dashboard_page_renders_every_chart_offline_without_console_errors(golde
             "[...document.querySelectorAll('figure.chart')].map(f => [f.dataset.chart, "
             "f.querySelectorAll('svg rect, svg circle, svg polyline').length])"
         )
-        titles = page.evaluate("[...document.querySelectorAll('figure[data-chart=revenue] title')].map(t => t.textContent)")
+        titles = page.evaluate(
+            "[...document.querySelectorAll('figure[data-chart=revenue] title')].map(t => t.textContent)"
+        )
         page.screenshot(ARTIFACTS / "kpi-dashboard.png")
     assert [name for name, _ in charts] == list(CHARTS)
     assert all(marks > 0 for _, marks in charts), charts  # every chart draws something

@@ -91,7 +91,8 @@ class KpiDashboard(dg.ConfigurableResource):
 
     directory: str = Field(description="Folder of the pages (ESPUTNIK_DASHBOARD_DIR)")
     kpi_max_drop: float = Field(
-        default=0.3, description="A KPI this far (relative) below its 7-day baseline is flagged (ESPUTNIK_CHECK_KPI_MAX_DROP)"
+        default=0.3,
+        description="A KPI this far (relative) below its 7-day baseline is flagged (ESPUTNIK_CHECK_KPI_MAX_DROP)",
     )
 
     def page_path(self, day: date) -> Path:
@@ -114,11 +115,11 @@ def _funnel(frame: pl.DataFrame, days: list[date]) -> tuple[str, int]:
     for media in order["mediaType"]:
         rows = frame.filter(pl.col("mediaType") == media)
         series, flagged = [], {}
+        by_day = {r["date"]: r for r in rows.to_dicts()}
         for i, rate in enumerate(FLAGGED_RATES):
-            by_day = {r["date"]: r for r in rows.to_dicts()}
             series.append(Series(rate, {d: r[rate] for d, r in by_day.items()}, PALETTE[i]))
-            series.append(Series(f"{rate} previous 7 days", {d: r[f"{rate}_prev_7d"] for d, r in by_day.items()}, PALETTE[i],
-                                 dashed=True))  # fmt: skip
+            baseline = {d: r[f"{rate}_prev_7d"] for d, r in by_day.items()}
+            series.append(Series(f"{rate} previous 7 days", baseline, PALETTE[i], dashed=True))
             for d, r in by_day.items():
                 if r[f"{rate}_flagged"]:
                     flagged[d] = "; ".join(

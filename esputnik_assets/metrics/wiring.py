@@ -13,7 +13,13 @@ from esputnik_assets.metrics.assets import RESOURCE_KEY, build_metric_assets
 from esputnik_assets.metrics.broadcast import BROADCAST_PERFORMANCE
 from esputnik_assets.metrics.catalog import CUSTOMER_JOURNEYS, METRICS, Metric
 from esputnik_assets.metrics.churn import CHURN_RISK
-from esputnik_assets.metrics.dashboard import DASHBOARD, DASHBOARD_RESOURCE_KEY, READS, KpiDashboard, build_kpi_dashboard_asset
+from esputnik_assets.metrics.dashboard import (
+    DASHBOARD,
+    DASHBOARD_RESOURCE_KEY,
+    READS,
+    KpiDashboard,
+    build_kpi_dashboard_asset,
+)
 from esputnik_assets.metrics.resource import (
     COSTS_CONFIGURED,
     COSTS_NOT_CONFIGURED,

@@ -15,6 +15,8 @@ from esputnik_assets.definitions import build_definitions
 from esputnik_assets.home import dagster_executable, ensure_dagster_home
 from esputnik_assets.keys import IO_MANAGER_KEY, RAW_GROUP
 from esputnik_assets.metrics.assets import GROUP as METRICS_GROUP
+from esputnik_assets.metrics.assets import metric_key
+from esputnik_assets.metrics.dashboard import DASHBOARD
 from esputnik_assets.schedules import DAILY_JOB
 from esputnik_assets.settings import Settings, SettingsError
 from esputnik_assets.warehouse.io_manager import DuckDBIOManager, WarehouseIOManager
@@ -30,10 +32,21 @@ def written_tables(result: dg.ExecuteInProcessResult, defs: dg.Definitions) -> d
     for event in result.get_asset_materialization_events():
         materialization = event.materialization
         metadata = materialization.metadata
+        if "table" not in metadata:  # the KPI dashboard: a page, not a table (see `dashboard_pages`)
+            continue
         by_group.setdefault(graph.get(materialization.asset_key).group_name, []).append(
             (materialization.asset_key.path[-1], metadata["dagster/row_count"].value, metadata["table"].value)
         )
     return {group: sorted(tables) for group, tables in by_group.items()}
+
+
+def dashboard_pages(result: dg.ExecuteInProcessResult) -> list[str]:
+    """The KPI dashboard pages the run wrote (their paths)."""
+    return [
+        str(event.materialization.metadata["path"].value)
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == metric_key(DASHBOARD)
+    ]
 
 
 def next_steps(io_manager: WarehouseIOManager, example: str, home: Path) -> list[str]:
@@ -80,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {title} ({rows_are}):")
         for name, rows, table in written.get(group, []):
             print(f"    {name:<22} {rows:>8} rows  {table}")
+    for path in dashboard_pages(result):
+        print(f"  KPI dashboard page (open it in a browser): {path}")
     example = "orders" if "orders" in settings.datasets else settings.datasets[0]
     print("", *next_steps(io_manager, example, home), sep="\n")
     return 0

@@ -93,6 +93,7 @@ class Settings:
     churn_horizon_days: int = 28
     affinity_min_pair_orders: int = 2
     broadcast_window_days: int = 7
+    dashboard_dir: str = ""  # ESPUTNIK_DASHBOARD_DIR; empty: see metrics.wiring.dashboard_directory
     # the checks and alerts
     volume_min_ratio: float = 0.5
     max_day_drop: float = 0.5
@@ -146,6 +147,7 @@ class Settings:
                 "ESPUTNIK_BROADCAST_WINDOW_DAYS", cls.broadcast_window_days, 1, MAX_BROADCAST_WINDOW_DAYS,
                 "days a send is followed from its send day, that day included",
             ),
+            dashboard_dir=read.text("ESPUTNIK_DASHBOARD_DIR", cls.dashboard_dir),
             volume_min_ratio=read.share("ESPUTNIK_CHECK_VOLUME_MIN_RATIO", cls.volume_min_ratio),
             max_day_drop=read.share("ESPUTNIK_CHECK_MAX_DAY_DROP", cls.max_day_drop),
             kpi_max_drop=read.share("ESPUTNIK_CHECK_KPI_MAX_DROP", cls.kpi_max_drop),

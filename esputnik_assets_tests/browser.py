@@ -44,13 +44,16 @@ class Page:
 
     def __init__(self, socket: ClientConnection, screenshots: Path):
         self._socket, self._ids, self._screenshots = socket, itertools.count(1), screenshots
+        self.events: list[dict] = []  # DevTools events received so far (those of the domains a test enabled)
 
     def send(self, method: str, **params: Any) -> dict:
-        """One DevTools command and its result (events arriving meanwhile are not needed by these tests)."""
+        """One DevTools command and its result; events arriving meanwhile are kept in `events`."""
         call_id = next(self._ids)
         self._socket.send(json.dumps({"id": call_id, "method": method, "params": params}))
         while True:
             message = json.loads(self._socket.recv(timeout=120))
+            if "method" in message:
+                self.events.append(message)
             if message.get("id") == call_id:
                 if "error" in message:
                     raise BrowserError(f"{method}: {message['error']}")

@@ -82,7 +82,7 @@ class MetricBench:
         """Compute the metric for the days, in order, as one asset run does; the last day's extra metadata."""
         with self.warehouse.open() as engine:
             _, extra = compute_days(metric, engine, self.warehouse, days, lambda message: None)
-        return extra
+        return extra[days[-1]]
 
     def table(self, metric: Metric) -> pl.DataFrame:
         """The metric table, typed by its declaration and sorted, so both engines' copies compare equal."""

@@ -30,6 +30,7 @@ from esputnik_assets.doctor import DOCTOR_JOB
 from esputnik_assets.home import LOCAL_HOME
 from esputnik_assets.metrics.assets import GROUP as METRICS_GROUP
 from esputnik_assets.metrics.assets import metric_key
+from esputnik_assets.metrics.dashboard import DASHBOARD
 from esputnik_assets.metrics.wiring import ALL_METRICS
 from esputnik_assets.specs import DATASETS, WriteMode
 from esputnik_assets_tests.browser import Page, find_browser, open_page
@@ -42,7 +43,7 @@ LAUNCHER_DAYS = [(TODAY - timedelta(days=n)).isoformat() for n in (6, 5)]
 BROKEN_DAY = LAUNCHER_DAYS[-1]  # the demo account serves it with delivery collapsed: kpi_delivery_rate fails on it
 GROUP_KEYS = {
     RAW_GROUP: [raw_key(name).path for name in DATASET_NAMES],
-    METRICS_GROUP: [metric_key(metric.table.name).path for metric in ALL_METRICS],
+    METRICS_GROUP: [*(metric_key(metric.table.name).path for metric in ALL_METRICS), metric_key(DASHBOARD).path],
 }
 BACKFILL_STATUS = """
 query Backfill($id: String!) {

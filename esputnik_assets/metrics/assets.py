@@ -17,6 +17,7 @@ from esputnik_assets.keys import raw_asset_key
 from esputnik_assets.metrics.catalog import MEDIA_TYPES, Metric, cost_parameter
 from esputnik_assets.metrics.checks import checks_for, evaluate_metric_checks
 from esputnik_assets.metrics.engine import MetricEngine, MetricTable, QueryStats
+from esputnik_assets.metrics.kpis import KPI_FIGURES, KPI_NOTES, KPI_PREFIX, kpi_metadata
 from esputnik_assets.metrics.resource import MetricsWarehouse
 from esputnik_assets.source.windows import LocalWindow
 from esputnik_assets.step_errors import redacted_errors
@@ -118,12 +119,13 @@ def compute_day(metric: Metric, engine: MetricEngine, warehouse: MetricsWarehous
 
 def compute_days(
     metric: Metric, engine: MetricEngine, warehouse: MetricsWarehouse, days: Sequence[date], log: Callable[[str], None]
-) -> tuple[QueryStats, dict]:
-    """Each day of a run's range in order (a trailing mean reads the days before it), after ensuring the raw tables."""
+) -> tuple[QueryStats, dict[date, dict]]:
+    """Each day of a run's range in order (a trailing mean reads the days before it), after ensuring the raw tables;
+    the extra metadata of each day."""
     engine.ensure_raw(metric.reads)
     total, notes = QueryStats(), {}
     for day in days:
-        stats, notes = compute_day(metric, engine, warehouse, day)
+        stats, notes[day] = compute_day(metric, engine, warehouse, day)
         total.add(stats)
         log(f"{metric.name} {day}: {stats.rows_written} rows")
     return total, notes
@@ -139,6 +141,11 @@ def table_row_counts(metric: Metric, engine: MetricEngine, days: Sequence[date])
     )
     counted = dict(zip(per_day["date"].to_list(), per_day["row_count"].to_list()))
     return int(total["row_count"][0]), {day: int(counted.get(day, 0)) for day in days}
+
+
+def day_kpi_notes(notes: dict) -> dict[str, dg.MetadataValue]:
+    """A day's numeric notes that are headline figures (the churn model's held-out AUC), as a KPI of that day."""
+    return {f"{KPI_PREFIX}/{n}": dg.MetadataValue.float(float(notes[n])) for n in KPI_NOTES if n in notes}
 
 
 def cost_metadata(metric: Metric, warehouse: MetricsWarehouse) -> dict[str, str]:
@@ -195,11 +202,16 @@ def build_metric_asset(
         days = LocalWindow.for_days(window.start.date(), window.end.date()).days()
         wanted = [c for c in checks if dg.AssetCheckKey(key, c.name) in context.selected_asset_check_keys]
         with metrics_warehouse.open() as engine:
-            total, notes = compute_days(metric, engine, metrics_warehouse, days, context.log.info)
+            total, day_notes = compute_days(metric, engine, metrics_warehouse, days, context.log.info)
             table_rows, day_rows = table_row_counts(metric, engine, days)
             outcomes = evaluate_metric_checks(metric, engine, metrics_warehouse, days, wanted)
-        for day, rows in day_rows.items():  # each partition of a range run gets its own day's count
-            context.add_asset_metadata({"dagster/partition_row_count": rows}, partition_key=day.isoformat())
+            kpis = kpi_metadata(KPI_FIGURES[metric.name], engine, days) if metric.name in KPI_FIGURES else {}
+        notes = day_notes[days[-1]]
+        for day, rows in day_rows.items():  # each partition of a range run gets its own day's count and figures
+            context.add_asset_metadata(
+                {"dagster/partition_row_count": rows, **kpis.get(day, {}), **day_kpi_notes(day_notes[day])},
+                partition_key=day.isoformat(),
+            )
         bytes_processed = (  # only an engine that reports them (BigQuery) has bytes to show
             {"bytes_processed": sum(total.bytes_processed),
              "bytes_processed_per_query": ", ".join(str(b) for b in total.bytes_processed)}

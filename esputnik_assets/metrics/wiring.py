@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import dagster as dg
 
@@ -12,6 +13,13 @@ from esputnik_assets.metrics.assets import RESOURCE_KEY, build_metric_assets
 from esputnik_assets.metrics.broadcast import BROADCAST_PERFORMANCE
 from esputnik_assets.metrics.catalog import CUSTOMER_JOURNEYS, METRICS, Metric
 from esputnik_assets.metrics.churn import CHURN_RISK
+from esputnik_assets.metrics.dashboard import (
+    DASHBOARD,
+    DASHBOARD_RESOURCE_KEY,
+    READS,
+    KpiDashboard,
+    build_kpi_dashboard_asset,
+)
 from esputnik_assets.metrics.resource import (
     COSTS_CONFIGURED,
     COSTS_NOT_CONFIGURED,
@@ -74,8 +82,24 @@ def build_metrics(
     io_manager: WarehouseIOManager,
     freshness: Freshness | None = None,
 ) -> tuple[list[dg.AssetsDefinition], dict[str, dg.ConfigurableResource]]:
-    """The metric assets over the exported datasets and the resource they run with."""
+    """The metric assets over the exported datasets, the KPI dashboard when every table it draws is built, and the
+    resources they run with."""
     warehouse = metrics_warehouse(settings, io_manager)
     metrics = metrics_for(ALL_METRICS, warehouse)
     assets = build_metric_assets(metrics, settings.datasets, partitions_def, backfill_policy, freshness)
-    return assets, {RESOURCE_KEY: warehouse}
+    built = {key.path[-1] for asset in assets for key in asset.keys}
+    if not set(READS) <= built:
+        return assets, {RESOURCE_KEY: warehouse}
+    dashboard = KpiDashboard(directory=dashboard_directory(settings), kpi_max_drop=settings.kpi_max_drop)
+    return (
+        [*assets, build_kpi_dashboard_asset(partitions_def, backfill_policy)],
+        {RESOURCE_KEY: warehouse, DASHBOARD_RESOURCE_KEY: dashboard},
+    )
+
+
+def dashboard_directory(settings: Settings) -> str:
+    """ESPUTNIK_DASHBOARD_DIR, else a folder beside the DuckDB file (on BigQuery: data/kpi_dashboard)."""
+    if settings.dashboard_dir:
+        return settings.dashboard_dir
+    beside = Path(settings.duckdb_path).parent if settings.warehouse == "duckdb" else Path("data")
+    return str(beside / DASHBOARD)

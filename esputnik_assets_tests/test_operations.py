@@ -77,9 +77,11 @@ def test_the_quick_start_runs_a_named_job_lists_both_groups_and_prints_commands_
         [run] = instance.get_runs()
     assert run.job_name == DAILY_JOB and run.tags["dagster/partition"] == "2026-11-20"  # the Runs list's target
 
-    assert "Materialized 2 raw tables and 1 metric tables for 2026-11-20 (job esputnik_daily)" in out
+    # orders and orderItems feed product_affinity and order_cohorts (the other metrics read datasets left out)
+    assert "Materialized 2 raw tables and 2 metric tables for 2026-11-20 (job esputnik_daily)" in out
     assert "    orders                      120 rows  data/warehouse.duckdb:esputnik.orders" in out
     assert "rows  data/warehouse.duckdb:esputnik_metrics.product_affinity" in out
+    assert "rows  data/warehouse.duckdb:esputnik_metrics.order_cohorts" in out
 
     query = next(line for line in out.splitlines() if line.startswith("Query them:  ")).removeprefix("Query them:  ")
     dev = next(line for line in out.splitlines() if "in the UI:  " in line).split("in the UI:  ")[1]

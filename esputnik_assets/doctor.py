@@ -21,7 +21,7 @@ import dagster as dg
 import polars as pl
 
 from esputnik_assets.contracts import Column, DatasetContract
-from esputnik_assets.keys import IO_MANAGER_KEY
+from esputnik_assets.keys import IO_MANAGER_KEY, SINGLE_ACCOUNT, AccountNames
 from esputnik_assets.redaction import redact
 from esputnik_assets.settings import Settings
 from esputnik_assets.shaping.errors import AnswerFormatError
@@ -489,12 +489,15 @@ def markdown(checks: Sequence[Check]) -> str:
     return "\n".join(["| status | item | found | to do |", "|---|---|---|---|", *rows, "", summary(checks)])
 
 
-def build_doctor_job(settings: Settings) -> dg.JobDefinition:
-    """The preflight as a job, so the UI can run it: its op logs every line and fails when something blocks."""
+def build_doctor_job(settings: Settings, names: AccountNames = SINGLE_ACCOUNT) -> dg.JobDefinition:
+    """The preflight of one account as a job, so the UI can run it: its op logs every line and fails when something
+    blocks."""
+    esputnik_key, io_manager_key = names.resource("esputnik"), names.resource(IO_MANAGER_KEY)
 
-    @dg.op(name="esputnik_preflight", required_resource_keys={"esputnik", IO_MANAGER_KEY}, out=dg.Out(dg.Nothing))
+    @dg.op(name=names.named("esputnik_preflight"), required_resource_keys={esputnik_key, io_manager_key},
+           out=dg.Out(dg.Nothing))  # fmt: skip
     def esputnik_doctor(context: dg.OpExecutionContext) -> Iterator[dg.Output]:
-        checks = run_checks(settings, context.resources.esputnik, getattr(context.resources, IO_MANAGER_KEY))
+        checks = run_checks(settings, getattr(context.resources, esputnik_key), getattr(context.resources, io_manager_key))
         for check in checks:
             {Status.FAIL: context.log.error, Status.WARN: context.log.warning}.get(check.status, context.log.info)(
                 check.line()
@@ -505,10 +508,10 @@ def build_doctor_job(settings: Settings) -> dg.JobDefinition:
         yield dg.Output(None, metadata={"report": table})
 
     @dg.job(
-        name=DOCTOR_JOB,
+        name=names.named(DOCTOR_JOB),
         description="Preflight: the key, each dataset's endpoint, the time zone and the warehouse's permissions "
         "(the same checks as `esputnik-assets doctor`); fails when something blocks the export.",
-        tags={"esputnik/kind": "preflight", "dagster/max_retries": "0"},  # a blocked preflight is an answer
+        tags={"esputnik/kind": "preflight", "dagster/max_retries": "0", **names.run_tags},  # blocked is an answer
     )
     def doctor_job() -> None:
         esputnik_doctor()

@@ -8,6 +8,7 @@ from dataclasses import replace
 import dagster as dg
 
 from esputnik_assets.checks.freshness import Freshness
+from esputnik_assets.keys import SINGLE_ACCOUNT, AccountNames
 from esputnik_assets.metrics.assets import RESOURCE_KEY, build_metric_assets
 from esputnik_assets.metrics.broadcast import BROADCAST_PERFORMANCE
 from esputnik_assets.metrics.catalog import CUSTOMER_JOURNEYS, METRICS, Metric
@@ -73,9 +74,11 @@ def build_metrics(
     backfill_policy: dg.BackfillPolicy,
     io_manager: WarehouseIOManager,
     freshness: Freshness | None = None,
+    names: AccountNames = SINGLE_ACCOUNT,
 ) -> tuple[list[dg.AssetsDefinition], dict[str, dg.ConfigurableResource]]:
-    """The metric assets over the exported datasets and the resource they run with."""
+    """The metric assets over the exported datasets and the resource they run with (one account's: the same metric
+    definitions for every account, over its own schemas and in its own time zone)."""
     warehouse = metrics_warehouse(settings, io_manager)
     metrics = metrics_for(ALL_METRICS, warehouse)
-    assets = build_metric_assets(metrics, settings.datasets, partitions_def, backfill_policy, freshness)
-    return assets, {RESOURCE_KEY: warehouse}
+    assets = build_metric_assets(metrics, settings.datasets, partitions_def, backfill_policy, freshness, names)
+    return assets, {names.resource(RESOURCE_KEY): warehouse}

@@ -11,7 +11,7 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -475,7 +475,23 @@ def run_checks(settings: Settings, esputnik: EsputnikResource, io_manager: Wareh
     warehouse = check_warehouse(io_manager)
     if not blocked(warehouse):
         warehouse.append(check_table_sources(io_manager, datasets, "demo" if esputnik.demo_account else "live"))
-    return account + warehouse
+    return [for_account(check, settings) for check in account + warehouse]
+
+
+def for_account(check: Check, settings: Settings) -> Check:
+    """A check of an account of the accounts file says what to fix in terms of that file: its field, its variable."""
+    if settings.account is None:
+        return check
+    fields = {
+        "ESPUTNIK_API_KEY": f"{settings.api_key_variable} (api_key_env of account {settings.account})",
+        "ESPUTNIK_API_URL": f"api_url of account {settings.account}",
+        "ESPUTNIK_TIMEZONE": f"timezone of account {settings.account}",
+        "ESPUTNIK_DEMO=true": "demo: true",
+    }
+    action = check.action
+    for variable, field_name in fields.items():
+        action = action.replace(variable, field_name)
+    return replace(check, action=action)
 
 
 def report(checks: Sequence[Check]) -> Iterator[str]:

@@ -202,3 +202,78 @@ def test_the_cli_materializes_one_accounts_raw_tables_for_its_day(tmp_path):
         [(activities,)] = con.execute('SELECT count(*) FROM esputnik_shop_us."contactActivities"').fetchall()
     assert tables == {(f"esputnik_shop_us.{d}",) for d in DATASETS}  # that account's raw tables only
     assert activities == _expected_activities(DAY, "America/New_York")[0]
+
+
+def _doctor(monkeypatch, capsys, account: str | None, **env: str) -> tuple[int, str, str]:
+    """`esputnik-assets doctor [--account NAME]` in-process with exactly `env`: exit code, output, errors."""
+    from esputnik_assets.cli import doctor
+
+    for name in list(os.environ):
+        if name.startswith(("ESPUTNIK_", "BIGQUERY_")):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = doctor(os.environ, account)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_the_doctor_checks_every_account_in_its_own_block_or_the_one_asked(tmp_path, monkeypatch, capsys):
+    from esputnik_assets.demo import DemoServer
+
+    with DemoServer(built_in_demo_account(), api_key="right-key") as server:
+        accounts = tmp_path / "accounts.yaml"
+        accounts.write_text(
+            "accounts:\n"
+            "  - {name: shop_ua, demo: true, timezone: Europe/Kyiv}\n"
+            f"  - {{name: shop_pl, api_key_env: KEY_SHOP_PL, api_url: '{server.url}', timezone: Europe/Warsaw,\n"
+            "     max_requests_per_second: 0}\n"
+        )
+        env = {"ESPUTNIK_ACCOUNTS_FILE": str(accounts), "ESPUTNIK_DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+               "KEY_SHOP_PL": "wrong-key"}  # fmt: skip
+        code, out, _ = _doctor(monkeypatch, capsys, None, **env)
+        assert code == 1  # shop_pl's key is refused
+        blocks = out.split("== account ")[1:]
+        assert [b.split(" ", 1)[0] for b in blocks] == ["shop_ua", "shop_pl"]
+        assert "Ready: nothing blocks the export." in blocks[0]
+        assert "schemas esputnik_shop_pl, esputnik_shop_pl_metrics" in blocks[1]
+        assert "check KEY_SHOP_PL (api_key_env of account shop_pl)" in blocks[1] and "wrong-key" not in out
+
+        code, out, _ = _doctor(monkeypatch, capsys, "shop_ua", **env)
+        assert code == 0 and out.count("== account ") == 1 and "== account shop_ua (Europe/Kyiv" in out
+        code, _, err = _doctor(monkeypatch, capsys, "shop_xx", **env)
+        assert code == 2 and "No account 'shop_xx' (accounts: shop_ua, shop_pl)" in err
+
+
+def test_each_accounts_alerts_name_it_and_carry_only_its_checks_and_runs():
+    from esputnik_assets.checks.alerts import AlertWebhook, build_alert_sensor
+    from esputnik_assets.keys import AccountNames
+    from esputnik_assets_tests.test_alerts import Receiver, tick
+
+    @dg.op
+    def broken() -> None:
+        raise RuntimeError("the read broke")
+
+    @dg.job
+    def failing() -> None:
+        broken()
+
+    receiver = Receiver()
+    try:
+        with dg.instance_for_test() as instance:
+            keys = {}
+            for name in ("shop_ua", "shop_us"):
+                names = AccountNames(name)
+                keys[name] = [dg.AssetCheckKey(names.raw("orders"), "volume")]
+                instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+                    asset_key=names.raw("orders"), check_name="volume", passed=False, description=f"{name} shrank"))
+                failing.execute_in_process(instance=instance, tags=names.run_tags, raise_on_error=False)
+            sensor = build_alert_sensor(keys["shop_ua"], AccountNames("shop_ua"))
+            assert sensor.name == "esputnik_shop_ua_alerts"
+            tick(sensor, instance, None, alert_webhook_shop_ua=AlertWebhook(url=receiver.url))
+        texts = [post["text"] for post in receiver.posts]
+        assert len(texts) == 2 and all(text.startswith(":red_circle: [shop_ua] ") or text.startswith(":x: [shop_ua] Run")
+                                       for text in texts)  # fmt: skip
+        assert "shop_ua shrank" in texts[0] and "shop_us" not in "".join(texts)
+    finally:
+        receiver.close()

@@ -13,14 +13,18 @@ import dagster as dg
 
 from esputnik_assets.definitions import build_definitions
 from esputnik_assets.home import dagster_executable, ensure_dagster_home
-from esputnik_assets.keys import IO_MANAGER_KEY, RAW_GROUP
-from esputnik_assets.metrics.assets import GROUP as METRICS_GROUP
+from esputnik_assets.keys import IO_MANAGER_KEY, AccountNames
 from esputnik_assets.schedules import DAILY_JOB
 from esputnik_assets.settings import Settings, SettingsError
 from esputnik_assets.warehouse.io_manager import DuckDBIOManager, WarehouseIOManager
 
-# Each group's tables and what their row count is (raw tables report the whole table, metric tables the day's rows).
-GROUPS = {RAW_GROUP: ("raw tables", "rows in each table"), METRICS_GROUP: ("metric tables", "rows written for the day")}
+
+
+def groups(names: AccountNames) -> dict[str, tuple[str, str]]:
+    """An account's groups, their tables and what their row count is (raw tables report the whole table, metric
+    tables the day's rows)."""
+    return {names.raw_group: ("raw tables", "rows in each table"),
+            names.metrics_prefix: ("metric tables", "rows written for the day")}  # fmt: skip
 
 
 def written_tables(result: dg.ExecuteInProcessResult, defs: dg.Definitions) -> dict[str, list[tuple[str, int, str]]]:
@@ -57,30 +61,33 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"The environment cannot be used (README, Configuration):\n{exc}", file=sys.stderr)
         return 2
-    yesterday = datetime.now(ZoneInfo(settings.timezone)).date() - timedelta(days=1)
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--day", default=yesterday.isoformat(), help="partition to materialize (YYYY-MM-DD)")
+    parser.add_argument("--day", help="partition to materialize (YYYY-MM-DD); default: yesterday in each account's zone")
     args = parser.parse_args(argv)
 
     defs = build_definitions(settings)
-    job = defs.resolve_job_def(DAILY_JOB)  # a named job: the UI's Runs list shows it as the run's target
     # Recorded in the Dagster home that `esputnik-assets dev` shows (./.dagster_home unless DAGSTER_HOME is set).
     home = ensure_dagster_home(os.environ)
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(partition_key=args.day, instance=instance, raise_on_error=False)
-    if not result.success:
-        print(f"The run for {args.day} failed; the log above says why.", file=sys.stderr)
-        return 1
-
-    io_manager = defs.resources[IO_MANAGER_KEY]
-    written = written_tables(result, defs)
-    counts = " and ".join(f"{len(written.get(group, []))} {title}" for group, (title, _) in GROUPS.items())
-    print(f"\nMaterialized {counts} for {args.day} (job {DAILY_JOB}) into {io_manager.location()}:")
-    for group, (title, rows_are) in GROUPS.items():
-        print(f"  {title} ({rows_are}):")
-        for name, rows, table in written.get(group, []):
-            print(f"    {name:<22} {rows:>8} rows  {table}")
-    example = "orders" if "orders" in settings.datasets else settings.datasets[0]
+    for account in settings.per_account():  # the single account, or each account of ESPUTNIK_ACCOUNTS_FILE in turn
+        names = AccountNames(account.account)
+        day = args.day or (datetime.now(ZoneInfo(account.timezone)).date() - timedelta(days=1)).isoformat()
+        job_name = names.named(DAILY_JOB)
+        job = defs.resolve_job_def(job_name)  # a named job: the UI's Runs list shows it as the run's target
+        with dg.DagsterInstance.get() as instance:
+            result = job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False)
+        if not result.success:
+            print(f"The run of {job_name} for {day} failed; the log above says why.", file=sys.stderr)
+            return 1
+        io_manager = defs.resources[names.resource(IO_MANAGER_KEY)]
+        written = written_tables(result, defs)
+        titles = groups(names)
+        counts = " and ".join(f"{len(written.get(group, []))} {title}" for group, (title, _) in titles.items())
+        print(f"\nMaterialized {counts} for {day} (job {job_name}) into {io_manager.location()}:")
+        for group, (title, rows_are) in titles.items():
+            print(f"  {title} ({rows_are}):")
+            for name, rows, table in written.get(group, []):
+                print(f"    {name:<22} {rows:>8} rows  {table}")
+    example = "orders" if "orders" in account.datasets else account.datasets[0]
     print("", *next_steps(io_manager, example, home), sep="\n")
     return 0
 

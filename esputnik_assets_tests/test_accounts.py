@@ -20,7 +20,7 @@ from esputnik_assets_tests.conftest import built_in_demo_account
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "accounts.yaml"
 BIN = Path(sys.executable).parent
 DAY = date(2026, 11, 20)
-DATASETS = ("contactActivities", "orders", "orderItems")
+DATASETS = ("contactActivities", "orders", "orderItems", "revenue")
 TWO_ACCOUNTS = f"""\
 accounts:
   - name: shop_ua
@@ -164,24 +164,31 @@ def test_two_accounts_in_two_time_zones_materialize_side_by_side(tmp_path, reque
         "duckdb": "SELECT count(*), min(epoch_ms(activityDateTime)), max(epoch_ms(activityDateTime)) FROM {}",
         "bigquery": "SELECT count(*), min(UNIX_MILLIS(activityDateTime)), max(UNIX_MILLIS(activityDateTime)) FROM {}",
     }[warehouse]
-    held = {}
+    # daily_sales of D in each account's metric schema, over its own orders: every order is kept or canceled
+    sales_sql = "SELECT orders + canceled_orders FROM {} WHERE date = DATE '2026-11-20'"
+    held, sales = {}, {}
     if warehouse == "duckdb":  # one file holds both accounts' schemas
         with duckdb.connect(env["ESPUTNIK_DUCKDB_PATH"], read_only=True) as con:
             schemas = {s for (s,) in con.execute("SELECT DISTINCT schema_name FROM duckdb_tables()").fetchall()}
             for name in names:
                 held[name] = con.execute(sql.format(f'esputnik_{name}."contactActivities"')).fetchone()
+                [sales[name]] = con.execute(sales_sql.format(f"esputnik_{name}_metrics.daily_sales")).fetchone()
     else:
         client = emulator.client()
         schemas = {d.dataset_id for d in client.list_datasets()}
         for name in names:
             [row] = client.query(sql.format(f"`{emulator.project}.esputnik_{name}.contactActivities`")).result()
             held[name] = tuple(row.values())
+            [row] = client.query(sales_sql.format(f"`{emulator.project}.esputnik_{name}_metrics.daily_sales`")).result()
+            [sales[name]] = row.values()
     assert {"esputnik_shop_ua", "esputnik_shop_ua_metrics", "esputnik_shop_us", "esputnik_shop_us_metrics"} <= schemas
     # Kyiv's 2026-11-20 is 2026-11-19 22:00 .. 11-20 22:00 UTC, New York's 11-20 05:00 .. 11-21 05:00 UTC: each account
     # holds the demo's 5,000 activities of its own local day, the same wall times 7 hours apart as instants
     assert held["shop_ua"] == _expected_activities(DAY, "Europe/Kyiv")
     assert held["shop_us"] == _expected_activities(DAY, "America/New_York")
     assert held["shop_us"][1] - held["shop_ua"][1] == 7 * 3600 * 1000
+    # the demo serves each account the same 120 orders of its local day D; each account's metric counts its own
+    assert sales == {name: built_in_demo_account().expected_count("orders", DAY) for name in names}
 
 
 @pytest.mark.slow

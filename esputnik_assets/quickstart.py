@@ -15,7 +15,7 @@ from esputnik_assets.definitions import build_definitions
 from esputnik_assets.home import dagster_executable, ensure_dagster_home
 from esputnik_assets.keys import IO_MANAGER_KEY, AccountNames
 from esputnik_assets.schedules import DAILY_JOB
-from esputnik_assets.settings import Settings, SettingsError
+from esputnik_assets.settings import ACCOUNTS_FILE_VARIABLE, Settings, SettingsError
 from esputnik_assets.warehouse.io_manager import DuckDBIOManager, WarehouseIOManager
 
 
@@ -40,8 +40,11 @@ def written_tables(result: dg.ExecuteInProcessResult, defs: dg.Definitions) -> d
     return {group: sorted(tables) for group, tables in by_group.items()}
 
 
-def next_steps(io_manager: WarehouseIOManager, example: str, home: Path) -> list[str]:
-    """Commands that run as printed, from any folder, without activating the virtualenv (absolute paths)."""
+def next_steps(
+    io_manager: WarehouseIOManager, example: str, home: Path, accounts_file: str | None = None
+) -> list[str]:
+    """Commands that run as printed, from any folder, without activating the virtualenv (absolute paths; the
+    accounts file, when one is used, named in the UI's command)."""
     lines = []
     if isinstance(io_manager, DuckDBIOManager):
         database = json.dumps(str(Path(io_manager.path).resolve()))
@@ -49,7 +52,8 @@ def next_steps(io_manager: WarehouseIOManager, example: str, home: Path) -> list
         code = f"import duckdb; print(duckdb.connect({database}, read_only=True).sql({sql}))"
         lines.append(f"Query them:  {shlex.quote(sys.executable)} -c {shlex.quote(code)}")
     command = shlex.quote(dagster_executable("esputnik-assets"))
-    dev = f"cd {shlex.quote(str(Path.cwd()))} && {command} dev -m esputnik_assets"
+    accounts = f"{ACCOUNTS_FILE_VARIABLE}={shlex.quote(accounts_file)} " if accounts_file else ""
+    dev = f"cd {shlex.quote(str(Path.cwd()))} && {accounts}{command} dev -m esputnik_assets"
     lines.append(f"See this run, the lineage, schedule and backfills in the UI:  {dev}")
     lines.append(f"   (then http://127.0.0.1:3000; runs are kept in {home})")
     return lines
@@ -88,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, rows, table in written.get(group, []):
                 print(f"    {name:<22} {rows:>8} rows  {table}")
     example = "orders" if "orders" in account.datasets else account.datasets[0]
-    print("", *next_steps(io_manager, example, home), sep="\n")
+    print("", *next_steps(io_manager, example, home, settings.accounts_file), sep="\n")
     return 0
 
 

@@ -139,6 +139,7 @@ class Settings:
     ui_url: str = "http://127.0.0.1:3000"
     # the accounts of ESPUTNIK_ACCOUNTS_FILE; empty: the single account of the fields above
     accounts: tuple[AccountSettings, ...] = ()
+    accounts_file: str | None = None  # where they were read from, as an absolute path
 
     def per_account(self) -> tuple[Settings, ...]:
         """One Settings per account, each shaped like the single account's (its own key, zone, days, schemas), so
@@ -151,6 +152,7 @@ class Settings:
                 api_key_set=a.api_key_env is not None, api_url=a.api_url, demo_account=a.demo, demo_broken_days=(),
                 timezone=a.timezone, max_requests_per_second=a.max_requests_per_second, datasets=a.datasets,
                 start_date=a.start_date, dataset=a.raw_dataset, metrics_dataset=a.metrics_dataset, accounts=(),
+                accounts_file=None,
             )
             for a in self.accounts
         )  # fmt: skip
@@ -208,6 +210,7 @@ class Settings:
             alert_webhook_set=read.url_secret(WEBHOOK_VARIABLE),
             ui_url=read.url("ESPUTNIK_UI_URL", cls.ui_url).rstrip("/"),
             accounts=accounts,
+            accounts_file=str(Path(read.text(ACCOUNTS_FILE_VARIABLE, "")).resolve()) if accounts else None,
         )
         if read.problems:
             raise SettingsError(read.problems)

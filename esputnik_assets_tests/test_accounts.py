@@ -284,3 +284,22 @@ def test_each_accounts_alerts_name_it_and_carry_only_its_checks_and_runs():
         assert "shop_ua shrank" in texts[0] and "shop_us" not in "".join(texts)
     finally:
         receiver.close()
+
+
+def test_the_quick_start_runs_each_accounts_daily_job_and_the_ui_command_names_the_file(tmp_path, monkeypatch, capsys):
+    from esputnik_assets.quickstart import main as quick_start
+
+    for name in list(os.environ):
+        if name.startswith(("ESPUTNIK_", "BIGQUERY_")):
+            monkeypatch.delenv(name)
+    accounts = tmp_path / "accounts.yaml"
+    accounts.write_text(TWO_ACCOUNTS)
+    monkeypatch.setenv("ESPUTNIK_ACCOUNTS_FILE", "accounts.yaml")  # relative: the printed command makes it absolute
+    monkeypatch.setenv("DAGSTER_HOME", "")
+    monkeypatch.chdir(tmp_path)
+    assert quick_start(["--day", DAY.isoformat()]) == 0
+    out = capsys.readouterr().out
+    for name in ("shop_ua", "shop_us"):
+        assert f"for 2026-11-20 (job esputnik_{name}_daily) into data/warehouse.duckdb:esputnik_{name}:" in out
+        assert f"rows  data/warehouse.duckdb:esputnik_{name}_metrics.daily_sales" in out
+    assert f"&& ESPUTNIK_ACCOUNTS_FILE={accounts} " in out

@@ -303,3 +303,20 @@ def test_the_quick_start_runs_each_accounts_daily_job_and_the_ui_command_names_t
         assert f"for 2026-11-20 (job esputnik_{name}_daily) into data/warehouse.duckdb:esputnik_{name}:" in out
         assert f"rows  data/warehouse.duckdb:esputnik_{name}_metrics.daily_sales" in out
     assert f"&& ESPUTNIK_ACCOUNTS_FILE={accounts} " in out
+
+
+def test_dagster_loads_the_code_location_of_a_good_file_and_refuses_a_bad_one_naming_account_and_field(tmp_path):
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ESPUTNIK_")}
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    accounts = tmp_path / "accounts.yaml"
+    results = {}
+    for label, text in (("good", TWO_ACCOUNTS), ("bad", TWO_ACCOUNTS.replace("America/New_York", "America/Nowhere"))):
+        accounts.write_text(text)
+        env = clean | {"DAGSTER_HOME": str(home), "ESPUTNIK_ACCOUNTS_FILE": str(accounts)}
+        results[label] = subprocess.run([str(BIN / "dagster"), "definitions", "validate", "-m", "esputnik_assets"],
+                                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert results["good"].returncode == 0, results["good"].stderr[-3000:]
+    assert results["bad"].returncode != 0
+    said = results["bad"].stdout + results["bad"].stderr
+    assert "account 'shop_us': field 'timezone': 'America/Nowhere' is not an IANA time zone" in said

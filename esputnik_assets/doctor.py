@@ -513,7 +513,8 @@ def build_doctor_job(settings: Settings, names: AccountNames = SINGLE_ACCOUNT) -
     @dg.op(name=names.named("esputnik_preflight"), required_resource_keys={esputnik_key, io_manager_key},
            out=dg.Out(dg.Nothing))  # fmt: skip
     def esputnik_doctor(context: dg.OpExecutionContext) -> Iterator[dg.Output]:
-        checks = run_checks(settings, getattr(context.resources, esputnik_key), getattr(context.resources, io_manager_key))
+        resources = context.resources
+        checks = run_checks(settings, getattr(resources, esputnik_key), getattr(resources, io_manager_key))
         for check in checks:
             {Status.FAIL: context.log.error, Status.WARN: context.log.warning}.get(check.status, context.log.info)(
                 check.line()

@@ -66,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"The environment cannot be used (README, Configuration):\n{exc}", file=sys.stderr)
         return 2
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--day", help="partition to materialize (YYYY-MM-DD); default: yesterday in each account's zone")
+    parser.add_argument(
+        "--day", help="partition to materialize (YYYY-MM-DD); default: yesterday in each account's time zone"
+    )
     args = parser.parse_args(argv)
 
     defs = build_definitions(settings)

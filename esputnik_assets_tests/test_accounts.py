@@ -57,7 +57,8 @@ def _account(**fields: object) -> str:
         (_account(name="shop", api_key_env="KEY_SHOP"), {}, "account 'shop': field 'api_key_env': the variable "
          "KEY_SHOP is not set"),
         (_account(name="shop"), {}, "account 'shop': field 'api_key_env': required"),
-        (_account(name="shop", demo="true", api_key_env="K"), {"K": "k"}, "account 'shop': field 'api_key_env': a demo"),
+        (_account(name="shop", demo="true", api_key_env="K"), {"K": "k"},
+         "account 'shop': field 'api_key_env': a demo"),
         (_account(name="shop", demo="true", timezone="Mars/Olympus"), {}, "account 'shop': field 'timezone': "
          "'Mars/Olympus' is not an IANA"),
         (_account(name="shop", demo="true", datasets="[orders, coupons]"), {}, "account 'shop': field 'datasets'"),
@@ -82,7 +83,7 @@ def test_a_bad_accounts_file_fails_naming_the_account_and_the_field(tmp_path, te
     assert {p.variable for p in raised.value.problems} == {"ESPUTNIK_ACCOUNTS_FILE"}
 
 
-def test_a_missing_file_is_named(tmp_path):
+def test_a_missing_file_is_named():
     with pytest.raises(SettingsError, match="ESPUTNIK_ACCOUNTS_FILE='/nowhere.yaml' cannot be read"):
         Settings.from_environ({"ESPUTNIK_ACCOUNTS_FILE": "/nowhere.yaml"})
 
@@ -108,14 +109,16 @@ def test_each_account_has_its_own_names_partitions_schemas_budget_and_pool(tmp_p
         partitions = {specs[k].partitions_def for k in raw | metrics}
         assert {(p.timezone, p.start) for p in partitions} == {(zone, datetime(*start.timetuple()[:3],
                                                                                tzinfo=ZoneInfo(zone)))}  # fmt: skip
-        io_manager, warehouse = defs.resources[f"warehouse_io_manager_{name}"], defs.resources[f"metrics_warehouse_{name}"]
+        io_manager = defs.resources[f"warehouse_io_manager_{name}"]
+        warehouse = defs.resources[f"metrics_warehouse_{name}"]
         assert (io_manager.dataset, io_manager.metrics_dataset) == (f"esputnik_{name}", f"esputnik_{name}_metrics")
         assert (warehouse.raw_dataset, warehouse.metrics_dataset, warehouse.timezone) == (
             f"esputnik_{name}", f"esputnik_{name}_metrics", zone)
         assert defs.resolve_schedule_def(f"esputnik_{name}_daily_schedule").execution_timezone == zone
         job = defs.resolve_job_def(f"esputnik_{name}_daily")
         assert job.tags["esputnik/account"] == name
-        assert {k.path[0] for k in job.asset_layer.selected_asset_keys} == {f"esputnik_{name}", f"esputnik_{name}_metrics"}
+        selected = {k.path[0] for k in job.asset_layer.selected_asset_keys}
+        assert selected == {f"esputnik_{name}", f"esputnik_{name}_metrics"}
         reads = [a for a in defs.resolve_asset_graph().assets_defs if a.keys <= raw]
         assert {a.op.pool for a in reads} == {f"esputnik_api_{name}"}  # at most the pool's limit of its reads at once
         assert {a.op.tags["esputnik/account"] for a in reads} == {name}
@@ -198,7 +201,8 @@ def test_the_cli_materializes_one_accounts_raw_tables_for_its_day(tmp_path):
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ESPUTNIK_")}
     home = tmp_path / "dagster_home"
     home.mkdir()
-    env = clean | {"DAGSTER_HOME": str(home), "ESPUTNIK_ACCOUNTS_FILE": str(accounts), "ESPUTNIK_DUCKDB_PATH": str(path)}
+    env = clean | {"DAGSTER_HOME": str(home), "ESPUTNIK_ACCOUNTS_FILE": str(accounts),
+                   "ESPUTNIK_DUCKDB_PATH": str(path)}  # fmt: skip
     args = ["asset", "materialize", "-m", "esputnik_assets", "--select", "group:esputnik_shop_us", "--partition",
             DAY.isoformat()]  # fmt: skip
     result = subprocess.run([str(BIN / "dagster"), *args], cwd=tmp_path, env=env, capture_output=True, text=True,
@@ -279,8 +283,8 @@ def test_each_accounts_alerts_name_it_and_carry_only_its_checks_and_runs():
             assert sensor.name == "esputnik_shop_ua_alerts"
             tick(sensor, instance, None, alert_webhook_shop_ua=AlertWebhook(url=receiver.url))
         texts = [post["text"] for post in receiver.posts]
-        assert len(texts) == 2 and all(text.startswith(":red_circle: [shop_ua] ") or text.startswith(":x: [shop_ua] Run")
-                                       for text in texts)  # fmt: skip
+        assert len(texts) == 2
+        assert texts[0].startswith(":red_circle: [shop_ua] ") and texts[1].startswith(":x: [shop_ua] Run")
         assert "shop_ua shrank" in texts[0] and "shop_us" not in "".join(texts)
     finally:
         receiver.close()

@@ -168,7 +168,9 @@ def build_alert_sensor(
         state = AlertState.load(context.cursor)
         failed = _failed_checks(context.instance, check_keys)
         new = [
-            _check_message(failed[name], alert_webhook.ui_url, account) for name in sorted(failed) if name not in state.open
+            _check_message(failed[name], alert_webhook.ui_url, account)
+            for name in sorted(failed)
+            if name not in state.open
         ]
         runs = context.instance.fetch_run_status_changes(
             DagsterEventType.RUN_FAILURE, limit=BATCH, cursor=state.runs, ascending=True

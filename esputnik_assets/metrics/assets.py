@@ -247,4 +247,6 @@ def build_metric_assets(
     for metric in metrics:
         if set(metric.reads) <= set(datasets) and set(metric.upstream) <= set(built):
             built.append(metric.name)
-    return [build_metric_asset(m, partitions_def, backfill_policy, freshness, names) for m in metrics if m.name in built]
+    return [
+        build_metric_asset(m, partitions_def, backfill_policy, freshness, names) for m in metrics if m.name in built
+    ]

@@ -11,7 +11,7 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,7 +21,7 @@ import dagster as dg
 import polars as pl
 
 from esputnik_assets.contracts import Column, DatasetContract
-from esputnik_assets.keys import IO_MANAGER_KEY
+from esputnik_assets.keys import IO_MANAGER_KEY, SINGLE_ACCOUNT, AccountNames
 from esputnik_assets.metrics.catalog import MEDIA_TYPES
 from esputnik_assets.redaction import redact
 from esputnik_assets.settings import Settings, cost_variable
@@ -490,7 +490,23 @@ def run_checks(settings: Settings, esputnik: EsputnikResource, io_manager: Wareh
     warehouse = check_warehouse(io_manager)
     if not blocked(warehouse):
         warehouse.append(check_table_sources(io_manager, datasets, "demo" if esputnik.demo_account else "live"))
-    return account + warehouse
+    return [for_account(check, settings) for check in account + warehouse]
+
+
+def for_account(check: Check, settings: Settings) -> Check:
+    """A check of an account of the accounts file says what to fix in terms of that file: its field, its variable."""
+    if settings.account is None:
+        return check
+    fields = {
+        "ESPUTNIK_API_KEY": f"{settings.api_key_variable} (api_key_env of account {settings.account})",
+        "ESPUTNIK_API_URL": f"api_url of account {settings.account}",
+        "ESPUTNIK_TIMEZONE": f"timezone of account {settings.account}",
+        "ESPUTNIK_DEMO=true": "demo: true",
+    }
+    action = check.action
+    for variable, field_name in fields.items():
+        action = action.replace(variable, field_name)
+    return replace(check, action=action)
 
 
 def report(checks: Sequence[Check]) -> Iterator[str]:
@@ -504,12 +520,16 @@ def markdown(checks: Sequence[Check]) -> str:
     return "\n".join(["| status | item | found | to do |", "|---|---|---|---|", *rows, "", summary(checks)])
 
 
-def build_doctor_job(settings: Settings) -> dg.JobDefinition:
-    """The preflight as a job, so the UI can run it: its op logs every line and fails when something blocks."""
+def build_doctor_job(settings: Settings, names: AccountNames = SINGLE_ACCOUNT) -> dg.JobDefinition:
+    """The preflight of one account as a job, so the UI can run it: its op logs every line and fails when something
+    blocks."""
+    esputnik_key, io_manager_key = names.resource("esputnik"), names.resource(IO_MANAGER_KEY)
 
-    @dg.op(name="esputnik_preflight", required_resource_keys={"esputnik", IO_MANAGER_KEY}, out=dg.Out(dg.Nothing))
+    @dg.op(name=names.named("esputnik_preflight"), required_resource_keys={esputnik_key, io_manager_key},
+           out=dg.Out(dg.Nothing))  # fmt: skip
     def esputnik_doctor(context: dg.OpExecutionContext) -> Iterator[dg.Output]:
-        checks = run_checks(settings, context.resources.esputnik, getattr(context.resources, IO_MANAGER_KEY))
+        resources = context.resources
+        checks = run_checks(settings, getattr(resources, esputnik_key), getattr(resources, io_manager_key))
         for check in checks:
             {Status.FAIL: context.log.error, Status.WARN: context.log.warning}.get(check.status, context.log.info)(
                 check.line()
@@ -520,10 +540,10 @@ def build_doctor_job(settings: Settings) -> dg.JobDefinition:
         yield dg.Output(None, metadata={"report": table})
 
     @dg.job(
-        name=DOCTOR_JOB,
+        name=names.named(DOCTOR_JOB),
         description="Preflight: the key, each dataset's endpoint, the time zone and the warehouse's permissions "
         "(the same checks as `esputnik-assets doctor`); fails when something blocks the export.",
-        tags={"esputnik/kind": "preflight", "dagster/max_retries": "0"},  # a blocked preflight is an answer
+        tags={"esputnik/kind": "preflight", "dagster/max_retries": "0", **names.run_tags},  # blocked is an answer
     )
     def doctor_job() -> None:
         esputnik_doctor()

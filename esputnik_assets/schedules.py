@@ -7,9 +7,11 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from esputnik_assets.keys import SINGLE_ACCOUNT, AccountNames
 from esputnik_assets.run_policy import SCHEDULE_RUN_TAGS
 
 DAILY_JOB = "esputnik_daily"
+DAILY_SCHEDULE = "esputnik_daily_schedule"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
@@ -23,10 +25,15 @@ def daily_range(now: datetime, timezone: str, lookback_days: int, first_partitio
 
 
 def build_daily_schedule(
-    job: dg.UnresolvedAssetJobDefinition, timezone: str, lookback_days: int, first_partition: date, hour: int = 3
+    job: dg.UnresolvedAssetJobDefinition,
+    timezone: str,
+    lookback_days: int,
+    first_partition: date,
+    hour: int = 3,
+    names: AccountNames = SINGLE_ACCOUNT,
 ) -> dg.ScheduleDefinition:
     @dg.schedule(
-        name="esputnik_daily_schedule",
+        name=names.named(DAILY_SCHEDULE),
         job=job,
         cron_schedule=f"0 {hour} * * *",
         execution_timezone=timezone,
@@ -41,7 +48,8 @@ def build_daily_schedule(
         first, last = days
         return dg.RunRequest(
             run_key=f"{first}..{last}",
-            tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat(), **SCHEDULE_RUN_TAGS},
+            tags={RANGE_START_TAG: first.isoformat(), RANGE_END_TAG: last.isoformat(), **SCHEDULE_RUN_TAGS,
+                  **names.run_tags},  # fmt: skip
         )
 
     return esputnik_daily_schedule

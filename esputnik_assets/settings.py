@@ -14,11 +14,13 @@ import re
 from base64 import b64decode
 from collections.abc import Mapping, Sequence
 from typing import TypeVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import yaml
 from dagster._core.definitions.utils import is_valid_owner
 
 from esputnik_assets.checks.alerts import WEBHOOK_VARIABLE
@@ -28,6 +30,17 @@ from esputnik_assets.metrics.resource import METRICS_DATASET
 from esputnik_assets.source.resource import DEFAULT_API_URL
 
 API_KEY_VARIABLE = "ESPUTNIK_API_KEY"
+ACCOUNTS_FILE_VARIABLE = "ESPUTNIK_ACCOUNTS_FILE"
+# What an accounts file replaces: each account of the file has these as fields (the schemas are its name's).
+SINGLE_ACCOUNT_VARIABLES = (
+    API_KEY_VARIABLE, "ESPUTNIK_API_URL", "ESPUTNIK_TIMEZONE", "ESPUTNIK_DATASETS", "ESPUTNIK_START_DATE",
+    "ESPUTNIK_MAX_REQUESTS_PER_SECOND", "ESPUTNIK_DEMO", "ESPUTNIK_DEMO_BROKEN_DAYS", "ESPUTNIK_DATASET",
+    "ESPUTNIK_METRICS_DATASET",
+)
+ACCOUNT_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+ACCOUNT_FIELDS = (
+    "name", "api_key_env", "api_url", "timezone", "datasets", "start_date", "max_requests_per_second", "demo"
+)
 CREDENTIALS_VARIABLE = "BIGQUERY_CREDENTIALS_BASE64"  # a service-account key, base64-encoded, as dagster-gcp takes it
 COST_PREFIX = "ESPUTNIK_COST_PER_MESSAGE_"
 WAREHOUSES = ("duckdb", "bigquery")
@@ -60,11 +73,35 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class AccountSettings:
+    """One account of ESPUTNIK_ACCOUNTS_FILE, checked; its tables live in schemas / datasets named after it."""
+
+    name: str
+    api_key_env: str | None  # the NAME of the variable holding the key; None for a demo account
+    api_url: str = DEFAULT_API_URL
+    timezone: str = "UTC"
+    datasets: tuple[str, ...] = DATASET_NAMES
+    start_date: date = DEFAULT_START_DATE
+    max_requests_per_second: float = 1.0
+    demo: bool = False
+
+    @property
+    def raw_dataset(self) -> str:
+        return f"esputnik_{self.name}"
+
+    @property
+    def metrics_dataset(self) -> str:
+        return f"esputnik_{self.name}_metrics"
+
+
+@dataclass(frozen=True)
 class Settings:
     """The environment, parsed and checked once; defaults are the README's."""
 
     # the account
-    api_key_set: bool = False  # ESPUTNIK_API_KEY: presence only, the value stays an EnvVar
+    account: str | None = None  # the name of an account of ESPUTNIK_ACCOUNTS_FILE; None: the single account
+    api_key_variable: str = API_KEY_VARIABLE  # the NAME of the variable holding the key
+    api_key_set: bool = False  # that variable: presence only, the value stays an EnvVar
     api_url: str = DEFAULT_API_URL
     demo_account: bool = False
     demo_broken_days: tuple[str, ...] = ()
@@ -101,6 +138,25 @@ class Settings:
     duplicate_warn_share: float = 0.1
     alert_webhook_set: bool = False  # ESPUTNIK_ALERT_WEBHOOK_URL: presence only
     ui_url: str = "http://127.0.0.1:3000"
+    # the accounts of ESPUTNIK_ACCOUNTS_FILE; empty: the single account of the fields above
+    accounts: tuple[AccountSettings, ...] = ()
+    accounts_file: str | None = None  # where they were read from, as an absolute path
+
+    def per_account(self) -> tuple[Settings, ...]:
+        """One Settings per account, each shaped like the single account's (its own key, zone, days, schemas), so
+        every layer builds an account the one way it builds the single account."""
+        if not self.accounts:
+            return (self,)
+        return tuple(
+            replace(
+                self, account=a.name, api_key_variable=a.api_key_env or API_KEY_VARIABLE,
+                api_key_set=a.api_key_env is not None, api_url=a.api_url, demo_account=a.demo, demo_broken_days=(),
+                timezone=a.timezone, max_requests_per_second=a.max_requests_per_second, datasets=a.datasets,
+                start_date=a.start_date, dataset=a.raw_dataset, metrics_dataset=a.metrics_dataset, accounts=(),
+                accounts_file=None,
+            )
+            for a in self.accounts
+        )  # fmt: skip
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> Settings:
@@ -108,13 +164,14 @@ class Settings:
         read = _Reader(env)
         timezone = read.timezone("ESPUTNIK_TIMEZONE", cls.timezone)
         warehouse = read.choice("ESPUTNIK_WAREHOUSE", cls.warehouse, WAREHOUSES)
+        accounts = read.accounts_file(ACCOUNTS_FILE_VARIABLE)
         retention = read.number("ESPUTNIK_SNAPSHOT_RETENTION_DAYS", cls.snapshot_retention_days, minimum=1)
         horizon = read.number("ESPUTNIK_CHURN_HORIZON_DAYS", cls.churn_horizon_days, minimum=1)
         if retention <= 2 * horizon:
             read.problem("ESPUTNIK_SNAPSHOT_RETENTION_DAYS", f"ESPUTNIK_SNAPSHOT_RETENTION_DAYS={retention} must "
                          f"exceed 2 x ESPUTNIK_CHURN_HORIZON_DAYS ({horizon}): churn_risk trains on the "
                          "contact_segments snapshot of that many days ago")  # fmt: skip
-        demo_account = read.demo_account(warehouse)
+        demo_account = read.demo_account(warehouse) if not accounts else False
         settings = cls(
             api_key_set=read.is_set(API_KEY_VARIABLE),
             api_url=read.url("ESPUTNIK_API_URL", cls.api_url),
@@ -154,6 +211,8 @@ class Settings:
             duplicate_warn_share=read.share("ESPUTNIK_CHECK_DUPLICATE_WARN_SHARE", cls.duplicate_warn_share),
             alert_webhook_set=read.url_secret(WEBHOOK_VARIABLE),
             ui_url=read.url("ESPUTNIK_UI_URL", cls.ui_url).rstrip("/"),
+            accounts=accounts,
+            accounts_file=str(Path(read.text(ACCOUNTS_FILE_VARIABLE, "")).resolve()) if accounts else None,
         )
         if read.problems:
             raise SettingsError(read.problems)
@@ -311,6 +370,36 @@ class _Reader:
                 return ()
         return days
 
+    def accounts_file(self, name: str) -> tuple[AccountSettings, ...]:
+        """The accounts of the YAML file `name` points at; each problem names the file, the account and the field."""
+        path = self.text(name, "")
+        if not path:
+            return ()
+        both = [v for v in SINGLE_ACCOUNT_VARIABLES if self.is_set(v)]
+        if both:
+            self.problem(name, f"{name} is set, and so are {', '.join(both)}: the accounts file replaces the "
+                         "single-account variables (each account has them as fields); unset one side")  # fmt: skip
+        try:
+            document = yaml.load(Path(path).read_text(), Loader=_AccountsLoader)
+        except (OSError, yaml.YAMLError) as exc:
+            self.problem(name, f"{name}={path!r} cannot be read as YAML: {type(exc).__name__}: {exc}")
+            return ()
+        where = f"{name}={path!r}"
+        entries = document.get("accounts") if isinstance(document, dict) else None
+        if not isinstance(entries, list) or not entries or set(document) != {"accounts"}:
+            self.problem(name, f"{where}: the file holds one key, `accounts`, a list of one or more accounts")
+            return ()
+        accounts: list[AccountSettings] = []
+        for index, entry in enumerate(entries, start=1):
+            account = _AccountReader(self, where, index, entry).parse()
+            if account is None:
+                continue
+            if account.name in {a.name for a in accounts}:
+                self.problem(name, f"{where}: account {account.name!r}: field 'name': a second account has this name")
+                continue
+            accounts.append(account)
+        return tuple(accounts)
+
     def demo_account(self, warehouse: str) -> bool:
         """The demo account is an explicit choice, implied only for an embedded DuckDB with no account configured."""
         has_key, has_url = self.is_set(API_KEY_VARIABLE), self.is_set("ESPUTNIK_API_URL")
@@ -336,6 +425,76 @@ class _Reader:
         else:
             return True
         return False
+
+
+class _AccountsLoader(yaml.SafeLoader):
+    """YAML as `safe_load` reads it, except that a date stays text: a bad one is then named with its account."""
+
+
+_AccountsLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+
+
+class _AccountReader:
+    """Checks one account of the accounts file; every problem is a line naming the file, the account and the field."""
+
+    def __init__(self, read: _Reader, where: str, index: int, entry: object) -> None:
+        self.read, self.where, self.entry = read, where, entry if isinstance(entry, dict) else {}
+        name = self.entry.get("name")
+        self.label = f"account {name!r}" if isinstance(name, str) and name else f"account #{index}"
+        if not isinstance(entry, dict):
+            self.problem("name", f"each account is a mapping of fields ({', '.join(ACCOUNT_FIELDS)}), not {entry!r}")
+
+    def problem(self, field_name: str, message: str) -> None:
+        self.read.problem(ACCOUNTS_FILE_VARIABLE, f"{self.where}: {self.label}: field {field_name!r}: {message}")
+
+    def parse(self) -> AccountSettings | None:
+        before = len(self.read.problems)
+        for unknown in sorted(set(map(str, self.entry)) - set(ACCOUNT_FIELDS)):
+            self.problem(unknown, f"unknown field; an account has {', '.join(ACCOUNT_FIELDS)}")
+        name = self.entry.get("name")
+        if not isinstance(name, str) or not ACCOUNT_NAME.fullmatch(name):
+            self.problem("name", f"{name!r}: required, [a-z][a-z0-9_]{{0,39}} (it names the schemas and groups)")
+        demo = self.entry.get("demo", False)
+        if not isinstance(demo, bool):
+            self.problem("demo", f"{demo!r}: use true or false")
+        key_variable = self.entry.get("api_key_env")
+        if demo is True and (key_variable is not None or "api_url" in self.entry):
+            self.problem("api_key_env", "a demo account reads the built-in demo account: it has no key or URL")
+        elif demo is not True:
+            if not isinstance(key_variable, str) or not key_variable:
+                self.problem("api_key_env", "required: the NAME of the variable holding this account's API key")
+            elif not self.read.is_set(key_variable):
+                self.problem("api_key_env", f"the variable {key_variable} is not set (it holds the key)")
+        url = self.entry.get("api_url", DEFAULT_API_URL)
+        if not isinstance(url, str) or not _is_http_url(url):
+            self.problem("api_url", f"{url!r} is not an http(s) URL with a host")
+        timezone = self.entry.get("timezone", "UTC")
+        try:
+            ZoneInfo(str(timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            self.problem("timezone", f"{timezone!r} is not an IANA time zone name (e.g. Europe/Kyiv)")
+            timezone = "UTC"
+        datasets = self.entry.get("datasets", list(DATASET_NAMES))
+        if not isinstance(datasets, list) or not datasets or set(map(str, datasets)) - set(DATASET_NAMES):
+            self.problem("datasets", f"{datasets!r}: a list of one or more of {', '.join(DATASET_NAMES)}")
+            datasets = list(DATASET_NAMES)
+        start = self.entry.get("start_date", DEFAULT_START_DATE)
+        if isinstance(start, str) and _is_date(start):
+            start = date.fromisoformat(start)
+        if not isinstance(start, date) or isinstance(start, datetime):
+            self.problem("start_date", f"{start!r} is not a date (YYYY-MM-DD)")
+        elif start > datetime.now(ZoneInfo(str(timezone))).date():
+            self.problem("start_date", f"{start} is after today in {timezone}: no daily partition exists yet")
+        rate = self.entry.get("max_requests_per_second", 1.0)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate < 0:
+            self.problem("max_requests_per_second", f"{rate!r}: a number >= 0")
+        if len(self.read.problems) > before:
+            return None
+        return AccountSettings(
+            name=name, api_key_env=None if demo else key_variable, api_url=url, timezone=str(timezone),
+            datasets=tuple(d for d in DATASET_NAMES if d in datasets), start_date=start,
+            max_requests_per_second=float(rate), demo=demo,
+        )  # fmt: skip
 
 
 def _is_http_url(value: str) -> bool:

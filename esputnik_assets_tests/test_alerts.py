@@ -79,9 +79,10 @@ def data_check_keys(pipeline: Pipeline) -> list[dg.AssetCheckKey]:
 
 
 def tick(sensor: dg.SensorDefinition, instance, cursor: str | None, **resources) -> tuple[str | None, str]:
+    """One tick as the daemon evaluates it (the sensor reads its account's webhook from the context's resources)."""
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
-    result = sensor(context)
-    return context.cursor, str(result)
+    data = sensor.evaluate_tick(context)
+    return data.cursor, data.skip_message or ""
 
 
 def test_a_late_partition_turns_red_between_runs_once_per_change(tmp_path, demo_server, instance):

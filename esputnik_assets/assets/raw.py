@@ -9,7 +9,7 @@ from esputnik_assets.checks.raw import VOLUME, CheckContext, CheckThresholds, ch
 from esputnik_assets.checks.freshness import PARTITION_ON_TIME, Freshness
 from esputnik_assets.checks.read import READ_REPORT, READ_REPORT_DESCRIPTION, read_report
 from esputnik_assets.contracts import DatasetContract, load_contracts
-from esputnik_assets.keys import IO_MANAGER_KEY, RAW_GROUP, raw_asset_key
+from esputnik_assets.keys import IO_MANAGER_KEY, SINGLE_ACCOUNT, AccountNames
 from esputnik_assets.source.extract import extract
 from esputnik_assets.spool import SpooledDataset
 from esputnik_assets.source.resource import EsputnikResource
@@ -21,7 +21,8 @@ from esputnik_assets.run_policy import NOT_RETRYABLE, final_failure
 from esputnik_assets.warehouse.base import RefusedDaysError, day_bounds, spooled_repeats
 from esputnik_assets.warehouse.io_manager import WarehouseIOManager
 
-API_POOL = "esputnik_api"  # every step that reads the account; limit it when runs are spread over machines
+API_POOL = "esputnik_api"  # every step that reads the account (`esputnik_api_<name>` per account of the file);
+# limit it when runs are spread over machines, so one account's reads never wait on another's
 
 
 class RawReadConfig(dg.Config):
@@ -53,7 +54,9 @@ def code_version(spec: DatasetSpec) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
-def _out(spec: DatasetSpec, freshness: Freshness | None, warehouse: str, owners: Sequence[str]) -> dg.AssetOut:
+def _out(
+    spec: DatasetSpec, freshness: Freshness | None, warehouse: str, owners: Sequence[str], names: AccountNames
+) -> dg.AssetOut:
     source = spec.source
     semantics = (
         f"Each run replaces whole local days of `{spec.partition_column}`, atomically."
@@ -61,11 +64,11 @@ def _out(spec: DatasetSpec, freshness: Freshness | None, warehouse: str, owners:
         else f"Upserted by ({', '.join(spec.key)}): one row per key, the latest read wins."
     )
     return dg.AssetOut(
-        key=raw_asset_key(spec.name),
+        key=names.raw(spec.name),
         description=f"{spec.description}\n\nSource: GET {source.path} ({source.status}). {semantics}",
-        io_manager_key=IO_MANAGER_KEY,
+        io_manager_key=names.resource(IO_MANAGER_KEY),
         is_required=False,
-        group_name=RAW_GROUP,
+        group_name=names.raw_group,
         kinds={"polars", warehouse},
         owners=list(owners),
         tags={"esputnik/layer": "raw", "esputnik/write_mode": spec.write_mode.value},
@@ -88,10 +91,12 @@ def _local_window(context: dg.AssetExecutionContext) -> LocalWindow:
     return LocalWindow.for_days(window.start.date(), window.end.date())
 
 
-def _check_specs(specs: Sequence[DatasetSpec], freshness: Freshness | None) -> list[dg.AssetCheckSpec]:
+def _check_specs(
+    specs: Sequence[DatasetSpec], freshness: Freshness | None, names: AccountNames
+) -> list[dg.AssetCheckSpec]:
     out = []
     for spec in specs:
-        key = raw_asset_key(spec.name)
+        key = names.raw(spec.name)
         out += [
             dg.AssetCheckSpec(c.name, asset=key, description=c.description, blocking=c.blocking)
             for c in checks_for(spec.name)
@@ -110,27 +115,30 @@ def build_source_asset(
     freshness: Freshness | None = None,
     warehouse: str = "duckdb",
     owners: Sequence[str] = (),
+    names: AccountNames = SINGLE_ACCOUNT,
 ) -> dg.AssetsDefinition:
     timezone = partitions_def.timezone  # the one zone of the read, the days it replaces and the checks
+    esputnik_key, io_manager_key = names.resource("esputnik"), names.resource(IO_MANAGER_KEY)
+
     @dg.multi_asset(
-        name=f"esputnik_{source.name}",
-        outs={spec.name: _out(spec, freshness, warehouse, owners) for spec in specs},
-        check_specs=_check_specs(specs, freshness),
+        name=names.named(f"esputnik_{source.name}"),
+        outs={spec.name: _out(spec, freshness, warehouse, owners, names) for spec in specs},
+        check_specs=_check_specs(specs, freshness, names),
         can_subset=True,
         partitions_def=partitions_def,
         backfill_policy=backfill_policy,
-        op_tags={"esputnik/source": source.name},
-        pool=API_POOL,
+        op_tags={"esputnik/source": source.name, **names.run_tags},
+        pool=names.resource(API_POOL),
+        required_resource_keys={esputnik_key, io_manager_key, "check_thresholds"},
     )
     @redacted_errors
     def read_source(
-        context: dg.AssetExecutionContext,
-        config: RawReadConfig,
-        esputnik: EsputnikResource,
-        warehouse_io_manager: dg.ResourceParam[WarehouseIOManager],
-        check_thresholds: CheckThresholds,
+        context: dg.AssetExecutionContext, config: RawReadConfig
     ) -> Iterator[dg.Output | dg.AssetCheckEvaluation]:
-        selected = [s for s in specs if raw_asset_key(s.name) in context.selected_asset_keys]
+        check_thresholds: CheckThresholds = context.resources.check_thresholds
+        esputnik: EsputnikResource = getattr(context.resources, esputnik_key)
+        warehouse_io_manager: WarehouseIOManager = getattr(context.resources, io_manager_key)
+        selected = [s for s in specs if names.raw(s.name) in context.selected_asset_keys]
         window = _local_window(context)
         read: dict[str, SpooledDataset] = {}
         if selected:
@@ -161,7 +169,7 @@ def build_source_asset(
                 refusals = _refusals(spooled, warehouse_io_manager)
                 if refusals:  # nothing of this read is written; the checks describe the tables as they stand
                     yield from _all_checks(context, specs, read, window, timezone, warehouse_io_manager,
-                                           check_thresholds, freshness, refusals)  # fmt: skip
+                                           check_thresholds, freshness, refusals, names)  # fmt: skip
                     findings = "\n\n".join(str(refusal) for refusal in refusals.values())
                     raise final_failure(context.instance, context.run.run_id, findings)
                 for item in spooled:
@@ -184,7 +192,7 @@ def build_source_asset(
                         },
                     )
         yield from _all_checks(
-            context, specs, read, window, timezone, warehouse_io_manager, check_thresholds, freshness, {}
+            context, specs, read, window, timezone, warehouse_io_manager, check_thresholds, freshness, {}, names
         )
 
     return read_source
@@ -212,12 +220,13 @@ def _all_checks(
     thresholds: CheckThresholds,
     freshness: Freshness | None,
     refusals: dict[str, Exception],
+    names: AccountNames,
 ) -> Iterator[dg.AssetCheckEvaluation]:
     """Every selected check of these tables, once per partition of the run: the warehouse checks, then freshness."""
-    yield from evaluate_raw_checks(context, specs, read, window, timezone, io_manager, thresholds, refusals)
+    yield from evaluate_raw_checks(context, specs, read, window, timezone, io_manager, thresholds, refusals, names)
     if freshness:
         now, covered = freshness.clock(), context.partition_keys if read and not refusals else []
-        for key in (raw_asset_key(spec.name) for spec in specs):
+        for key in (names.raw(spec.name) for spec in specs):
             if dg.AssetCheckKey(key, PARTITION_ON_TIME) in context.selected_asset_check_keys:
                 outcome = freshness.evaluate(context.instance, key, now, covered)
                 yield from outcome.per_partition(key, PARTITION_ON_TIME, False, context.partition_keys)
@@ -232,13 +241,14 @@ def evaluate_raw_checks(
     io_manager: WarehouseIOManager,
     thresholds: CheckThresholds,
     refusals: dict[str, Exception],
+    names: AccountNames = SINGLE_ACCOUNT,
 ) -> Iterator[dg.AssetCheckEvaluation]:
     """The selected checks of these tables, on the days of the run, as queries in the warehouse. A table whose write
     was refused fails `volume` with the refusal's finding; its other checks describe the table as it stands."""
     wanted, partitions = context.selected_asset_check_keys, context.partition_keys
     with io_manager.open_warehouse() as warehouse:
         for spec in specs:
-            key = raw_asset_key(spec.name)
+            key = names.raw(spec.name)
             checks = [c for c in checks_for(spec.name) if dg.AssetCheckKey(key, c.name) in wanted]
             if not checks and dg.AssetCheckKey(key, READ_REPORT) not in wanted:
                 continue
@@ -263,12 +273,13 @@ def build_raw_assets(
     freshness: Freshness | None = None,
     warehouse: str = "duckdb",
     owners: Sequence[str] = (),
+    names: AccountNames = SINGLE_ACCOUNT,
 ) -> list[dg.AssetsDefinition]:
     """The raw assets for the chosen datasets (the export's "check the boxes"), one multi-asset per source."""
     by_source: dict[str, list[DatasetSpec]] = {}
     for name in datasets:
         by_source.setdefault(DATASETS[name].source.name, []).append(DATASETS[name])
     return [
-        build_source_asset(specs[0].source, specs, partitions_def, backfill_policy, freshness, warehouse, owners)
+        build_source_asset(specs[0].source, specs, partitions_def, backfill_policy, freshness, warehouse, owners, names)
         for specs in by_source.values()
     ]

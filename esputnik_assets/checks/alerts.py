@@ -21,6 +21,7 @@ import requests
 from dagster._core.events import DagsterEventType
 from pydantic import Field
 
+from esputnik_assets.keys import ACCOUNT_TAG, SINGLE_ACCOUNT, AccountNames
 from esputnik_assets.redaction import redact, register_secret
 
 ALERT_SENSOR = "esputnik_alerts"
@@ -99,7 +100,7 @@ class AlertState:
         return json.dumps({"runs": self.runs, "open": sorted(self.open), "pending": self.pending})
 
 
-def _check_message(evaluation: dg.AssetCheckEvaluation, ui_url: str) -> str:
+def _check_message(evaluation: dg.AssetCheckEvaluation, ui_url: str, account: str) -> str:
     asset = evaluation.asset_key.to_user_string()
     figures = {k: v.value for k, v in evaluation.metadata.items() if isinstance(v.value, (int, float, str)) and k != "examples"}
     days = evaluation.metadata.get("days") or evaluation.metadata.get("due_partition")
@@ -107,7 +108,7 @@ def _check_message(evaluation: dg.AssetCheckEvaluation, ui_url: str) -> str:
         ", ".join(d["day"] for d in days.value) if days and isinstance(days.value, list) else (days.value if days else "")
     )
     return (
-        f":red_circle: {evaluation.severity.value} check `{evaluation.check_name}` failed on `{asset}`"
+        f":red_circle: {account}{evaluation.severity.value} check `{evaluation.check_name}` failed on `{asset}`"
         + (f" for {partition}" if partition else "")
         + f"\n{evaluation.description or ''}"
         + (f"\n{json.dumps(figures, default=str, sort_keys=True)}" if figures else "")
@@ -115,10 +116,23 @@ def _check_message(evaluation: dg.AssetCheckEvaluation, ui_url: str) -> str:
     )
 
 
-def _run_message(record: dg.EventLogRecord, ui_url: str) -> str:
+def _run_message(record: dg.EventLogRecord, ui_url: str, account: str) -> str:
     entry = record.event_log_entry
     message = (entry.dagster_event.message if entry.dagster_event else None) or entry.user_message
-    return f":x: Run `{entry.run_id}` ({entry.job_name}) failed\n{message}\n{ui_url}/runs/{entry.run_id}"
+    return f":x: {account}Run `{entry.run_id}` ({entry.job_name}) failed\n{message}\n{ui_url}/runs/{entry.run_id}"
+
+
+def _account_runs(instance: dg.DagsterInstance, run_ids: Sequence[str], names: AccountNames) -> set[str]:
+    """The runs (of `run_ids`) that are this account's: tagged with it, or selecting its assets or checks."""
+    if names.account is None:
+        return set(run_ids)
+    prefixes = {names.raw_prefix, names.metrics_prefix}
+    mine = set()
+    for run in instance.get_runs(dg.RunsFilter(run_ids=list(run_ids))) if run_ids else []:
+        keys = [*(run.asset_selection or ()), *(c.asset_key for c in run.asset_check_selection or ())]
+        if run.tags.get(ACCOUNT_TAG) == names.account or any(key.path[0] in prefixes for key in keys):
+            mine.add(run.run_id)
+    return mine
 
 
 def _failed_checks(instance: dg.DagsterInstance, check_keys: Sequence[dg.AssetCheckKey]) -> dict[str, dg.AssetCheckEvaluation]:
@@ -132,23 +146,41 @@ def _failed_checks(instance: dg.DagsterInstance, check_keys: Sequence[dg.AssetCh
     return failed
 
 
-def build_alert_sensor(check_keys: Sequence[dg.AssetCheckKey]) -> dg.SensorDefinition:
+def build_alert_sensor(
+    check_keys: Sequence[dg.AssetCheckKey], names: AccountNames = SINGLE_ACCOUNT
+) -> dg.SensorDefinition:
+    """One account's alerts: its checks and its failed runs, each message naming the account of an accounts file."""
+    webhook_key = names.resource("alert_webhook")
+    account = "" if names.account is None else f"[{names.account}] "
+
     @dg.sensor(
-        name=ALERT_SENSOR,
+        name=names.named(ALERT_SENSOR),
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Posts failed checks, late tables and failed runs to ESPUTNIK_ALERT_WEBHOOK_URL, once per incident.",
+        description="Posts failed checks, late tables and failed runs to ESPUTNIK_ALERT_WEBHOOK_URL, once per incident"
+        + ("." if names.account is None else f", of {names.label}."),
+        required_resource_keys={webhook_key},
     )
-    def alerts(context: dg.SensorEvaluationContext, alert_webhook: AlertWebhook) -> dg.SkipReason:
+    def alerts(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+        alert_webhook: AlertWebhook = getattr(context.resources, webhook_key)
         deadline = time.monotonic() + alert_webhook.tick_budget_seconds
         register_secret(alert_webhook.account_key)
         state = AlertState.load(context.cursor)
         failed = _failed_checks(context.instance, check_keys)
-        new = [_check_message(failed[name], alert_webhook.ui_url) for name in sorted(failed) if name not in state.open]
+        new = [
+            _check_message(failed[name], alert_webhook.ui_url, account)
+            for name in sorted(failed)
+            if name not in state.open
+        ]
         runs = context.instance.fetch_run_status_changes(
             DagsterEventType.RUN_FAILURE, limit=BATCH, cursor=state.runs, ascending=True
         )
-        new += [_run_message(record, alert_webhook.ui_url) for record in runs.records]
+        mine = _account_runs(context.instance, [r.event_log_entry.run_id for r in runs.records], names)
+        new += [
+            _run_message(record, alert_webhook.ui_url, account)
+            for record in runs.records
+            if record.event_log_entry.run_id in mine
+        ]
         new = [redact(text) for text in new]  # the cursor holds them too, and the UI shows the cursor
         state.runs, state.open = runs.cursor or state.runs, sorted(failed)
         if not alert_webhook.url:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from esputnik_assets.checks.raw import ERROR, Outcome
+from esputnik_assets.keys import SINGLE_ACCOUNT, AccountNames
 
 PARTITION_ON_TIME = "partition_on_time"
 FRESHNESS_SENSOR = "esputnik_freshness"
@@ -69,11 +70,13 @@ class Freshness:
         return Outcome(False, late, metadata, ERROR)
 
 
-def build_freshness_sensor(keys: Sequence[dg.AssetKey], freshness: Freshness) -> dg.SensorDefinition:
-    """Records `partition_on_time` for every asset between runs, once per change of its state."""
+def build_freshness_sensor(
+    keys: Sequence[dg.AssetKey], freshness: Freshness, names: AccountNames = SINGLE_ACCOUNT
+) -> dg.SensorDefinition:
+    """Records `partition_on_time` for every asset of one account between runs, once per change of its state."""
 
     @dg.sensor(
-        name=FRESHNESS_SENSOR,
+        name=names.named(FRESHNESS_SENSOR),
         minimum_interval_seconds=300,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Evaluates each table's partition_on_time check between runs, so a late table turns red.",

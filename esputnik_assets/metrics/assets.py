@@ -13,7 +13,7 @@ import dagster as dg
 
 from esputnik_assets.checks.freshness import PARTITION_ON_TIME, Freshness
 from esputnik_assets.contracts import DATASET_NAMES
-from esputnik_assets.keys import raw_asset_key
+from esputnik_assets.keys import SINGLE_ACCOUNT, AccountNames
 from esputnik_assets.metrics.catalog import MEDIA_TYPES, Metric, cost_parameter
 from esputnik_assets.metrics.checks import checks_for, evaluate_metric_checks
 from esputnik_assets.metrics.engine import MetricEngine, MetricTable, QueryStats
@@ -31,12 +31,13 @@ STALE_DAYS_RUN_TAGS = {"esputnik/trigger": "stale_metric_days"}  # one tag to fi
 
 
 def metric_key(name: str) -> dg.AssetKey:
-    return dg.AssetKey([KEY_PREFIX, name])
+    """The asset key of a metric table of the single account (an account of the file: `AccountNames.metric`)."""
+    return SINGLE_ACCOUNT.metric(name)
 
 
-def _source_key(table: str) -> dg.AssetKey:
-    """A lineage source: a raw table, or another metric table."""
-    return raw_asset_key(table) if table in DATASET_NAMES else metric_key(table)
+def _source_key(table: str, names: AccountNames) -> dg.AssetKey:
+    """A lineage source: a raw table, or another metric table, of the same account."""
+    return names.raw(table) if table in DATASET_NAMES else names.metric(table)
 
 
 # A window reaching every earlier day (ALL_EARLIER_DAYS) maps to this many days back: a century holds any
@@ -76,14 +77,16 @@ def stale_days_condition() -> dg.AutomationCondition:
     ).with_label("stale metric day")
 
 
-def build_stale_days_sensor(keys: Sequence[dg.AssetKey]) -> dg.AutomationConditionSensorDefinition:
+def build_stale_days_sensor(
+    keys: Sequence[dg.AssetKey], names: AccountNames = SINGLE_ACCOUNT
+) -> dg.AutomationConditionSensorDefinition:
     """Evaluates the metric assets' condition between runs; several days of one metric become one backfill, which
     runs the days in dependency order (contact_daily before the contact_segments days that read it)."""
     return dg.AutomationConditionSensorDefinition(
-        STALE_DAYS_SENSOR,
+        names.named(STALE_DAYS_SENSOR),
         target=dg.AssetSelection.assets(*keys),
         default_status=dg.DefaultSensorStatus.RUNNING,
-        run_tags=STALE_DAYS_RUN_TAGS,
+        run_tags={**STALE_DAYS_RUN_TAGS, **names.run_tags},
         emit_backfills=True,
         description="Recomputes the metric days whose window reads a raw (or metric) day that a later run rewrote: "
         "a schedule look-back, a backfill.",
@@ -94,10 +97,10 @@ def column_schema(table: MetricTable) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in table.columns])
 
 
-def column_lineage(table: MetricTable) -> dg.TableColumnLineage:
+def column_lineage(table: MetricTable, names: AccountNames = SINGLE_ACCOUNT) -> dg.TableColumnLineage:
     return dg.TableColumnLineage(
         deps_by_column={
-            c.name: [dg.TableColumnDep(asset_key=_source_key(t), column_name=name) for t, name in c.lineage]
+            c.name: [dg.TableColumnDep(asset_key=_source_key(t, names), column_name=name) for t, name in c.lineage]
             for c in table.columns
             if c.lineage
         }
@@ -162,12 +165,14 @@ def build_metric_asset(
     partitions_def: dg.PartitionsDefinition,
     backfill_policy: dg.BackfillPolicy,
     freshness: Freshness | None = None,
+    names: AccountNames = SINGLE_ACCOUNT,
 ) -> dg.AssetsDefinition:
     upstream_window = metric.upstream_window or metric.window
-    deps = [window_dep(raw_asset_key(d), metric.window) for d in metric.reads] + [
-        window_dep(metric_key(m), upstream_window) for m in metric.upstream
+    deps = [window_dep(names.raw(d), metric.window) for d in metric.reads] + [
+        window_dep(names.metric(m), upstream_window) for m in metric.upstream
     ]
-    key = metric_key(metric.name)
+    key = names.metric(metric.name)
+    resource_key = names.resource(RESOURCE_KEY)
     checks = checks_for(metric)
     check_specs = [
         dg.AssetCheckSpec(c.name, asset=key, description=c.describe(metric.table), blocking=c.blocking) for c in checks
@@ -180,7 +185,7 @@ def build_metric_asset(
         specs=[
             dg.AssetSpec(
                 key,
-                group_name=GROUP,
+                group_name=names.metrics_prefix,
                 description=metric.formula,
                 deps=deps,
                 kinds={"sql"},
@@ -193,11 +198,12 @@ def build_metric_asset(
         backfill_policy=backfill_policy,
         check_specs=check_specs,
         can_subset=True,
+        required_resource_keys={resource_key},
+        op_tags=names.run_tags,
     )
     @redacted_errors
-    def metric_asset(
-        context: dg.AssetExecutionContext, metrics_warehouse: MetricsWarehouse
-    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation]:
+    def metric_asset(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult | dg.AssetCheckEvaluation]:
+        metrics_warehouse: MetricsWarehouse = getattr(context.resources, resource_key)
         window = context.partition_time_window
         days = LocalWindow.for_days(window.start.date(), window.end.date()).days()
         wanted = [c for c in checks if dg.AssetCheckKey(key, c.name) in context.selected_asset_check_keys]
@@ -222,7 +228,7 @@ def build_metric_asset(
             metadata={
                 "dagster/row_count": table_rows,
                 "rows_written": total.rows_written,
-                "dagster/column_lineage": column_lineage(metric.table),
+                "dagster/column_lineage": column_lineage(metric.table, names),
                 "days": f"{days[0]} .. {days[-1]}" if len(days) > 1 else str(days[0]),
                 "table": f"{metrics_warehouse.location()}.{metric.name}",
                 **bytes_processed,
@@ -246,10 +252,13 @@ def build_metric_assets(
     partitions_def: dg.PartitionsDefinition,
     backfill_policy: dg.BackfillPolicy,
     freshness: Freshness | None = None,
+    names: AccountNames = SINGLE_ACCOUNT,
 ) -> list[dg.AssetsDefinition]:
     """The metric assets whose raw inputs are exported (and whose upstream metrics are built), in dependency order."""
     built: list[str] = []
     for metric in metrics:
         if set(metric.reads) <= set(datasets) and set(metric.upstream) <= set(built):
             built.append(metric.name)
-    return [build_metric_asset(m, partitions_def, backfill_policy, freshness) for m in metrics if m.name in built]
+    return [
+        build_metric_asset(m, partitions_def, backfill_policy, freshness, names) for m in metrics if m.name in built
+    ]

@@ -23,7 +23,8 @@ import dagster as dg
 import polars as pl
 from pydantic import Field
 
-from esputnik_assets.metrics.assets import GROUP, metric_key, window_dep
+from esputnik_assets.keys import SINGLE_ACCOUNT, AccountNames
+from esputnik_assets.metrics.assets import RESOURCE_KEY, window_dep
 from esputnik_assets.metrics.engine import MetricEngine
 from esputnik_assets.metrics.kpis import HIGH_RISK_SCORE
 from esputnik_assets.metrics.resource import MetricsWarehouse
@@ -231,25 +232,28 @@ def render_page(engine: MetricEngine, day: date, max_drop: float) -> tuple[str, 
 
 
 def build_kpi_dashboard_asset(
-    partitions_def: dg.PartitionsDefinition, backfill_policy: dg.BackfillPolicy
+    partitions_def: dg.PartitionsDefinition, backfill_policy: dg.BackfillPolicy, names: AccountNames = SINGLE_ACCOUNT
 ) -> dg.AssetsDefinition:
-    """The dashboard asset, downstream of the metric tables it draws (the 90 days before and including D)."""
+    """The dashboard asset of one account, downstream of the metric tables it draws (the 90 days up to D)."""
+    warehouse_key, dashboard_key = names.resource(RESOURCE_KEY), names.resource(DASHBOARD_RESOURCE_KEY)
 
     @dg.asset(
-        key=metric_key(DASHBOARD),
-        group_name=GROUP,
+        key=names.metric(DASHBOARD),
+        group_name=names.metrics_prefix,
         description=f"The last {DASHBOARD_DAYS} days of KPIs as one self-contained HTML page (no script, no network): "
         "funnel rates per channel with their 7-day baselines, sends by broadcast, revenue and attributed share, "
         "segments over time, the churn-risk distribution, flagged days in red.",
-        deps=[window_dep(metric_key(m), (-(DASHBOARD_DAYS - 1), 0)) for m in READS],
+        deps=[window_dep(names.metric(m), (-(DASHBOARD_DAYS - 1), 0)) for m in READS],
         partitions_def=partitions_def,
         backfill_policy=backfill_policy,
         kinds={"html"},
+        required_resource_keys={warehouse_key, dashboard_key},
+        op_tags=names.run_tags,
     )
     @redacted_errors
-    def kpi_dashboard_pages(
-        context: dg.AssetExecutionContext, metrics_warehouse: MetricsWarehouse, kpi_dashboard: KpiDashboard
-    ) -> Iterator[dg.MaterializeResult]:
+    def kpi_dashboard_pages(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
+        metrics_warehouse: MetricsWarehouse = getattr(context.resources, warehouse_key)
+        kpi_dashboard: KpiDashboard = getattr(context.resources, dashboard_key)
         window = context.partition_time_window
         days = LocalWindow.for_days(window.start.date(), window.end.date()).days()
         with metrics_warehouse.open() as engine:

@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from esputnik_assets.checks.freshness import Freshness
+from esputnik_assets.keys import SINGLE_ACCOUNT, AccountNames
 from esputnik_assets.metrics.assets import RESOURCE_KEY, build_metric_assets
 from esputnik_assets.metrics.broadcast import BROADCAST_PERFORMANCE
 from esputnik_assets.metrics.catalog import CUSTOMER_JOURNEYS, METRICS, Metric
@@ -81,25 +82,29 @@ def build_metrics(
     backfill_policy: dg.BackfillPolicy,
     io_manager: WarehouseIOManager,
     freshness: Freshness | None = None,
+    names: AccountNames = SINGLE_ACCOUNT,
 ) -> tuple[list[dg.AssetsDefinition], dict[str, dg.ConfigurableResource]]:
     """The metric assets over the exported datasets, the KPI dashboard when every table it draws is built, and the
-    resources they run with."""
+    resources they run with (one account's: the same metric definitions for every account, over its own schemas and
+    in its own time zone)."""
     warehouse = metrics_warehouse(settings, io_manager)
     metrics = metrics_for(ALL_METRICS, warehouse)
-    assets = build_metric_assets(metrics, settings.datasets, partitions_def, backfill_policy, freshness)
+    assets = build_metric_assets(metrics, settings.datasets, partitions_def, backfill_policy, freshness, names)
     built = {key.path[-1] for asset in assets for key in asset.keys}
     if not set(READS) <= built:
-        return assets, {RESOURCE_KEY: warehouse}
+        return assets, {names.resource(RESOURCE_KEY): warehouse}
     dashboard = KpiDashboard(directory=dashboard_directory(settings), kpi_max_drop=settings.kpi_max_drop)
     return (
-        [*assets, build_kpi_dashboard_asset(partitions_def, backfill_policy)],
-        {RESOURCE_KEY: warehouse, DASHBOARD_RESOURCE_KEY: dashboard},
+        [*assets, build_kpi_dashboard_asset(partitions_def, backfill_policy, names)],
+        {names.resource(RESOURCE_KEY): warehouse, names.resource(DASHBOARD_RESOURCE_KEY): dashboard},
     )
 
 
 def dashboard_directory(settings: Settings) -> str:
-    """ESPUTNIK_DASHBOARD_DIR, else a folder beside the DuckDB file (on BigQuery: data/kpi_dashboard)."""
+    """ESPUTNIK_DASHBOARD_DIR, else a folder beside the DuckDB file (on BigQuery: data/kpi_dashboard); an account of
+    the accounts file writes into its own subfolder, so two accounts' pages of one day never overwrite each other."""
     if settings.dashboard_dir:
-        return settings.dashboard_dir
-    beside = Path(settings.duckdb_path).parent if settings.warehouse == "duckdb" else Path("data")
-    return str(beside / DASHBOARD)
+        folder = Path(settings.dashboard_dir)
+    else:
+        folder = (Path(settings.duckdb_path).parent if settings.warehouse == "duckdb" else Path("data")) / DASHBOARD
+    return str(folder if settings.account is None else folder / settings.account)

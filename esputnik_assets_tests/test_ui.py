@@ -280,7 +280,11 @@ def _materialized(server: DevServer, path: list[str], days: list[str]) -> dict[s
 def test_backfills_clicked_in_the_launcher_materialize_each_groups_days(dev_server, clicked_backfills):
     for group, backfill in clicked_backfills.items():
         assert backfill["status"] == "COMPLETED_SUCCESS", (group, backfill)
-        assert sorted(backfill["partitionNames"]) == LAUNCHER_DAYS, group  # the range typed, nothing else
+        if group == RAW_GROUP:
+            assert sorted(backfill["partitionNames"]) == LAUNCHER_DAYS, group  # the range typed, nothing else
+        else:  # a window metric's later days read the typed ones: Dagster's backfill targets them too (through the
+            # partition mappings), so the assets' targets differ and the backfill has no single list of days
+            assert backfill["partitionNames"] is None, backfill
         assert sorted(a["path"] for a in backfill["assetSelection"]) == sorted(GROUP_KEYS[group]), group
         run_ids = {run["runId"] for run in backfill["runs"]}
         assert run_ids and all(run["status"] == "SUCCESS" for run in backfill["runs"]), group

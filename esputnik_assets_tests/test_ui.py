@@ -1,6 +1,6 @@
 """The UI as a new operator meets it: the quick start, then `esputnik-assets dev` (webserver and daemon) in the
 same folder, backfills clicked through the launcher for the raw and the metric group, a failed check as the Checks
-tab shows it, and the pages seen in a browser.
+tab shows it, the metric assets' KPI metadata drawn as Plots, and the pages seen in a browser.
 
 One server for the module (it takes about half a minute to start) and one browser (headless chromium driven over
 the DevTools protocol, `browser.py`). Screenshots are kept in `esputnik_assets_tests/artifacts/` (ignored by git).

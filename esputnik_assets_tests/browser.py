@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -150,28 +151,51 @@ def _devtools_port(profile: Path, process: subprocess.Popen, timeout: float = 60
 @contextmanager
 def open_page(browser: str, screenshots: Path, width: int = 1600, height: int = 1000) -> Iterator[Page]:
     """A headless chromium with a fresh profile and one blank tab of `width` x `height`; stopped afterwards."""
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
-        flags = ["--headless=new", "--disable-gpu", "--hide-scrollbars", "--no-first-run", "--remote-debugging-port=0",
-                 f"--user-data-dir={profile}", f"--window-size={width},{height}"]  # fmt: skip
-        flags += ["--no-sandbox"] if os.geteuid() == 0 else []
-        process = subprocess.Popen(
-            [browser, *flags, "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+    profile = tempfile.mkdtemp(prefix="chromium-")
+    flags = ["--headless=new", "--disable-gpu", "--hide-scrollbars", "--no-first-run", "--remote-debugging-port=0",
+             f"--user-data-dir={profile}", f"--window-size={width},{height}"]  # fmt: skip
+    flags += ["--no-sandbox"] if os.geteuid() == 0 else []
+    process = subprocess.Popen(
+        [browser, *flags, "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        port = _devtools_port(Path(profile), process)
+        with connect(_first_page(port), proxy=None, max_size=None) as socket:
+            page = Page(socket, screenshots)
+            page.send("Page.enable")
+            page.resize(width, height)
+            yield page
+    finally:
+        _stop(process)
+        _remove_profile(Path(profile))
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM to chromium's whole process group (its helper processes too), SIGKILL if it lingers."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=20)
+
+
+def _remove_profile(profile: Path, timeout: float = 10) -> None:
+    """The profile folder removed; retried while a helper process still exiting writes into it (it did, at times)."""
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            port = _devtools_port(Path(profile), process)
-            with connect(_first_page(port), proxy=None, max_size=None) as socket:
-                page = Page(socket, screenshots)
-                page.send("Page.enable")
-                page.resize(width, height)
-                yield page
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=20)
+            shutil.rmtree(profile)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _first_page(port: int) -> str:

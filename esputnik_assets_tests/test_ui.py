@@ -1,6 +1,6 @@
 """The UI as a new operator meets it: the quick start, then `esputnik-assets dev` (webserver and daemon) in the
 same folder, backfills clicked through the launcher for the raw and the metric group, a failed check as the Checks
-tab shows it, and the pages seen in a browser.
+tab shows it, the metric assets' KPI metadata drawn as Plots, and the pages seen in a browser.
 
 One server for the module (it takes about half a minute to start) and one browser (headless chromium driven over
 the DevTools protocol, `browser.py`). Screenshots are kept in `esputnik_assets_tests/artifacts/` (ignored by git).
@@ -340,3 +340,128 @@ def test_a_failed_check_is_red_on_the_checks_tab_with_its_finding(dev_server, cl
     assert red > 2 * green and red > 2 * blue, f"the Failed tag is {failed_tag_colour}, not red"
     assert "This is a non-blocking asset check." in page.text()
     _assert_not_blank(page.screenshot(ARTIFACTS / "failed-check.png"))
+
+
+# ---- the KPI trends on the asset page's Plots view ----------------------------------------------------------------
+
+PLOTTED_KPIS = {  # a few of the figures kpis.py reports for the demo account, each drawn as a trend over the days
+    "channel_engagement": ("kpi/Email/open_rate", "kpi/Email/delivery_rate", "kpi/Email/delivered"),
+    "daily_sales": ("kpi/orders", "kpi/revenue", "kpi/attributed_share"),
+}
+NUMERIC_MATERIALIZATIONS = """
+query Materializations($key: AssetKeyInput!) {
+  assetOrError(assetKey: $key) {
+    ... on Asset {
+      assetMaterializations {
+        partition timestamp
+        metadataEntries {
+          label ... on IntMetadataEntry { intValue } ... on FloatMetadataEntry { floatValue }
+        }
+      }
+    }
+  }
+}"""
+# Each chart of the metadata's Plots view, by its title: the canvas's size and, for each point the chart holds, its
+# partition, its value and whether the series' colour is inked on the canvas around the point's place. The chart is
+# Chart.js drawing on a canvas: its instance is found through the React component that owns the canvas.
+PLOTTED_SERIES = """(() => {
+  const chartOf = (canvas) => {
+    for (let f = canvas[Object.keys(canvas).find((k) => k.startsWith('__reactFiber$'))]; f; f = f.return)
+      for (let hook = f.memoizedState; hook && typeof hook === 'object' && 'next' in hook; hook = hook.next)
+        if (hook.memoizedState && hook.memoizedState.current && hook.memoizedState.current.getDatasetMeta)
+          return hook.memoizedState.current;
+    return null;
+  };
+  const series = {};
+  for (const canvas of document.querySelectorAll('canvas')) {
+    let cell = canvas;  // the plot's cell in the grid of plots: its title and its canvas
+    while (cell.parentElement && cell.parentElement.style.display !== 'grid') cell = cell.parentElement;
+    const chart = chartOf(canvas);
+    if (!chart || !canvas.width || !canvas.height) continue;
+    const dataset = chart.data.datasets[0], scale = chart.currentDevicePixelRatio;
+    const colour = dataset.borderColor.match(/[0-9.]+/g).slice(0, 3).map(Number);
+    const ink = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+    const inked = (x, y) => {
+      for (let dx = -4; dx <= 4; dx++) for (let dy = -4; dy <= 4; dy++) {
+        const at = 4 * (Math.round(scale * y + dy) * canvas.width + Math.round(scale * x + dx));
+        if (ink[at + 3] > 200 && colour.every((c, i) => Math.abs(ink[at + i] - c) < 24)) return true;
+      }
+      return false;
+    };
+    series[cell.innerText.trim()] = {
+      size: [canvas.width, canvas.height],
+      points: chart.getDatasetMeta(0).data.flatMap((point, i) => point.skip ? [] :
+        [[chart.data.labels[i], dataset.data[i].y, inked(point.x, point.y)]]),
+    };
+  }
+  return series;
+})()"""
+
+
+def _kpi_history(server: DevServer, path: list[str]) -> tuple[list[str], dict[str, dict[str, float]]]:
+    """The asset's materialized partitions, and each numeric `kpi/...` figure by partition from each partition's
+    latest materialization."""
+    found = server.graphql(NUMERIC_MATERIALIZATIONS, {"key": {"path": path}})["assetOrError"]
+    latest: dict[str, dict] = {}
+    for m in sorted(found["assetMaterializations"], key=lambda m: float(m["timestamp"])):
+        latest[m["partition"]] = m
+    history: dict[str, dict[str, float]] = {}
+    for partition, m in latest.items():
+        for entry in m["metadataEntries"]:
+            value = entry.get("floatValue", entry.get("intValue"))
+            if entry["label"].startswith("kpi/") and value is not None:
+                history.setdefault(entry["label"], {})[partition] = value
+    return sorted(latest), history
+
+
+def _page_errors(events: list[dict], origin: str) -> list[dict]:
+    """Exceptions, console errors and failed loads of the page; a failed load off this machine (the UI's telemetry
+    script from dagster.io, unreachable here) is not the page's error."""
+    return [
+        e for e in events
+        if e["method"] == "Runtime.exceptionThrown"
+        or (e["method"] == "Runtime.consoleAPICalled" and e["params"]["type"] in ("error", "assert"))
+        or (e["method"] == "Log.entryAdded" and e["params"]["entry"]["level"] == "error"
+            and (e["params"]["entry"]["source"] != "network" or e["params"]["entry"].get("url", "").startswith(origin)))
+    ]  # fmt: skip
+
+
+def _plotted_kpis(server: DevServer, page: Page, table: str, screenshot: Path) -> dict:
+    """The asset's page, its metadata shown as Plots (the button a person clicks), once each named figure's chart
+    has drawn its points: the charts by title."""
+    page.goto(f"{server.url}/assets/{'/'.join(metric_key(table).path)}")
+    page.click("button", "Plots")
+    named = json.dumps(PLOTTED_KPIS[table])
+    plotted = page.wait_for(
+        f"(() => {{ const s = {PLOTTED_SERIES}; return {named}.every((t) => s[t] && s[t].points.length"
+        f" && s[t].points.every(([, , inked]) => inked)) && s; }})()",
+        f"the charts of {table}'s KPIs, each point inked",
+    )
+    page.evaluate(
+        f"[...document.querySelectorAll('div, span')].find((e) => !e.children.length"
+        f" && e.textContent.trim() === {json.dumps(PLOTTED_KPIS[table][0])}).scrollIntoView({{block: 'center'}})"
+    )
+    _assert_not_blank(page.screenshot(screenshot))
+    return plotted
+
+
+@needs_browser
+def test_the_plots_view_draws_each_kpi_as_a_trend_over_the_materialized_days(dev_server, clicked_backfills, page):
+    for domain in ("Runtime", "Log"):
+        page.send(f"{domain}.enable")
+    first_event = len(page.events)
+    page.resize(1600, 1400)
+    for table, figures in PLOTTED_KPIS.items():
+        materialized, history = _kpi_history(dev_server, metric_key(table).path)
+        assert {dev_server.quick_start_day, *LAUNCHER_DAYS} <= set(materialized), (table, materialized)
+        plotted = _plotted_kpis(dev_server, page, table, ARTIFACTS / f"kpi-plots-{table}.png")
+        # one chart per figure the materializations carry, titled with its name, and no other kpi chart
+        assert sorted(title for title in plotted if title.startswith("kpi/")) == sorted(history), table
+        for figure in figures:
+            chart = plotted[figure]
+            assert chart["size"][0] > 100 and chart["size"][1] > 100, (figure, chart["size"])
+            # a point per materialized day (x: the partition), its value the metadata's (each inked: waited for)
+            assert {day: value for day, value, _ in chart["points"]} == history[figure], figure
+            assert sorted(history[figure]) == materialized, figure
+    page.resize(1600, 1000)
+    assert _page_errors(page.events[first_event:], dev_server.url) == []

@@ -44,17 +44,6 @@ GOLDEN_RUN = (date(2026, 11, 20), date(2026, 11, 22))  # then every asset: the r
 _dataset_names = itertools.count()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist, the tests that share a costly fixture run on one worker, so it is built once: those of a
-    module-scoped fixture (a dev server, a deployment) by module, those of a golden materialization by warehouse."""
-    for item in items:
-        fixtures = item._fixtureinfo.name2fixturedefs
-        if any(definitions[-1].scope == "module" for definitions in fixtures.values()):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-        elif "golden" in fixtures:
-            item.add_marker(pytest.mark.xdist_group(f"golden-{item.callspec.params['golden']}"))
-
-
 def demo_account() -> DemoAccount:
     """The suite's small demo account (deterministic: tests compute expected values from its generator)."""
     return DemoAccount(contacts=300, activities_per_day=1_500, orders_per_day=40, events_per_day=200, devices=80)

@@ -123,6 +123,21 @@ def test_the_cli_materializes_the_nine_tables_for_a_day(tmp_path):
     assert held == {name: account.expected_count(name, day if name in FACT_DATASETS else None) for name in DATASET_NAMES}
 
 
+def _answers(url: str) -> bool:
+    """Whether the webserver at `url` answers a GraphQL request yet."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"{url}/graphql", json.dumps({"query": "{ version }"}).encode(),
+                                     {"Content-Type": "application/json"})  # fmt: skip
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status == 200
+    except (urllib.error.URLError, ConnectionError):
+        return False
+
+
 @pytest.fixture(scope="module")
 def dev_server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     """`esputnik-assets dev` (dagster dev on the project's home) in a fresh folder, once for the module: its URL and
@@ -143,11 +158,11 @@ def dev_server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
              "-p", str(port)], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
-            deadline = time.monotonic() + 240
-            while "Serving dagster-webserver" not in output.read_text():
+            url, deadline = f"http://127.0.0.1:{port}", time.monotonic() + 240
+            while not _answers(url):  # "Serving dagster-webserver" is logged before the socket listens
                 assert server.poll() is None and time.monotonic() < deadline, output.read_text()[-3000:]
                 time.sleep(0.5)
-            yield f"http://127.0.0.1:{port}", output
+            yield url, output
         finally:
             server.terminate()
             server.wait(timeout=60)

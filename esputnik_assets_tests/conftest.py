@@ -18,6 +18,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 from esputnik_assets.assets.raw import build_raw_assets
 from esputnik_assets.checks.freshness import Freshness
@@ -42,6 +43,34 @@ WAREHOUSES = ("duckdb", pytest.param("bigquery", marks=pytest.mark.slow))  # Big
 GOLDEN_HISTORY = date(2026, 11, 19)  # a first run, raw assets only: the checks' trailing means, journeys' D-1
 GOLDEN_RUN = (date(2026, 11, 20), date(2026, 11, 22))  # then every asset: the run the read-only tests look at
 _dataset_names = itertools.count()
+
+
+# Modules whose tests share a module-scoped fixture (a dev server, a deployment, a browser): under pytest-xdist each
+# stays on one worker, so the fixture is built once; every other test is scheduled on its own (`-n auto`).
+KEPT_TOGETHER = frozenset(
+    {"test_bigquery_emulator.py", "test_definitions.py", "test_demo_account.py", "test_deployment.py", "test_ui.py"}
+)
+
+
+class ModuleFixtureScheduling(LoadScopeScheduling):
+    """xdist's scope scheduler with a scope per test, except one per module of KEPT_TOGETHER (those go out first,
+    being the largest scopes, so the longest modules never run last on one worker)."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = nodeid.split("::", 1)[0]
+        return module if module.rsplit("/", 1)[-1] in KEPT_TOGETHER else nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadScopeScheduling:
+    return ModuleFixtureScheduling(config, log)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A module-scoped fixture outside KEPT_TOGETHER would be built on every worker: refuse it at collection."""
+    for item in items:
+        scopes = {definitions[-1].scope for definitions in item._fixtureinfo.name2fixturedefs.values()}
+        if "module" in scopes and item.path.name not in KEPT_TOGETHER:
+            raise pytest.UsageError(f"{item.path.name} has a module-scoped fixture: add it to KEPT_TOGETHER")
 
 
 def demo_account() -> DemoAccount:

@@ -8,6 +8,7 @@ the DevTools protocol, `browser.py`). Screenshots are kept in `esputnik_assets_t
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -125,10 +126,15 @@ def dev_server(tmp_path_factory) -> Iterator[DevServer]:
     """The README's path in a fresh folder: `esputnik-demo-run`, then `esputnik-assets dev` with one demo day served
     broken (README, "See them fail"), nothing else set."""
     folder, env = tmp_path_factory.mktemp("operator"), _clean_env()
+    started = datetime.now(timezone.utc).date()
     quick = subprocess.run(
         [str(BIN / "esputnik-demo-run")], cwd=folder, env=env, capture_output=True, text=True, timeout=300
     )
     assert quick.returncode == 0, quick.stderr[-3000:]
+    # The day it says it materialized: yesterday, as of its start or (past midnight UTC meanwhile) of its end.
+    quick_start_day = re.search(r"Materialized .* for (\d{4}-\d{2}-\d{2}) \(job", quick.stdout)[1]
+    ended = datetime.now(timezone.utc).date()
+    assert quick_start_day in {(started - timedelta(days=1)).isoformat(), (ended - timedelta(days=1)).isoformat()}
     env["ESPUTNIK_DEMO_BROKEN_DAYS"] = f"{BROKEN_DAY}=collapsed_delivery"
     port = free_port()
     log = (folder / "dev.log").open("w")
@@ -136,7 +142,7 @@ def dev_server(tmp_path_factory) -> Iterator[DevServer]:
         [str(BIN / "esputnik-assets"), "dev", "-m", "esputnik_assets", "-h", "127.0.0.1", "-p", str(port)],
         cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
-    server = DevServer(f"http://127.0.0.1:{port}", folder, (TODAY - timedelta(days=1)).isoformat())
+    server = DevServer(f"http://127.0.0.1:{port}", folder, quick_start_day)
     try:
         deadline = time.monotonic() + 180
         while True:

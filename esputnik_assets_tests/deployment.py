@@ -6,23 +6,21 @@ differ), and GraphQL to drive it. Every process runs in its own process group wi
 from __future__ import annotations
 
 import glob
-import json
 import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from esputnik_assets_tests.services import clean_env, free_port, graphql
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -57,12 +55,6 @@ query Materializations($key: AssetKeyInput!) {
   assetOrError(assetKey: $key) { ... on Asset { assetMaterializations { partition runId } } }
 }"""
 FINISHED_BACKFILL = ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def postgres_bin() -> Path | None:
@@ -142,14 +134,6 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def clean_env() -> dict[str, str]:
-    """This machine's environment minus anything that would pick an account, a warehouse or a Dagster home."""
-    return {
-        k: v for k, v in os.environ.items()
-        if not k.startswith(("ESPUTNIK_", "BIGQUERY_", "DAGSTER_PG_")) and k != "DAGSTER_HOME"
-    }  # fmt: skip
-
-
 @dataclass
 class Service:
     """One long-running process of the deployment, in a process group of its own, its output kept in a file."""
@@ -203,13 +187,7 @@ class Deployment:
     url: str = ""
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(f"{self.url}/graphql", body, {"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=120) as answer:
-            reply = json.load(answer)
-        if "errors" in reply:
-            raise AssertionError(f"GraphQL errors: {reply['errors']}")
-        return reply["data"]
+        return graphql(self.url, query, variables)
 
     def logs(self) -> str:
         """Every process's log tail, for a failure message."""

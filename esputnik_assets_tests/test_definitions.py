@@ -18,6 +18,7 @@ from esputnik_assets.schedules import RANGE_END_TAG, RANGE_START_TAG, daily_rang
 from esputnik_assets.settings import Settings
 from esputnik_assets.specs import DATASETS, WriteMode
 from esputnik_assets_tests.conftest import built_in_demo_account
+from esputnik_assets_tests.services import free_port, graphql
 
 FACT_DATASETS = {name for name, spec in DATASETS.items() if spec.write_mode is WriteMode.REPLACE_DAYS}
 
@@ -124,17 +125,10 @@ def test_the_cli_materializes_the_nine_tables_for_a_day(tmp_path):
 
 
 def _answers(url: str) -> bool:
-    """Whether the webserver at `url` answers a GraphQL request yet."""
-    import json
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(f"{url}/graphql", json.dumps({"query": "{ version }"}).encode(),
-                                     {"Content-Type": "application/json"})  # fmt: skip
+    """Whether the webserver at `url` answers GraphQL yet."""
     try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status == 200
-    except (urllib.error.URLError, ConnectionError):
+        return bool(graphql(url, "{ version }", timeout=30))
+    except OSError:
         return False
 
 
@@ -142,13 +136,10 @@ def _answers(url: str) -> bool:
 def dev_server(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     """`esputnik-assets dev` (dagster dev on the project's home) in a fresh folder, once for the module: its URL and
     its output."""
-    import socket
     import time
 
     folder = tmp_path_factory.mktemp("dev")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ESPUTNIK_") and k != "DAGSTER_HOME"}
     env["ESPUTNIK_DUCKDB_PATH"] = str(folder / "w.duckdb")  # the home is the project-local one, made in the folder
     output = folder / "dev.log"

@@ -10,11 +10,9 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -35,6 +33,7 @@ from esputnik_assets.metrics.dashboard import DASHBOARD
 from esputnik_assets.metrics.wiring import ALL_METRICS
 from esputnik_assets.specs import DATASETS, WriteMode
 from esputnik_assets_tests.browser import Page, find_browser, open_page
+from esputnik_assets_tests.services import clean_env, free_port, graphql
 
 pytestmark = pytest.mark.slow  # minutes: the quick start, a dev server, a backfill through the daemon, a browser
 BIN = Path(sys.executable).parent
@@ -82,12 +81,6 @@ query Materializations($key: AssetKeyInput!, $days: [String!]) {
 needs_browser = pytest.mark.skipif(find_browser() is None, reason="no chromium installed (apt-get install chromium)")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class DevServer:
     url: str
@@ -95,19 +88,7 @@ class DevServer:
     quick_start_day: str
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(f"{self.url}/graphql", body, {"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            reply = json.load(answer)
-        assert "errors" not in reply, reply["errors"]
-        return reply["data"]
-
-
-def _clean_env() -> dict[str, str]:
-    """This machine's environment minus anything that would pick an account, a warehouse or a Dagster home."""
-    return {
-        k: v for k, v in os.environ.items() if not k.startswith(("ESPUTNIK_", "BIGQUERY_")) and k != "DAGSTER_HOME"
-    }
+        return graphql(self.url, query, variables, timeout=60)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -125,7 +106,7 @@ def _stop(process: subprocess.Popen) -> None:
 def dev_server(tmp_path_factory) -> Iterator[DevServer]:
     """The README's path in a fresh folder: `esputnik-demo-run`, then `esputnik-assets dev` with one demo day served
     broken (README, "See them fail"), nothing else set."""
-    folder, env = tmp_path_factory.mktemp("operator"), _clean_env()
+    folder, env = tmp_path_factory.mktemp("operator"), clean_env()
     started = datetime.now(timezone.utc).date()
     quick = subprocess.run(
         [str(BIN / "esputnik-demo-run")], cwd=folder, env=env, capture_output=True, text=True, timeout=300
